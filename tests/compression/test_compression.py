@@ -1,0 +1,60 @@
+"""Pruning reaches its target sparsity; PQAT keeps the zeros; the float-layer list is honest."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+from vdg_tf.compression import PruneConfig, QATConfig, overall_sparsity, prune, qat, sparsity_table
+from vdg_tf.config import Config
+from vdg_tf.data.manifest import read_manifest
+from vdg_tf.data.pipeline import make_dataset
+from vdg_tf.training.train import compile_classifier, with_head_targets
+
+
+@pytest.fixture(scope="module")
+def pruned_and_qat(trained_run, sample_data):
+    cfg: Config = tiny_config()
+    rows, _ = read_manifest(sample_data["manifest_train"])
+    ds = make_dataset(rows, cfg.data, trained_run.labels, trained_run.tokenizer, training=True)
+    fit_ds = with_head_targets(ds, trained_run.model.output_names)
+    before = [w.copy() for w in trained_run.model.get_weights()]
+    pruned = prune(
+        trained_run.model,
+        fit_ds,
+        PruneConfig(0.5, epochs=2),
+        lambda m, s: compile_classifier(m, cfg, s),
+    )
+    assert all(
+        np.array_equal(b, a) for b, a in zip(before, trained_run.model.get_weights(), strict=True)
+    )
+    result = qat(
+        pruned,
+        fit_ds,
+        QATConfig(epochs=1, preserve_sparsity=True),
+        lambda m, s: compile_classifier(m, cfg, s),
+    )
+    return pruned, result
+
+
+def test_sparsity_within_one_point_of_target(pruned_and_qat):
+    pruned, _ = pruned_and_qat
+    assert abs(overall_sparsity(pruned) - 0.5) <= 0.01
+    table = sparsity_table(pruned)
+    assert "fused" in table and "video_motion_conv" in table
+
+
+def test_pqat_keeps_pruned_zeros(pruned_and_qat):
+    pruned, result = pruned_and_qat
+    for layer in result.model.layers:
+        inner = getattr(layer, "layer", None)
+        if inner is None or inner.name not in ("fusion_dense", "video_motion_conv", "text_conv1"):
+            continue
+        (kernel,) = [w.numpy() for w in layer.weights if w.name.endswith("/kernel:0")]
+        ref = pruned.get_layer(inner.name).get_weights()[0]
+        assert np.all(kernel[ref == 0] == 0), inner.name
+
+
+def test_float_layers_are_listed(pruned_and_qat):
+    _, result = pruned_and_qat
+    assert "text_embed (Embedding)" in result.float_layers
+    assert not any("Conv2D" in name or "Dense" in name for name in result.float_layers)

@@ -1,0 +1,50 @@
+"""Shared fixtures: real generated clips and one tiny trained run, built once per session."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+from vdg_tf._quiet import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()
+
+from vdg_tf.config import Config, DataConfig, ModelConfig, TextSpec, TrainConfig, VideoSpec  # noqa: E402
+from vdg_tf.data.sample import make_sample_data  # noqa: E402
+
+
+def tiny_config(epochs: int = 6) -> Config:
+    """Small enough to train in seconds on 2 cores, big enough to learn the sample task."""
+    return Config(
+        data=DataConfig(
+            video=VideoSpec(frames=4, size=32),
+            text=TextSpec(max_tokens=12, vocab_size=120),
+            batch_size=8,
+        ),
+        model=ModelConfig(width=16, embed_dim=16, fused_dim=32),
+        train=TrainConfig(epochs=epochs, learning_rate=5e-3, patience=50),
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory):
+    """48 real mp4 clips (H.264 + AAC) with train/eval manifests."""
+    return make_sample_data(tmp_path_factory.mktemp("sample"), clips=48, seed=3)
+
+
+@pytest.fixture(scope="session")
+def trained_run(sample_data, tmp_path_factory):
+    """A tiny model trained on the sample data (TrainResult)."""
+    from vdg_tf.training.train import train
+
+    out = tmp_path_factory.mktemp("run")
+    return train(
+        tiny_config(),
+        sample_data["manifest_train"],
+        out,
+        sample_data["manifest_eval"],
+        progress=False,
+    )

@@ -1,0 +1,100 @@
+"""The tf.data pipeline: contracted tensors from manifest rows; bad clips skipped and counted."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vdg_tf.config import AudioSpec, DataConfig, TextSpec, VideoSpec
+from vdg_tf.data.features import TextTokenizer, log_mel_frames
+from vdg_tf.data.manifest import label_vocabulary, read_manifest
+from vdg_tf.data.pipeline import SkipLog, make_dataset
+
+CFG = DataConfig(
+    video=VideoSpec(frames=4, size=32),
+    audio=AudioSpec(seconds=1.0),
+    text=TextSpec(max_tokens=8, vocab_size=80),
+    batch_size=4,
+)
+
+
+def build(manifest, cfg=CFG, training=False):
+    rows, problems = read_manifest(manifest)
+    labels = label_vocabulary(rows)
+    tok = TextTokenizer.fit([r.text for r in rows], cfg.text)
+    skips = SkipLog()
+    skips.extend(problems)
+    return make_dataset(rows, cfg, labels, tok, training=training, skips=skips), rows, skips
+
+
+def test_row_becomes_contracted_tensors(sample_data):
+    ds, rows, skips = build(sample_data["manifest_eval"])
+    x, y = next(iter(ds))
+    assert x["video"].shape == (4, 4, 32, 32, 3) and x["video"].dtype.name == "float32"
+    assert float(x["video"].numpy().min()) >= 0.0 and float(x["video"].numpy().max()) <= 1.0
+    assert x["audio"].shape == (4, log_mel_frames(CFG.audio), CFG.audio.mels, 1)
+    assert x["text"].shape == (4, 8) and x["text"].dtype.name == "int32"
+    for m in ("video_mask", "audio_mask", "text_mask"):
+        assert x[m].shape == (4, 1)
+        np.testing.assert_array_equal(x[m].numpy(), 1.0)
+    assert y.shape == (4,) and skips.count == 0
+
+
+def test_bad_clips_are_skipped_reported_and_the_epoch_completes(sample_data, tmp_path):
+    good = [
+        json.loads(line) for line in Path(sample_data["manifest_eval"]).read_text().splitlines()
+    ]
+    root = sample_data["manifest_eval"].rsplit("/", 1)[0]
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "junk.mp4").write_bytes(b"garbage" * 50)
+    rows = [{**r, "video": f"{root}/{r['video']}"} for r in good]
+    bad = [
+        {"video": "missing.mp4", "label": good[0]["label"]},
+        {"video": "empty.mp4", "label": good[0]["label"]},
+        {"video": "junk.mp4", "label": good[0]["label"]},
+        {"video": rows[0]["video"], "label": "no-such-label"},
+    ]
+    m = tmp_path / "m.jsonl"
+    m.write_text("".join(json.dumps(r) + "\n" for r in rows + bad) + "{broken\n")
+    rows_read, problems = read_manifest(m)
+    labels = label_vocabulary(rows_read[: len(rows)])
+    tok = TextTokenizer.fit([r.text for r in rows_read], CFG.text)
+    skips = SkipLog()
+    skips.extend(problems)
+    ds = make_dataset(rows_read, CFG, labels, tok, skips=skips)
+    n = sum(int(y.shape[0]) for _, y in ds)
+    assert n == len(rows)
+    assert skips.count == 5
+    text = " | ".join(skips.reasons)
+    for needle in (
+        "missing.mp4: file not found",
+        "empty.mp4: file is empty",
+        "junk.mp4: cannot decode",
+        "label 'no-such-label' not in labels",
+        "invalid JSON",
+    ):
+        assert needle in text
+    assert skips.summary(len(rows) + 5).startswith(f"skipped 5 of {len(rows) + 5} clips: ")
+
+
+def test_strict_mode_raises_on_first_bad_clip(sample_data, tmp_path):
+    m = tmp_path / "m.jsonl"
+    m.write_text(
+        json.dumps({"video": "missing.mp4", "label": "a"})
+        + "\n"
+        + json.dumps({"video": "x.mp4", "label": "b"})
+        + "\n"
+    )
+    rows, _ = read_manifest(m)
+    cfg = DataConfig(video=CFG.video, audio=CFG.audio, text=CFG.text, strict=True)
+    tok = TextTokenizer(TextSpec(tokenizer="byte"))
+    ds = make_dataset(rows, cfg, ["a", "b"], tok)
+    with pytest.raises(Exception, match="manifest line 1: .*missing.mp4: file not found"):
+        list(ds)
+
+
+def test_training_order_is_reproducible_for_a_seed(sample_data):
+    a = [y.numpy().tolist() for _, y in build(sample_data["manifest_train"], training=True)[0]]
+    b = [y.numpy().tolist() for _, y in build(sample_data["manifest_train"], training=True)[0]]
+    assert a == b

@@ -1,0 +1,64 @@
+"""TFLite exports run in LiteRT by input name, hold int8 tensors, and agree with Keras."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+from vdg_tf.data.manifest import read_manifest
+from vdg_tf.data.pipeline import make_dataset
+from vdg_tf.export import ExportConfig, LiteRTModel, convert
+from vdg_tf.export.verify import agreement, predict_tflite, representative_inputs
+from vdg_tf.files import atomic_write_bytes
+from vdg_tf.models import inference_model
+from vdg_tf.training.evaluate import predict_dataset
+
+
+@pytest.fixture(scope="module")
+def eval_ds(trained_run, sample_data):
+    rows, _ = read_manifest(sample_data["manifest_eval"])
+    return make_dataset(rows, tiny_config().data, trained_run.labels, trained_run.tokenizer)
+
+
+@pytest.fixture(scope="module")
+def exports(trained_run, eval_ds, tmp_path_factory):
+    d = tmp_path_factory.mktemp("export")
+    model = inference_model(trained_run.model)
+    rep = lambda: representative_inputs(eval_ds, 12)  # noqa: E731
+    return {
+        t: atomic_write_bytes(
+            d / f"{t}.tflite", convert(model, ExportConfig(t, rep if "int8" in t else None))
+        )
+        for t in ("float32", "edge-int8", "gpu-fp16")
+    }
+
+
+def tensor_dtypes(path):
+    m = LiteRTModel(path)
+    return {d["dtype"].__name__ for d in m.interpreter.get_tensor_details()}
+
+
+def test_signature_inputs_are_named_by_contract(exports):
+    m = LiteRTModel(exports["float32"])
+    assert m.input_names == ["audio", "audio_mask", "text", "text_mask", "video", "video_mask"]
+
+
+def test_int8_export_holds_int8_tensors_and_is_smaller(exports):
+    assert "int8" in tensor_dtypes(exports["edge-int8"])
+    assert "int8" not in tensor_dtypes(exports["float32"])
+    assert exports["edge-int8"].stat().st_size < 0.5 * exports["float32"].stat().st_size
+    assert "float16" in tensor_dtypes(exports["gpu-fp16"])
+
+
+def test_exports_agree_with_keras(trained_run, exports, eval_ds):
+    _, p_keras = predict_dataset(inference_model(trained_run.model), eval_ds)
+    _, p_f32 = predict_tflite(exports["float32"], eval_ds)
+    _, p_int8 = predict_tflite(exports["edge-int8"], eval_ds)
+    assert agreement(p_keras, p_f32)["max_abs_diff"] < 1e-4
+    a = agreement(p_keras, p_int8)
+    assert a["top1_agreement"] >= 0.75 and a["max_abs_diff"] < 0.5
+
+
+def test_missing_input_is_named(exports):
+    m = LiteRTModel(exports["float32"])
+    with pytest.raises(KeyError, match="missing input 'audio_mask'"):
+        m.predict_one({"audio": np.zeros(1)})

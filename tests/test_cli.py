@@ -1,0 +1,47 @@
+"""The `vdg` command line: help lists the commands, --json prints only JSON, errors are one line."""
+
+import json
+import subprocess
+import sys
+
+VDG = [sys.executable, "-m", "vdg_tf.cli"]
+
+
+def run(*args):
+    return subprocess.run([*VDG, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_subcommands():
+    out = run("--help")
+    assert out.returncode == 0
+    for cmd in ("make-sample-data", "train", "evaluate", "export", "demo"):
+        assert cmd in out.stdout
+
+
+def test_make_sample_data_json_is_the_only_stdout(tmp_path):
+    out = run("make-sample-data", str(tmp_path / "d"), "--clips", "3", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["clips"] == 3 and result["manifest_train"].endswith("manifest_train.jsonl")
+    assert "cuInit" not in out.stderr and "oneDNN" not in out.stderr
+
+
+def test_evaluate_tflite_json(trained_run, sample_data, tmp_path):
+    exported = tmp_path / "m.tflite"
+    out = run(
+        "export", str(trained_run.out), "--target", "float32", "--out", str(exported), "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["bytes"] == exported.stat().st_size
+    out = run("evaluate", str(exported), "--data", sample_data["manifest_eval"], "--json")
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["n"] == 12 and r["skipped"] == 0 and 0.0 <= r["accuracy"] <= 1.0 and "macro_f1" in r
+
+
+def test_bad_input_is_a_one_line_error(tmp_path):
+    out = run("evaluate", str(tmp_path / "nope"), "--data", str(tmp_path / "m.jsonl"))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].startswith("vdg evaluate: error:") and "nope" in lines[-1]
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,13 @@
+"""vdg_tf: multimodal (vision, audio, text) video models in tf_keras, compressed to TFLite.
+
+The flow is `data` -> `models` -> `training` -> `compression` -> `export` -> `runtime`;
+each stage is a plain Python API and the `vdg` command line calls it.
+"""
+
+from vdg_tf._quiet import quiet_environment
+
+quiet_environment()
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

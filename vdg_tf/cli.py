@@ -1,0 +1,181 @@
+"""The `vdg` command line: parses arguments and calls the Python API, nothing more.
+
+Progress goes to stderr; with `--json` one JSON object goes to stdout and nothing else
+does (Keras' progress bars are sent to stderr too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from vdg_tf._quiet import import_tensorflow_quietly
+
+
+def _emit(obj: dict, as_json: bool, text: str | None = None) -> None:
+    if as_json:
+        print(json.dumps(obj), file=sys.__stdout__, flush=True)
+    else:
+        print(
+            text if text is not None else json.dumps(obj, indent=2), file=sys.__stdout__, flush=True
+        )
+
+
+def cmd_make_sample_data(a: argparse.Namespace) -> dict:
+    from vdg_tf.data.sample import make_sample_data
+
+    return make_sample_data(a.out, a.clips, a.seed, progress=not a.json)
+
+
+def cmd_train(a: argparse.Namespace) -> dict:
+    from vdg_tf.config import Config
+    from vdg_tf.training.artifacts import MODEL_FILE
+    from vdg_tf.training.train import train
+
+    cfg = Config.load(a.config) if a.config else Config()
+    if a.epochs:
+        cfg.train.epochs = a.epochs
+    r = train(cfg, a.data, a.out, a.eval_data, progress=True)
+    out = {"model": str(Path(a.out) / MODEL_FILE), "epochs": r.epochs, "skipped": len(r.skipped)}
+    if "eval" in r.metrics:
+        out["eval_accuracy"] = r.metrics["eval"]["accuracy"]
+    return out
+
+
+def cmd_evaluate(a: argparse.Namespace) -> dict:
+    from vdg_tf.data.manifest import read_manifest
+    from vdg_tf.data.pipeline import SkipLog, make_dataset
+    from vdg_tf.training.artifacts import load_metadata, load_run
+
+    model_path = Path(a.model)
+    folder = model_path.parent if model_path.suffix in (".tflite", ".keras") else model_path
+    cfg, labels, tok = load_metadata(folder)
+    skips = SkipLog()
+    rows, problems = read_manifest(a.data)
+    skips.extend(problems)
+    ds = make_dataset(rows, cfg.data, labels, tok, skips=skips)
+    if model_path.suffix == ".tflite":
+        from vdg_tf.export.verify import evaluate_tflite
+
+        report = evaluate_tflite(model_path, ds, labels)
+    else:
+        from vdg_tf.training.evaluate import evaluate_model
+
+        report = evaluate_model(load_run(folder).model, ds, labels)
+    if a.plot:
+        from vdg_tf.training.plots import plot_confusion
+
+        plot_confusion(
+            report["confusion"], labels, a.plot, f"{model_path.name} on {Path(a.data).name}"
+        )
+    print(skips.summary(len(rows) + len(problems)), file=sys.stderr)
+    return {**report, "skipped": skips.count, "skipped_files": skips.reasons}
+
+
+def cmd_export(a: argparse.Namespace) -> dict:
+    from vdg_tf.data.manifest import read_manifest
+    from vdg_tf.data.pipeline import make_dataset
+    from vdg_tf.export.tflite import ExportConfig, convert
+    from vdg_tf.export.verify import representative_inputs
+    from vdg_tf.files import atomic_write_bytes
+    from vdg_tf.models.builder import inference_model
+    from vdg_tf.training.artifacts import load_run, save_run_metadata
+
+    run = load_run(a.model)
+    rep = None
+    if a.target in ("edge-int8", "int8-fallback"):
+        if not a.data:
+            raise ValueError(f"--target {a.target} needs --data TRAIN.jsonl for int8 calibration")
+        rows, _ = read_manifest(a.data)
+        ds = make_dataset(rows, run.config.data, run.labels, run.tokenizer)
+        rep = lambda: representative_inputs(ds, a.calibration_samples)  # noqa: E731
+    data = convert(inference_model(run.model), ExportConfig(a.target, rep))
+    path = atomic_write_bytes(a.out, data)
+    save_run_metadata(path.parent, run.config, run.labels, run.tokenizer)
+    return {"path": str(path), "bytes": len(data), "target": a.target}
+
+
+def cmd_demo(a: argparse.Namespace) -> dict:
+    from vdg_tf.demo import DemoConfig, format_report, run_demo
+
+    report = run_demo(a.out, DemoConfig(clips=a.clips), progress=True)
+    if not a.json:
+        print(format_report(report), file=sys.__stdout__)
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vdg",
+        description="Multimodal (video + audio + text) models: build, train, compress, export to TFLite.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, fn, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        sp.set_defaults(fn=fn)
+        return sp
+
+    sp = add(
+        "make-sample-data", cmd_make_sample_data, "write the sample dataset: mp4 clips + manifests"
+    )
+    sp.add_argument("out", help="output folder")
+    sp.add_argument("--clips", type=int, default=240)
+    sp.add_argument("--seed", type=int, default=0)
+
+    sp = add("train", cmd_train, "train a multimodal classifier into a run folder")
+    sp.add_argument("--data", required=True, help="training manifest (JSON Lines)")
+    sp.add_argument("--eval-data", help="evaluation manifest")
+    sp.add_argument("--config", help="YAML config (see vdg_tf/config.py)")
+    sp.add_argument("--epochs", type=int, help="override train.epochs")
+    sp.add_argument("--out", required=True, help="run folder")
+
+    sp = add(
+        "evaluate",
+        cmd_evaluate,
+        "accuracy, macro-F1 and per-class table of a run folder or .tflite",
+    )
+    sp.add_argument(
+        "model", help="run folder, model.keras, or FILE.tflite (labels/vocab beside it)"
+    )
+    sp.add_argument("--data", required=True, help="evaluation manifest")
+    sp.add_argument("--plot", help="write the confusion matrix PNG here")
+
+    sp = add("export", cmd_export, "export a run folder to TFLite for a target")
+    sp.add_argument("model", help="run folder")
+    sp.add_argument(
+        "--target",
+        required=True,
+        choices=["edge-int8", "gpu-fp16", "cpu-dynamic", "float32", "int8-fallback"],
+    )
+    sp.add_argument("--out", required=True, help="FILE.tflite")
+    sp.add_argument("--data", help="training manifest: representative data for int8 targets")
+    sp.add_argument("--calibration-samples", type=int, default=64)
+
+    sp = add("demo", cmd_demo, "the whole product on generated sample data, end to end")
+    sp.add_argument("--out", default="saved_models/demo")
+    sp.add_argument("--clips", type=int, default=240)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import_tensorflow_quietly()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            result = args.fn(args)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        msg = str(e).strip("'\"").splitlines()[0] if str(e) else type(e).__name__
+        print(f"vdg {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    if args.json or args.command not in ("demo",):
+        _emit(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Quantization-aware training with tfmot's default 8-bit scheme, and the float-layer policy.
+
+Policy: every layer the default 8-bit registry supports is annotated; the rest (Embedding
+on int ids, Multiply, custom layers) stay float in the QAT graph and are listed in
+`float_layers`; the TFLite converter then quantizes them post-training from the
+representative dataset (Embedding -> int8 gather, Multiply -> int8 mul).
+With `preserve_sparsity`, pruning-preserving QAT (PQAT) keeps pruned zeros at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+    default_8bit_prune_preserve_quantize_scheme as pqat_scheme,
+)
+from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
+    prune_preserve_quantize_registry as pqat_registry,
+)
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+    default_8bit_quantize_registry,
+)
+
+quant = tfmot.quantization.keras
+
+_REGISTRY = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+
+
+class _PrunePreserveRegistry(pqat_registry.Default8bitPrunePreserveQuantizeRegistry):
+    """tfmot 0.8.1's PQAT registry claims layers (Multiply, Embedding) that the 8-bit registry
+    it delegates to has no config for, and quantize_apply then raises; ask both."""
+
+    def supports(self, layer):
+        return super().supports(layer) and _REGISTRY.supports(layer)
+
+
+class PrunePreserveScheme(pqat_scheme.Default8BitPrunePreserveQuantizeScheme):
+    """Default 8-bit PQAT scheme with the registry fixed as above."""
+
+    def get_quantize_registry(self):
+        return _PrunePreserveRegistry()
+
+
+@dataclass
+class QATConfig:
+    """Fine-tune epochs under fake quantization; `preserve_sparsity` selects PQAT."""
+
+    epochs: int = 3
+    preserve_sparsity: bool = True
+
+
+@dataclass
+class QATResult:
+    model: keras.Model
+    float_layers: list[str] = field(default_factory=list)
+
+
+def annotate(model: keras.Model) -> tuple[keras.Model, list[str]]:
+    """Clone with supported layers annotated; returns (annotated model, layers left float)."""
+    left_float: list[str] = []
+
+    def clone(layer):
+        copy = layer.__class__.from_config(layer.get_config())
+        # BatchNormalization is folded into the conv before it by tfmot's transforms
+        if _REGISTRY.supports(layer) or isinstance(layer, keras.layers.BatchNormalization):
+            return quant.quantize_annotate_layer(copy)
+        if not isinstance(layer, keras.layers.Dropout):
+            left_float.append(f"{layer.name} ({layer.__class__.__name__})")
+        return copy
+
+    annotated = keras.models.clone_model(model, clone_function=clone)
+    annotated.set_weights(model.get_weights())
+    return annotated, left_float
+
+
+def quantize_aware(model: keras.Model, preserve_sparsity: bool = False) -> QATResult:
+    """The fake-quantized model ready for fine-tuning (weights copied from `model`)."""
+    annotated, left_float = annotate(model)
+    with quant.quantize_scope():
+        scheme = PrunePreserveScheme() if preserve_sparsity else None
+        qmodel = (
+            quant.quantize_apply(annotated, scheme) if scheme else quant.quantize_apply(annotated)
+        )
+    return QATResult(qmodel, left_float)
+
+
+def qat(
+    model: keras.Model,
+    train_ds: tf.data.Dataset,
+    cfg: QATConfig,
+    compile_fn: Callable[[keras.Model, int], None],
+    validation_ds: tf.data.Dataset | None = None,
+    verbose: int = 0,
+) -> QATResult:
+    """Quantization-aware fine-tuning of `model`; returns the QAT model and its float layers."""
+    result = quantize_aware(model, cfg.preserve_sparsity)
+    steps = int(train_ds.cardinality())
+    if steps <= 0:
+        steps = sum(1 for _ in train_ds)
+    compile_fn(result.model, steps)
+    result.model.fit(train_ds, validation_data=validation_ds, epochs=cfg.epochs, verbose=verbose)
+    return result

@@ -1,0 +1,219 @@
+"""Decode a clip with PyAV in one pass over the container: sampled frames plus the audio track.
+
+Frames are sampled at `VideoSpec.frames` target times (uniform over the clip or window,
+or a run of frames at `VideoSpec.fps`), resized by FFmpeg's swscale, and the audio is
+resampled to mono float32 at the target rate. Windows deep in a long file seek first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vdg_tf.config import AudioSpec, VideoSpec
+
+SEEK_AFTER_S = 2.0  # below this, decoding from the start is cheaper than a seek
+
+
+class DecodeError(ValueError):
+    """A file that cannot give a clip; the message names the file and the problem."""
+
+
+@dataclass
+class Clip:
+    """Decoded clip: frames uint8 [T,S,S,3], audio float32 [N] mono, and whether audio exists."""
+
+    frames: np.ndarray
+    audio: np.ndarray
+    has_audio: bool
+    duration: float
+
+
+def sample_times(
+    start: float, end: float, spec: VideoSpec, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Target times of the `spec.frames` frames to keep inside [start, end).
+
+    Uniform: one frame at the centre of each of `frames` equal segments. With `spec.fps`,
+    `frames` consecutive frames at that rate, starting at random (train) or centred (eval).
+    """
+    dur = max(end - start, 1e-6)
+    if spec.fps:
+        span = spec.frames / spec.fps
+        slack = max(dur - span, 0.0)
+        offset = rng.uniform(0, slack) if rng is not None else slack / 2
+        times = start + offset + (np.arange(spec.frames) + 0.5) / spec.fps
+        return np.minimum(times, end - 1e-6)
+    return start + (np.arange(spec.frames) + 0.5) * dur / spec.frames
+
+
+def _resize(frame: av.VideoFrame, size: int, mode: str) -> np.ndarray:
+    """Short-side resize + centre crop (`crop`) or long-side resize + black pad (`pad`)."""
+    w, h = frame.width, frame.height
+    scale = size / min(w, h) if mode == "crop" else size / max(w, h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    img = frame.to_ndarray(width=nw, height=nh, format="rgb24")
+    if mode == "crop":
+        y, x = (nh - size) // 2, (nw - size) // 2
+        return img[y : y + size, x : x + size]
+    out = np.zeros((size, size, 3), np.uint8)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    out[y : y + nh, x : x + nw] = img
+    return out
+
+
+def _clip_bounds(container: av.container.InputContainer, start, end) -> tuple[float, float]:
+    duration = container.duration / av.time_base if container.duration else None
+    vs = container.streams.video[0]
+    if duration is None and vs.duration and vs.time_base:
+        duration = float(vs.duration * vs.time_base)
+    lo = float(start or 0.0)
+    hi = float(end) if end is not None else (duration if duration else lo + 1e9)
+    if duration is not None:
+        hi = min(hi, duration)
+    return lo, hi
+
+
+def decode_clip(
+    path: str,
+    video: VideoSpec,
+    audio: AudioSpec,
+    start: float | None = None,
+    end: float | None = None,
+    audio_path: str | None = None,
+    rng: np.random.Generator | None = None,
+) -> Clip:
+    """Decode frames and audio of one clip; raises DecodeError naming the file on failure.
+
+    Missing audio gives silence with `has_audio=False`. `rng` (training) randomises the
+    fps-window position; uniform sampling is deterministic.
+    """
+    if not Path(path).is_file():
+        raise DecodeError(f"{path}: file not found")
+    if Path(path).stat().st_size == 0:
+        raise DecodeError(f"{path}: file is empty (0 bytes)")
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise DecodeError(f"{path}: no video stream")
+            lo, hi = _clip_bounds(container, start, end)
+            frames, samples, has_audio, last = _decode_streams(
+                container, path, video, audio, lo, hi, rng, read_audio=audio_path is None
+            )
+    except DecodeError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, IndexError) as e:
+        raise DecodeError(f"{path}: cannot decode: {e}") from None
+    if audio_path is not None:
+        samples, has_audio = decode_audio_file(audio_path, audio, lo, hi), True
+    hi = min(hi, last) if last else hi
+    return Clip(frames, _fit_audio(samples, audio), has_audio, max(hi - lo, 0.0))
+
+
+def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool):
+    """One demux pass: keep frames nearest the target times, resample all audio in [lo, hi)."""
+    vs = container.streams.video[0]
+    vs.thread_type = "AUTO"
+    streams = [vs]
+    aus = container.streams.audio[0] if (read_audio and container.streams.audio) else None
+    if aus is not None:
+        streams.append(aus)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
+    if lo > SEEK_AFTER_S:
+        container.seek(int(lo * av.time_base), backward=True)
+    times = sample_times(lo, hi, video, rng)
+    picked: list[np.ndarray | None] = [None] * len(times)
+    prev = None
+    k = 0
+    chunks: list[np.ndarray] = []
+    audio_t0 = None
+    last_t = 0.0
+    video_done = False
+    for packet in container.demux(streams):
+        if packet.stream.type == "video":
+            if video_done:
+                continue
+            for frame in packet.decode():
+                t = float(frame.time) if frame.time is not None else last_t
+                last_t = max(last_t, t)
+                if t < lo - 1e-3:
+                    prev = frame
+                    continue
+                while k < len(times) and t > times[k] + 1e-6:
+                    # the target lies between prev and this frame: keep the earlier one
+                    src = prev if prev is not None else frame
+                    picked[k] = _resize(src, video.size, video.resize)
+                    k += 1
+                prev = frame
+                if t >= hi:
+                    video_done = True
+                    break
+        elif aus is not None:
+            for frame in packet.decode():
+                if frame.time is not None and frame.time >= hi:
+                    continue
+                for rs in resampler.resample(frame):
+                    if audio_t0 is None:
+                        audio_t0 = float(rs.time) if rs.time is not None else 0.0
+                    chunks.append(rs.to_ndarray().reshape(-1))
+        if video_done and (
+            aus is None
+            or (audio_t0 is not None and _audio_len(chunks) / audio.sample_rate + audio_t0 >= hi)
+        ):
+            break
+    if prev is None:
+        raise DecodeError(f"{path}: no decodable video frames")
+    while k < len(times):  # targets past the last frame hold the last frame
+        picked[k] = _resize(prev, video.size, video.resize)
+        k += 1
+    samples = np.zeros(0, np.float32)
+    if chunks:
+        samples = np.concatenate(chunks).astype(np.float32)
+        skip = int(round(max(lo - (audio_t0 or 0.0), 0.0) * audio.sample_rate))
+        samples = samples[skip : skip + int(round((hi - lo) * audio.sample_rate))]
+    return np.stack(picked), samples, bool(chunks), last_t
+
+
+def _audio_len(chunks: list[np.ndarray]) -> int:
+    return sum(len(c) for c in chunks)
+
+
+def decode_audio_file(
+    path: str, audio: AudioSpec, lo: float = 0.0, hi: float | None = None
+) -> np.ndarray:
+    """Decode a separate audio file (WAV, FLAC, MP3, M4A) to mono float32 at the target rate."""
+    if not Path(path).is_file():
+        raise DecodeError(f"{path}: audio file not found")
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise DecodeError(f"{path}: no audio stream")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
+            chunks = [
+                rs.to_ndarray().reshape(-1)
+                for frame in container.decode(audio=0)
+                for rs in resampler.resample(frame)
+            ]
+            chunks += [rs.to_ndarray().reshape(-1) for rs in resampler.resample(None)]
+    except DecodeError:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise DecodeError(f"{path}: cannot decode audio: {e}") from None
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    a = int(round(lo * audio.sample_rate))
+    b = None if hi is None or hi > 1e8 else int(round(hi * audio.sample_rate))
+    return samples[a:b].astype(np.float32)
+
+
+def _fit_audio(samples: np.ndarray, audio: AudioSpec) -> np.ndarray:
+    """Centre-crop or zero-pad to exactly `audio.samples` samples."""
+    n = audio.samples
+    if len(samples) >= n:
+        off = (len(samples) - n) // 2
+        return samples[off : off + n]
+    out = np.zeros(n, np.float32)
+    out[: len(samples)] = samples
+    return out

@@ -1,0 +1,110 @@
+"""Convert a Keras model to TFLite for a named target, with a signature named by input.
+
+Conversion goes through a SavedModel whose `serving_default` signature takes the model's
+inputs by their contract names (`video`, `audio`, `text`, `*_mask`) at batch 1, so the
+TFLite signature runner and the representative dataset are fed by name, never position.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from vdg_tf._quiet import silenced_stderr
+
+TARGETS = ("float32", "gpu-fp16", "cpu-dynamic", "edge-int8", "int8-fallback")
+OUTPUT_NAME = "probs"
+
+
+@dataclass
+class ExportConfig:
+    """A TFLite target: `float32`, `gpu-fp16`, `cpu-dynamic` (int8 weights), `edge-int8`
+    (full int8, float32 inputs/outputs), `int8-fallback` (int8 where possible, float elsewhere).
+
+    `representative` yields input dicts (batch 1, keyed by input name) for int8 calibration.
+    """
+
+    target: str = "float32"
+    representative: Callable[[], Iterable[dict[str, np.ndarray]]] | None = None
+
+    def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(
+                f"export target: unknown '{self.target}' (known: {', '.join(TARGETS)})"
+            )
+        if self.target in ("edge-int8", "int8-fallback") and self.representative is None:
+            raise ValueError(f"export target {self.target} needs a representative dataset")
+
+    @classmethod
+    def edge_int8(cls, representative) -> ExportConfig:
+        return cls("edge-int8", representative)
+
+    @classmethod
+    def gpu_fp16(cls) -> ExportConfig:
+        return cls("gpu-fp16")
+
+
+def serving_function(model: keras.Model) -> tf.types.experimental.ConcreteFunction:
+    """A batch-1 concrete function taking the model inputs by name, returning `probs`."""
+    specs = {
+        inp.name.split(":")[0]: tf.TensorSpec(
+            [1, *inp.shape[1:]], inp.dtype, name=inp.name.split(":")[0]
+        )
+        for inp in model.inputs
+    }
+
+    @tf.function(input_signature=[specs])
+    def serve(inputs):
+        out = model(inputs, training=False)
+        if isinstance(out, dict):
+            out = out["fused"]
+        return {OUTPUT_NAME: out}
+
+    return serve.get_concrete_function()
+
+
+def save_serving_model(model: keras.Model, path: str | Path) -> Path:
+    """SavedModel with a named `serving_default` signature (also what TF Serving loads)."""
+    path = Path(path)
+    tf.saved_model.save(model, str(path), signatures={"serving_default": serving_function(model)})
+    return path
+
+
+def convert(model: keras.Model, cfg: ExportConfig) -> bytes:
+    """The `.tflite` flatbuffer of `model` for `cfg.target`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = save_serving_model(model, Path(tmp) / "saved")
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            str(saved), signature_keys=["serving_default"]
+        )
+        _configure(converter, cfg)
+        # the converter prints calibration chatter from C++ and warns about its own
+        # deprecations; failures still raise with their message
+        with silenced_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return converter.convert()
+
+
+def _configure(converter: tf.lite.TFLiteConverter, cfg: ExportConfig) -> None:
+    t = cfg.target
+    if t == "float32":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if t == "gpu-fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif t in ("edge-int8", "int8-fallback"):
+        rep = cfg.representative
+        converter.representative_dataset = lambda: (
+            {k: np.asarray(v) for k, v in d.items()} for d in rep()
+        )
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if t == "int8-fallback":
+            ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
+        converter.target_spec.supported_ops = ops

@@ -1,0 +1,54 @@
+"""Verify exports in LiteRT against the Keras model on held-out data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from vdg_tf.export.litert import LiteRTModel
+from vdg_tf.training.metrics import classification_report
+
+
+def representative_inputs(ds: tf.data.Dataset, count: int = 64) -> Iterator[dict[str, np.ndarray]]:
+    """Up to `count` single-sample input dicts (batch axis 1) from a batched dataset."""
+    seen = 0
+    for x, _ in ds:
+        n = len(next(iter(x.values())))
+        for i in range(n):
+            if seen >= count:
+                return
+            yield {k: v[i : i + 1].numpy() for k, v in x.items()}
+            seen += 1
+
+
+def predict_tflite(path: str | Path, ds: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) of a `.tflite` model over every sample of `ds`."""
+    model = LiteRTModel(path)
+    ys, ps = [], []
+    for x, y in ds:
+        ps.append(
+            model.predict_batch({k: v.numpy() for k, v in x.items() if k in model.input_details})
+        )
+        ys.append(y.numpy())
+    if not ys:
+        return np.zeros(0, int), np.zeros((0, 0), np.float32)
+    return np.concatenate(ys), np.concatenate(ps)
+
+
+def evaluate_tflite(path: str | Path, ds: tf.data.Dataset, labels: list[str]) -> dict:
+    """Classification report of a `.tflite` model run in LiteRT."""
+    y, p = predict_tflite(path, ds)
+    return classification_report(y, p, labels)
+
+
+def agreement(reference: np.ndarray, other: np.ndarray) -> dict:
+    """Top-1 agreement and max |difference| of probabilities between two prediction sets."""
+    if len(reference) == 0:
+        return {"top1_agreement": 0.0, "max_abs_diff": 0.0}
+    return {
+        "top1_agreement": float(np.mean(reference.argmax(-1) == other.argmax(-1))),
+        "max_abs_diff": float(np.max(np.abs(reference - other))),
+    }

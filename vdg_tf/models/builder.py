@@ -1,0 +1,91 @@
+"""Build a multimodal classifier from a `Config`: encoders -> masks -> fusion -> heads.
+
+The model has one input per modality plus its `*_mask`, a `fused` softmax output, and
+one auxiliary `<modality>_head` per modality for the fusion loss (dropped at export).
+"""
+
+from __future__ import annotations
+
+import tf_keras as keras
+
+from vdg_tf.config import Config
+from vdg_tf.models.encoders import audio_encoder, text_encoder, video_encoder
+from vdg_tf.models.fusion import get_fusion
+
+MODALITIES = ("video", "audio", "text")
+
+
+def model_inputs(cfg: Config, spec_frames: int) -> dict:
+    """Keras Inputs named by the data contract, for the configured modalities."""
+    v, a, t = cfg.data.video, cfg.data.audio, cfg.data.text
+    shapes = {
+        "video": ((v.frames, v.size, v.size, 3), "float32"),
+        "audio": ((spec_frames, a.mels, 1), "float32"),
+        "text": ((t.max_tokens,), "int32"),
+    }
+    inputs = {}
+    for m in cfg.model.modalities:
+        if m not in shapes:
+            raise ValueError(f"model.modalities: unknown '{m}' (known: {', '.join(MODALITIES)})")
+        shape, dtype = shapes[m]
+        inputs[m] = keras.Input(shape, dtype=dtype, name=m)
+        inputs[f"{m}_mask"] = keras.Input((1,), dtype="float32", name=f"{m}_mask")
+    return inputs
+
+
+def encode(cfg: Config, inputs: dict, vocab_size: int) -> dict:
+    """Per-modality feature vectors, each multiplied by its mask."""
+    mc, dc = cfg.model, cfg.data
+    feats = {}
+    for m in mc.modalities:
+        if m == "video":
+            f = video_encoder(
+                inputs[m], dc.video.frames, dc.video.size, mc.width, mc.fused_dim, mc.l2
+            )
+        elif m == "audio":
+            shape = inputs[m].shape
+            f = audio_encoder(
+                inputs[m], int(shape[1]), int(shape[2]), mc.width, mc.fused_dim, mc.l2
+            )
+        else:
+            f = text_encoder(
+                inputs[m], dc.text.max_tokens, vocab_size, mc.embed_dim, mc.fused_dim, mc.l2
+            )
+        feats[m] = keras.layers.Multiply(name=f"{m}_masked")([f, inputs[f"{m}_mask"]])
+    return feats
+
+
+def build_classifier(
+    cfg: Config, num_classes: int, vocab_size: int, spec_frames: int
+) -> keras.Model:
+    """The training model: outputs `fused` plus one `<m>_head` per modality.
+
+    Example:
+      model = build_classifier(Config(), num_classes=8, vocab_size=400, spec_frames=200)
+    """
+    mc = cfg.model
+    inputs = model_inputs(cfg, spec_frames)
+    feats = encode(cfg, inputs, vocab_size)
+    masks = {m: inputs[f"{m}_mask"] for m in mc.modalities}
+    fused = get_fusion(mc.fusion)(feats, masks, mc.fused_dim, mc.l2)
+    fused = keras.layers.Dropout(mc.dropout, name="fusion_dropout")(fused)
+    outputs = {"fused": keras.layers.Dense(num_classes, activation="softmax", name="fused")(fused)}
+    for m, f in feats.items():
+        outputs[f"{m}_head"] = keras.layers.Dense(
+            num_classes, activation="softmax", name=f"{m}_head"
+        )(f)
+    return keras.Model(inputs, outputs, name="vdg_classifier")
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """The deployable model: same inputs, only the `fused` output (auxiliary heads dropped).
+
+    Works on QAT clones too, whose output layers are renamed `quant_<name>`.
+    """
+    out = model.output
+    if isinstance(out, dict):
+        out = out["fused"]
+    elif isinstance(out, list | tuple):
+        names = [n.removeprefix("quant_") for n in model.output_names]
+        out = model.outputs[names.index("fused")]
+    return keras.Model(model.inputs, out, name="vdg_inference")

@@ -1,0 +1,38 @@
+"""Video encoder: a per-frame 2D CNN with frames folded into the height axis, then temporal conv.
+
+Folding time into height (a Reshape) keeps every layer a Conv2D, which tfmot can
+quantize and TFLite can run as int8; Conv3D and TimeDistributed are refused by QAT.
+With frames stacked on the height axis, a Conv2D dilated by the frame height in rows
+reads the same pixel in neighbouring frames: a (3 x 1 x 3) space-time filter, which is
+what sees motion.
+"""
+
+from __future__ import annotations
+
+import tf_keras as keras
+
+from vdg_tf.models.encoders.blocks import conv_bn_relu, separable_block
+
+STRIDES = 3  # three stride-2 stages: a frame of S pixels becomes S/8 rows
+
+
+def video_encoder(inp, frames: int, size: int, width: int = 32, out_dim: int = 64, l2: float = 0.0):
+    """[B, T, S, S, 3] -> [B, out_dim].
+
+    Per frame: a stride-2 conv and a separable block; then a space-time conv across
+    neighbouring frames (motion); one more separable block; the mean over each frame's
+    positions; a (3, 1) temporal conv over the frame sequence; the mean over time.
+    """
+    if size % (2**STRIDES):
+        raise ValueError(f"data.video.size: {size} must be a multiple of {2**STRIDES}")
+    x = keras.layers.Reshape((frames * size, size, 3), name="video_fold")(inp)
+    x = conv_bn_relu(x, width // 2, 3, strides=2, l2=l2, name="video_stem")
+    x = separable_block(x, width, l2=l2, name="video_b1")
+    rows = size // 4  # rows per frame at this stage
+    x = conv_bn_relu(x, width, 3, dilation=(rows, 1), l2=l2, name="video_motion")
+    x = separable_block(x, width * 2, l2=l2, name="video_b2")
+    cell = size // 2**STRIDES
+    x = keras.layers.Reshape((frames, cell * cell, width * 2), name="video_unfold")(x)
+    x = keras.layers.AveragePooling2D((1, cell * cell), name="video_frame_pool")(x)  # [B, T, 1, C]
+    x = conv_bn_relu(x, out_dim, (3, 1), l2=l2, name="video_temporal")
+    return keras.layers.GlobalAveragePooling2D(name="video_pool")(x)

@@ -1,0 +1,139 @@
+"""Train a multimodal classifier from manifests into a run folder.
+
+The fusion loss is `L_fused + w * sum_m L_m` over auxiliary per-modality heads; the
+best epoch (by fused validation accuracy) is kept, and a killed run resumes from
+its last epoch through `BackupAndRestore`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tensorflow as tf
+import tf_keras as keras
+
+from vdg_tf.config import Config
+from vdg_tf.data.features import TextTokenizer, log_mel_frames
+from vdg_tf.data.manifest import label_vocabulary, read_manifest
+from vdg_tf.data.pipeline import SkipLog, make_dataset
+from vdg_tf.files import write_json
+from vdg_tf.models.builder import build_classifier
+from vdg_tf.training.artifacts import MODEL_FILE, save_model_atomic, save_run_metadata
+from vdg_tf.training.callbacks import BestCheckpoint
+from vdg_tf.training.evaluate import evaluate_model
+from vdg_tf.training.plots import plot_confusion, plot_curves
+from vdg_tf.training.schedules import make_schedule
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    out: Path
+    model: keras.Model
+    labels: list[str]
+    tokenizer: TextTokenizer
+    epochs: int
+    metrics: dict = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def with_head_targets(ds: tf.data.Dataset, output_names: list[str]) -> tf.data.Dataset:
+    """Repeat the label once per model output, as Keras wants for multi-output losses."""
+    return ds.map(lambda x, y: (x, {name: y for name in output_names}))
+
+
+def compile_classifier(
+    model: keras.Model, cfg: Config, steps_per_epoch: int, epochs: int | None = None
+) -> None:
+    """Adam on the configured schedule with the fusion loss (fused + weighted aux heads)."""
+    tc = cfg.train
+    epochs = epochs or tc.epochs
+    lr = make_schedule(tc.schedule, tc.learning_rate, steps_per_epoch, epochs, tc.warmup_epochs)
+    names = model.output_names
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss={n: loss for n in names},
+        loss_weights={n: (1.0 if n == "fused" else tc.aux_weight) for n in names},
+        metrics={"fused": ["accuracy"]},
+    )
+
+
+def fit_verbosity(progress: bool) -> int:
+    """Keras progbar on a terminal, one line per epoch in logs, nothing when quiet."""
+    if not progress:
+        return 0
+    return 1 if sys.stderr.isatty() else 2
+
+
+def train(
+    cfg: Config,
+    train_manifest: str | Path,
+    out_dir: str | Path,
+    eval_manifest: str | Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train on `train_manifest`, validate on `eval_manifest`, write the run folder `out_dir`.
+
+    Example:
+      result = train(Config(), "data/manifest_train.jsonl", "runs/a", "data/manifest_eval.jsonl")
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.data.seed)
+    skips = SkipLog()
+    rows, problems = read_manifest(train_manifest, strict=cfg.data.strict)
+    skips.extend(problems)
+    labels = label_vocabulary(rows)
+    if len(labels) < 2:
+        raise ValueError(f"{train_manifest}: need at least 2 distinct labels, found {labels}")
+    tokenizer = TextTokenizer.fit([r.text for r in rows], cfg.data.text)
+    save_run_metadata(out, cfg, labels, tokenizer)
+
+    train_ds = make_dataset(rows, cfg.data, labels, tokenizer, training=True, skips=skips)
+    eval_ds = None
+    if eval_manifest:
+        eval_rows, eval_problems = read_manifest(eval_manifest, strict=cfg.data.strict)
+        skips.extend(eval_problems)
+        eval_ds = make_dataset(eval_rows, cfg.data, labels, tokenizer, skips=skips)
+
+    model = build_classifier(cfg, len(labels), tokenizer.vocab_size, log_mel_frames(cfg.data.audio))
+    steps = max(1, -(-len(rows) // cfg.data.batch_size))
+    compile_classifier(model, cfg, steps)
+    names = model.output_names
+    # BackupAndRestore empties its folder after a finished fit; files there mean a killed run
+    resuming = (out / "backup").is_dir() and any((out / "backup").iterdir())
+    best = BestCheckpoint(out / MODEL_FILE, "val_fused_accuracy" if eval_ds else "fused_accuracy")
+    callbacks = [
+        best,
+        keras.callbacks.BackupAndRestore(str(out / "backup")),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=resuming),
+        keras.callbacks.EarlyStopping(
+            monitor=best.monitor, mode="max", patience=cfg.train.patience, restore_best_weights=True
+        ),
+    ]
+    history = model.fit(
+        with_head_targets(train_ds, names),
+        validation_data=with_head_targets(eval_ds, names) if eval_ds else None,
+        epochs=cfg.train.epochs,
+        callbacks=callbacks,
+        verbose=fit_verbosity(progress),
+    )
+    if best.best_epoch < 0:  # no epoch reported the monitored metric: keep the last weights
+        save_model_atomic(model, out / MODEL_FILE)
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    if hist:
+        plot_curves(hist, out / "curves.png")
+
+    metrics: dict = {"best_epoch": best.best_epoch + 1, "epochs_run": len(hist.get("loss", []))}
+    if eval_ds is not None:
+        report = evaluate_model(model, eval_ds, labels)
+        plot_confusion(report["confusion"], labels, out / "confusion.png", "evaluation split")
+        metrics["eval"] = report
+    metrics["skipped"] = skips.count
+    metrics["skipped_files"] = skips.reasons
+    write_json(out / "metrics.json", metrics)
+    return TrainResult(out, model, labels, tokenizer, metrics["epochs_run"], metrics, skips.reasons)
