@@ -101,7 +101,7 @@ def cmd_export(a: argparse.Namespace) -> dict:
 def cmd_demo(a: argparse.Namespace) -> dict:
     from vdg_tf.demo import DemoConfig, format_report, run_demo
 
-    report = run_demo(a.out, DemoConfig(clips=a.clips), progress=True)
+    report = run_demo(a.out, DemoConfig(clips=a.clips, seed=a.seed), progress=True)
     if not a.json:
         print(format_report(report), file=sys.__stdout__)
     return report
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("demo", cmd_demo, "the whole product on generated sample data, end to end")
     sp.add_argument("--out", default="saved_models/demo")
     sp.add_argument("--clips", type=int, default=240)
+    sp.add_argument("--seed", type=int, default=0, help="sample-data seed")
     return p
 
 
