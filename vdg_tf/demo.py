@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vdg_tf.compression import PruneConfig, QATConfig, overall_sparsity, prune, qat
+from vdg_tf.compression import PruneConfig, QATConfig, overall_sparsity, prune, qat, sparsity_table
 from vdg_tf.config import Config
 from vdg_tf.data.manifest import read_manifest
 from vdg_tf.data.pipeline import make_dataset
@@ -89,10 +89,11 @@ def run_demo(
         compile_classifier(model, _scaled(cfg, demo.finetune_lr_scale), steps)
 
     _log(f"pruning to {demo.sparsity:.0%} sparsity ({demo.prune_epochs} epochs)")
+    prune_cfg = PruneConfig(demo.sparsity, epochs=demo.prune_epochs)
     pruned = prune(
         result.model,
         fit_ds,
-        PruneConfig(demo.sparsity, epochs=demo.prune_epochs),
+        prune_cfg,
         compile_fn,
         verbose=verbose,
     )
@@ -150,7 +151,8 @@ def run_demo(
         "int8_tflite_accuracy": int8_report["accuracy"],
         "int8_macro_f1": int8_report["macro_f1"],
         "int8_vs_float": agreement(p_float, p_int8),
-        "sparsity": overall_sparsity(pruned),
+        "sparsity": overall_sparsity(pruned, prune_cfg),
+        "sparsity_by_layer": sparsity_table(pruned),
         "float32_tflite": {"path": str(float_path), **f32_size},
         "int8_tflite": {"path": str(int8_path), **i8_size},
         "int8_size_ratio": i8_size["bytes"] / f32_size["bytes"],

@@ -27,6 +27,10 @@ class PruneConfig:
     schedule: str = "polynomial"
     epochs: int = 4
     frequency: int = 10
+    # Output heads and tiny layers hold few weights but decide every prediction:
+    # pruning them costs accuracy for no size gain, so they are left dense.
+    min_weights: int = 1024
+    skip: tuple[str, ...] = ("fused", "video_head", "audio_head", "text_head")
 
     def make_schedule(self, steps_per_epoch: int) -> sparsity.PruningSchedule:
         if not 0.0 <= self.target_sparsity < 1.0:
@@ -43,20 +47,32 @@ class PruneConfig:
 
 
 def is_prunable(layer: keras.layers.Layer) -> bool:
+    """A layer type tfmot prunes (DepthwiseConv2D has no prunable weights in its registry)."""
     return isinstance(layer, PRUNABLE) and not isinstance(layer, keras.layers.DepthwiseConv2D)
 
 
-def wrap_for_pruning(model: keras.Model, schedule: sparsity.PruningSchedule) -> keras.Model:
+def selected_for_pruning(layer: keras.layers.Layer, cfg: PruneConfig) -> bool:
+    """Prunable, not skipped by name, and big enough to matter."""
+    if not is_prunable(layer) or layer.name in cfg.skip:
+        return False
+    weights = layer.get_weights()
+    return bool(weights) and weights[0].size >= cfg.min_weights
+
+
+def wrap_for_pruning(
+    model: keras.Model, schedule: sparsity.PruningSchedule, cfg: PruneConfig | None = None
+) -> keras.Model:
     """A copy of `model` with each prunable layer wrapped by `prune_low_magnitude`.
 
     The wrappers reuse the layers they wrap, so they wrap a fresh copy: pruning never
     touches the weights of the model passed in.
     """
+    cfg = cfg or PruneConfig()
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
 
     def clone(layer):
-        if is_prunable(layer):
+        if selected_for_pruning(layer, cfg):
             return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
         return layer
 
@@ -80,7 +96,7 @@ def prune(
     steps = int(train_ds.cardinality())
     if steps <= 0:
         steps = sum(1 for _ in train_ds)
-    wrapped = wrap_for_pruning(model, cfg.make_schedule(steps))
+    wrapped = wrap_for_pruning(model, cfg.make_schedule(steps), cfg)
     compile_fn(wrapped, steps)
     wrapped.fit(
         train_ds,
@@ -102,11 +118,14 @@ def sparsity_table(model: keras.Model) -> dict[str, float]:
     return table
 
 
-def overall_sparsity(model: keras.Model) -> float:
-    """Zero fraction over all prunable kernels together, weighted by size."""
+def overall_sparsity(model: keras.Model, cfg: PruneConfig | None = None) -> float:
+    """Zero fraction over the kernels selected for pruning (all prunable ones if no cfg)."""
     zeros = total = 0
     for layer in model.layers:
-        if is_prunable(layer) and layer.get_weights():
+        chosen = (
+            selected_for_pruning(layer, cfg) if cfg else is_prunable(layer) and layer.get_weights()
+        )
+        if chosen:
             w = layer.get_weights()[0]
             zeros += int(np.sum(w == 0))
             total += w.size

@@ -1,8 +1,9 @@
-"""The tf.data input pipeline: manifest rows -> parallel PyAV decode -> features -> batches.
+"""The tf.data input pipeline: manifest rows -> parallel PyAV decode -> augment -> features -> batches.
 
 Elements are `(inputs, label)` with `inputs` keyed by the model's input names (`video`,
 `audio`, `text`, `*_mask`). Bad clips are skipped and logged in a `SkipLog`, or raise in
-strict mode; the rest of the epoch goes on.
+strict mode; the rest of the epoch goes on. Decoded clips (uint8 frames, waveform) are
+what gets cached, so augmentation still differs every epoch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from vdg_tf.config import DataConfig
+from vdg_tf.data.augment import augment_video, augment_waveform, spec_augment, token_dropout
 from vdg_tf.data.decode import DecodeError, decode_clip
 from vdg_tf.data.features import TextTokenizer, log_mel
 from vdg_tf.data.manifest import ClipRow
@@ -34,7 +36,7 @@ class SkipLog:
 
     def extend(self, problems: list[str]) -> None:
         for i, p in enumerate(problems):
-            self.add(-1 - i, p)
+            self.add(-1 - i - len(self.skipped), p)
 
     @property
     def count(self) -> int:
@@ -51,7 +53,7 @@ class SkipLog:
         return f"skipped {self.count} of {total} clips: {shown}"
 
 
-def _label_ids(rows: list[ClipRow], labels: list[str], skips: SkipLog, strict: bool) -> np.ndarray:
+def label_ids(rows: list[ClipRow], labels: list[str], skips: SkipLog, strict: bool) -> np.ndarray:
     """Class index per row; -1 (later skipped) for a missing or unknown label."""
     index = {name: i for i, name in enumerate(labels)}
     ids = np.full(len(rows), -1, np.int32)
@@ -71,43 +73,30 @@ def _label_ids(rows: list[ClipRow], labels: list[str], skips: SkipLog, strict: b
     return ids
 
 
-def _is_ok(d, label, ok):
-    return ok
-
-
-def _drop_ok(d, label, ok):
-    return d, label
-
-
-def make_dataset(
+def decoded_dataset(
     rows: list[ClipRow],
     cfg: DataConfig,
     labels: list[str],
-    tokenizer: TextTokenizer,
     training: bool = False,
     skips: SkipLog | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
-    """Batched, prefetched dataset of `({video, audio, text, *_mask}, label)`.
+    """Unbatched `(clip, label)`: clip = {frames uint8, samples, audio_mask, text}; bad clips dropped.
 
-    Args:
-      rows: validated manifest rows.
-      cfg: sizes, batch size, caching and strictness.
-      labels: class names; the label is the index into this list.
-      tokenizer: turns the caption into `text` ids.
-      training: shuffle each epoch.
-      skips: collects skipped clips (pass one to report them at the end).
+    Decoding runs in `num_parallel_calls` threads: PyAV releases the GIL while FFmpeg decodes.
+    `shard=(n, i)` keeps every n-th row starting at i (one input worker of n).
     """
     skips = skips if skips is not None else SkipLog()
-    label_ids = _label_ids(rows, labels, skips, cfg.strict)
-    vspec, aspec = cfg.video, cfg.audio
-    seed = cfg.seed
+    ids = label_ids(rows, labels, skips, cfg.strict)
+    vspec, aspec, seed = cfg.video, cfg.audio, cfg.seed
+    jitter = training and (cfg.augment is not None and cfg.augment.temporal_jitter)
 
-    def decode(i):
+    def decode(i, epoch_seed):
         i = int(i)
         row = rows[i]
-        if label_ids[i] >= 0:
+        if ids[i] >= 0:
             try:
-                rng = np.random.default_rng([seed, i]) if training else None
+                rng = np.random.default_rng([seed, i, int(epoch_seed)]) if jitter else None
                 clip = decode_clip(row.video, vspec, aspec, row.start, row.end, row.audio, rng)
                 return clip.frames, clip.audio, np.float32(clip.has_audio), True
             except DecodeError as e:
@@ -117,39 +106,103 @@ def make_dataset(
         frames = np.zeros((vspec.frames, vspec.size, vspec.size, 3), np.uint8)
         return frames, np.zeros(aspec.samples, np.float32), np.float32(0), False
 
-    def decode_tf(i, text, label):
-        frames, audio, audio_mask, ok = tf.numpy_function(
-            decode, [i], [tf.uint8, tf.float32, tf.float32, tf.bool], stateful=False
+    def decode_tf(i, text, label, epoch_seed):
+        frames, samples, audio_mask, ok = tf.numpy_function(
+            decode, [i, epoch_seed], [tf.uint8, tf.float32, tf.float32, tf.bool], stateful=False
         )
         frames.set_shape([vspec.frames, vspec.size, vspec.size, 3])
-        audio.set_shape([aspec.samples])
+        samples.set_shape([aspec.samples])
         audio_mask.set_shape([])
         ok.set_shape([])
-        return (
-            {"frames": frames, "samples": audio, "audio_mask": audio_mask, "text": text},
-            label,
-            ok,
-        )
+        clip = {"frames": frames, "samples": samples, "audio_mask": audio_mask, "text": text}
+        return clip, label, ok
 
-    def features(d, label):
-        text_mask = tf.cast(tf.strings.length(tf.strings.strip(d["text"])) > 0, tf.float32)
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(rows)), [r.text for r in rows], ids))
+    if shard is not None:
+        ds = ds.shard(*shard)
+    if training and not cfg.cache:
+        ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+    # a per-epoch number for temporal jitter: a new draw each epoch, the same for a seed
+    epoch = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(
+        lambda x: x % 100003
+    )
+    ds = tf.data.Dataset.zip((ds, epoch)).map(lambda t, e: (*t, e))
+    ds = ds.map(decode_tf, num_parallel_calls=AUTOTUNE, deterministic=cfg.deterministic)
+    return ds.filter(_is_ok).map(_drop_ok)
+
+
+def _is_ok(clip, label, ok):
+    return ok
+
+
+def _drop_ok(clip, label, ok):
+    return clip, label
+
+
+def batched_features(
+    ds: tf.data.Dataset,
+    cfg: DataConfig,
+    tokenizer: TextTokenizer,
+    training: bool = False,
+) -> tf.data.Dataset:
+    """Decoded clips -> [cache] -> [shuffle] -> [augment] -> features -> batch -> prefetch."""
+    aspec, aug = cfg.audio, (cfg.augment if training else None)
+    if cfg.cache:
+        ds = ds.cache()
+    if training and cfg.cache:
+        ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=cfg.seed + 1, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds))
+
+    def features(pair, seed):
+        clip, label = pair
+        video = tf.cast(clip["frames"], tf.float32) / 255.0
+        samples, text = clip["samples"], tokenizer(clip["text"])
+        if aug is not None:
+            s = tf.random.experimental.stateless_split(seed, 4)
+            video = augment_video(video, s[0], aug)
+            samples = augment_waveform(samples, s[1], aug) * clip["audio_mask"]
+            text = token_dropout(text, s[3], aug.token_dropout)
+        audio = log_mel(samples, aspec)
+        if aug is not None:
+            audio = spec_augment(audio, s[2], aug)
+        text_mask = tf.cast(tf.strings.length(tf.strings.strip(clip["text"])) > 0, tf.float32)
         inputs = {
-            "video": tf.cast(d["frames"], tf.float32) / 255.0,
-            "audio": log_mel(d["samples"], aspec) * d["audio_mask"],
-            "text": tokenizer(d["text"]),
+            "video": video,
+            "audio": audio * clip["audio_mask"],
+            "text": text,
             "video_mask": tf.ones([1], tf.float32),
-            "audio_mask": tf.reshape(d["audio_mask"], [1]),
+            "audio_mask": tf.reshape(clip["audio_mask"], [1]),
             "text_mask": tf.reshape(text_mask, [1]),
         }
         return inputs, label
 
-    texts = [r.text for r in rows]
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(rows)), texts, label_ids))
-    ds = ds.map(decode_tf, num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.filter(_is_ok).map(_drop_ok)
-    ds = ds.map(features, num_parallel_calls=AUTOTUNE)
-    if cfg.cache:
-        ds = ds.cache()
-    if training:
-        ds = ds.shuffle(cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(features, num_parallel_calls=AUTOTUNE, deterministic=cfg.deterministic)
     return ds.batch(cfg.batch_size).prefetch(AUTOTUNE)
+
+
+def make_dataset(
+    rows: list[ClipRow],
+    cfg: DataConfig,
+    labels: list[str],
+    tokenizer: TextTokenizer,
+    training: bool = False,
+    skips: SkipLog | None = None,
+    shard: tuple[int, int] | None = None,
+) -> tf.data.Dataset:
+    """Batched, prefetched dataset of `({video, audio, text, *_mask}, label)`.
+
+    Args:
+      rows: validated manifest rows.
+      cfg: sizes, batch size, caching, augmentation, strictness.
+      labels: class names; the label is the index into this list.
+      tokenizer: turns the caption into `text` ids.
+      training: shuffle each epoch and augment (if `cfg.augment`).
+      skips: collects skipped clips (pass one to report them at the end).
+      shard: `(num_workers, worker_index)` for distributed input.
+
+    Example:
+      ds = make_dataset(rows, DataConfig(), labels, TextTokenizer.fit(texts, TextSpec()))
+    """
+    decoded = decoded_dataset(rows, cfg, labels, training, skips, shard)
+    return batched_features(decoded, cfg, tokenizer, training)

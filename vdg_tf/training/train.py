@@ -16,8 +16,8 @@ import tf_keras as keras
 
 from vdg_tf.config import Config
 from vdg_tf.data.features import TextTokenizer, log_mel_frames
-from vdg_tf.data.manifest import label_vocabulary, read_manifest
-from vdg_tf.data.pipeline import SkipLog, make_dataset
+from vdg_tf.data.pipeline import SkipLog, batched_features
+from vdg_tf.data.sources import dataset_from, open_source
 from vdg_tf.files import write_json
 from vdg_tf.models.builder import build_classifier
 from vdg_tf.training.artifacts import MODEL_FILE, save_model_atomic, save_run_metadata
@@ -78,6 +78,8 @@ def train(
 ) -> TrainResult:
     """Train on `train_manifest`, validate on `eval_manifest`, write the run folder `out_dir`.
 
+    Either may be a manifest or a `vdg preprocess` folder of decoded clips.
+
     Example:
       result = train(Config(), "data/manifest_train.jsonl", "runs/a", "data/manifest_eval.jsonl")
     """
@@ -85,23 +87,20 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.data.seed)
     skips = SkipLog()
-    rows, problems = read_manifest(train_manifest, strict=cfg.data.strict)
-    skips.extend(problems)
-    labels = label_vocabulary(rows)
+    source = open_source(train_manifest, cfg.data, training=True, skips=skips)
+    labels = source.labels
     if len(labels) < 2:
         raise ValueError(f"{train_manifest}: need at least 2 distinct labels, found {labels}")
-    tokenizer = TextTokenizer.fit([r.text for r in rows], cfg.data.text)
+    tokenizer = TextTokenizer.fit(source.texts, cfg.data.text)
     save_run_metadata(out, cfg, labels, tokenizer)
 
-    train_ds = make_dataset(rows, cfg.data, labels, tokenizer, training=True, skips=skips)
+    train_ds = batched_features(source.decoded, cfg.data, tokenizer, training=True)
     eval_ds = None
     if eval_manifest:
-        eval_rows, eval_problems = read_manifest(eval_manifest, strict=cfg.data.strict)
-        skips.extend(eval_problems)
-        eval_ds = make_dataset(eval_rows, cfg.data, labels, tokenizer, skips=skips)
+        eval_ds = dataset_from(eval_manifest, cfg.data, labels, tokenizer, skips=skips)
 
     model = build_classifier(cfg, len(labels), tokenizer.vocab_size, log_mel_frames(cfg.data.audio))
-    steps = max(1, -(-len(rows) // cfg.data.batch_size))
+    steps = max(1, -(-source.count // cfg.data.batch_size))
     compile_classifier(model, cfg, steps)
     names = model.output_names
     # BackupAndRestore empties its folder after a finished fit; files there mean a killed run
@@ -135,5 +134,7 @@ def train(
         metrics["eval"] = report
     metrics["skipped"] = skips.count
     metrics["skipped_files"] = skips.reasons
+    if skips.count:
+        print(skips.summary(source.count), file=sys.stderr)
     write_json(out / "metrics.json", metrics)
     return TrainResult(out, model, labels, tokenizer, metrics["epochs_run"], metrics, skips.reasons)

@@ -1,0 +1,147 @@
+"""`vdg preprocess`: decode a manifest once into TFRecord shards, so later epochs skip decoding.
+
+Each record holds one decoded clip (uint8 frames, float32 waveform, audio mask, caption,
+label name). `index.json` records the data spec the clips were decoded at, the labels
+and the captions (for the vocabulary), and the clips that were skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from vdg_tf.config import DataConfig
+from vdg_tf.data.manifest import label_vocabulary, read_manifest
+from vdg_tf.data.pipeline import SkipLog, decoded_dataset
+from vdg_tf.files import write_json
+
+INDEX = "index.json"
+
+
+def _spec(cfg: DataConfig) -> dict:
+    v, a = cfg.video, cfg.audio
+    return {"frames": v.frames, "size": v.size, "fps": v.fps, "resize": v.resize,
+            "sample_rate": a.sample_rate, "seconds": a.seconds}  # fmt: skip
+
+
+def _example(clip: dict, label: str) -> bytes:
+    feature = {
+        "frames": tf.train.Feature(bytes_list=tf.train.BytesList(value=[clip["frames"].tobytes()])),
+        "samples": tf.train.Feature(float_list=tf.train.FloatList(value=clip["samples"])),
+        "audio_mask": tf.train.Feature(
+            float_list=tf.train.FloatList(value=[float(clip["audio_mask"])])
+        ),
+        "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[clip["text"]])),
+        "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def preprocess(
+    manifest: str | Path,
+    out_dir: str | Path,
+    cfg: DataConfig,
+    shards: int = 4,
+    progress: bool = True,
+) -> dict:
+    """Decode every clip of `manifest` (in parallel) into `shards` TFRecord files under `out_dir`.
+
+    Shards are written under temp names and renamed when complete. Returns the index.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    skips = SkipLog()
+    rows, problems = read_manifest(manifest, strict=cfg.strict)
+    skips.extend(problems)
+    labels = label_vocabulary(rows)
+    ds = decoded_dataset(rows, cfg, labels, training=False, skips=skips)
+    names = [f"clips-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
+    tmp = [out / f".{n}.tmp" for n in names]
+    writers = [tf.io.TFRecordWriter(str(p)) for p in tmp]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(rows), desc="preprocess", unit="clip", leave=False)
+    count = 0
+    for clip, label in ds.as_numpy_iterator():
+        writers[count % shards].write(_example(clip, labels[int(label)]))
+        count += 1
+        if bar is not None:
+            bar.update(1)
+    for w, t, n in zip(writers, tmp, names, strict=True):
+        w.close()
+        t.replace(out / n)
+    if bar is not None:
+        bar.close()
+    index = {
+        "manifest": str(manifest),
+        "clips": count,
+        "shards": names,
+        "spec": _spec(cfg),
+        "labels": labels,
+        "texts": [r.text for r in rows],
+        "skipped": skips.count,
+        "skipped_files": skips.reasons,
+    }
+    write_json(out / INDEX, index)
+    return index
+
+
+def read_index(folder: str | Path, cfg: DataConfig) -> dict:
+    """The index of a preprocessed folder; refuses one decoded at another spec."""
+    path = Path(folder) / INDEX
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder}: no {INDEX} (not a `vdg preprocess` folder)")
+    index = json.loads(path.read_text())
+    if index["spec"] != _spec(cfg):
+        raise ValueError(
+            f"{folder}: decoded at {index['spec']}, but the config asks for {_spec(cfg)}; rerun vdg preprocess"
+        )
+    return index
+
+
+def records_dataset(
+    folder: str | Path, cfg: DataConfig, labels: list[str], training: bool = False
+) -> tf.data.Dataset:
+    """Unbatched `(clip, label)` from preprocessed shards: same elements as `decoded_dataset`."""
+    index = read_index(folder, cfg)
+    v, a = cfg.video, cfg.audio
+    files = [str(Path(folder) / n) for n in index["shards"]]
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(labels), tf.range(len(labels), dtype=tf.int32)
+        ),
+        -1,
+    )
+    spec = {
+        "frames": tf.io.FixedLenFeature([], tf.string),
+        "samples": tf.io.FixedLenFeature([a.samples], tf.float32),
+        "audio_mask": tf.io.FixedLenFeature([], tf.float32),
+        "text": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.string),
+    }
+
+    def parse(record):
+        ex = tf.io.parse_single_example(record, spec)
+        frames = tf.reshape(tf.io.decode_raw(ex["frames"], tf.uint8), [v.frames, v.size, v.size, 3])
+        clip = {
+            "frames": frames,
+            "samples": ex["samples"],
+            "audio_mask": ex["audio_mask"],
+            "text": ex["text"],
+        }
+        return clip, table.lookup(ex["label"])
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        ds = ds.shuffle(len(files), seed=cfg.seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=cfg.deterministic,
+    )
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=cfg.deterministic)
+    return ds.filter(lambda clip, label: label >= 0)

@@ -1,0 +1,63 @@
+"""Open training or evaluation data by path: a manifest (`.jsonl`) or a `vdg preprocess` folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+from vdg_tf.config import DataConfig
+from vdg_tf.data.features import TextTokenizer
+from vdg_tf.data.manifest import label_vocabulary, read_manifest
+from vdg_tf.data.pipeline import SkipLog, batched_features, decoded_dataset
+from vdg_tf.data.records import read_index, records_dataset
+
+
+@dataclass
+class Source:
+    """Unbatched decoded clips plus what training needs to know about them."""
+
+    decoded: tf.data.Dataset
+    labels: list[str]
+    texts: list[str]
+    count: int
+
+
+def open_source(
+    path: str | Path,
+    cfg: DataConfig,
+    labels: list[str] | None = None,
+    training: bool = False,
+    skips: SkipLog | None = None,
+    shard: tuple[int, int] | None = None,
+) -> Source:
+    """Decoded clips from a manifest or a preprocessed folder; `labels` default to the data's own."""
+    skips = skips if skips is not None else SkipLog()
+    if Path(path).is_dir():
+        index = read_index(path, cfg)
+        skips.extend(index["skipped_files"])
+        labels = labels or index["labels"]
+        ds = records_dataset(path, cfg, labels, training)
+        if shard is not None:
+            ds = ds.shard(*shard)
+        return Source(ds, labels, index["texts"], index["clips"])
+    rows, problems = read_manifest(path, strict=cfg.strict)
+    skips.extend(problems)
+    labels = labels or label_vocabulary(rows)
+    ds = decoded_dataset(rows, cfg, labels, training, skips, shard)
+    return Source(ds, labels, [r.text for r in rows], len(rows) + len(problems))
+
+
+def dataset_from(
+    path: str | Path,
+    cfg: DataConfig,
+    labels: list[str],
+    tokenizer: TextTokenizer,
+    training: bool = False,
+    skips: SkipLog | None = None,
+) -> tf.data.Dataset:
+    """Batched model inputs from a manifest or preprocessed folder."""
+    return batched_features(
+        open_source(path, cfg, labels, training, skips).decoded, cfg, tokenizer, training
+    )
