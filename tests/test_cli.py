@@ -45,3 +45,41 @@ def test_bad_input_is_a_one_line_error(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert lines[-1].startswith("vdg evaluate: error:") and "nope" in lines[-1]
     assert "Traceback" not in out.stderr
+
+
+def test_benchmark_pipeline_reports_every_figure(sample_data):
+    out = run(
+        "benchmark",
+        "pipeline",
+        "--data",
+        sample_data["manifest_eval"],
+        "--clips",
+        "6",
+        "--wait-steps",
+        "2",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    for key in ("pipeline_clips_per_s", "sequential_clips_per_s", "decode_only_frames_per_s", "pipeline_frames_per_s",
+                "process_pool_clips_per_s", "pipeline_vs_sequential"):  # fmt: skip
+        assert r[key] > 0, key
+    assert r["clips"] == 6 and r["skipped"] == 0
+    assert set(r["input_wait_fraction"]) == {"streaming", "cached"}
+
+
+def test_preprocess_then_evaluate_from_the_folder(trained_run, sample_data, tmp_path):
+    cfg = trained_run.out / "config.yaml"
+    out = run(
+        "preprocess",
+        sample_data["manifest_eval"],
+        str(tmp_path / "pre"),
+        "--config",
+        str(cfg),
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["clips"] == 12
+    out = run("evaluate", str(trained_run.out), "--data", str(tmp_path / "pre"), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["n"] == 12

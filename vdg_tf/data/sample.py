@@ -109,6 +109,8 @@ def _encode_audio(out: av.container.OutputContainer, stream, audio: np.ndarray, 
         part = samples[i : i + chunk]
         if fmt.startswith("s16"):
             part = (part * 32767).astype(np.int16)
+        elif fmt.startswith("s32"):
+            part = (part * 2147483647).astype(np.int32)
         frame = av.AudioFrame.from_ndarray(part[None, :], format=fmt, layout="mono")
         frame.sample_rate = rate
         frame.pts = i
@@ -117,15 +119,25 @@ def _encode_audio(out: av.container.OutputContainer, stream, audio: np.ndarray, 
     out.mux(stream.encode())
 
 
+AUDIO_FORMATS = {".wav": ("wav", "pcm_s16le"), ".flac": ("flac", "flac"), ".mp3": ("mp3", "libmp3lame"),
+                 ".m4a": ("ipod", "aac"), ".ogg": ("ogg", "libopus")}  # fmt: skip
+
+
+def write_audio(path: str | Path, audio: np.ndarray, sample_rate: int = 16000) -> None:
+    """Write mono float audio to WAV, FLAC, MP3, M4A or Ogg/Opus (by suffix) through PyAV."""
+    path = Path(path)
+    if path.suffix not in AUDIO_FORMATS:
+        raise ValueError(f"{path}: unknown audio suffix (known: {', '.join(AUDIO_FORMATS)})")
+    fmt, codec = AUDIO_FORMATS[path.suffix]
+    with av.open(str(path), "w", format=fmt) as out:
+        _encode_audio(
+            out, out.add_stream(codec, rate=sample_rate, layout="mono"), audio, sample_rate
+        )
+
+
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 16000) -> None:
-    """Write mono float audio as 16-bit PCM WAV through PyAV."""
-    with av.open(str(path), "w", format="wav") as out:
-        stream = out.add_stream("pcm_s16le", rate=sample_rate, layout="mono")
-        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
-        frame.sample_rate = sample_rate
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    """Write mono float audio as 16-bit PCM WAV."""
+    write_audio(Path(path).with_suffix(".wav"), audio, sample_rate)
 
 
 def render_frames(rng: np.random.Generator, direction: str, n: int, size: int) -> np.ndarray:
