@@ -145,6 +145,34 @@ def cmd_benchmark(a: argparse.Namespace) -> dict:
     return r
 
 
+def cmd_run(a: argparse.Namespace) -> dict:
+    from vdg_tf.run import Pipeline, format_report, run_pipeline
+
+    report = run_pipeline(Pipeline.load(a.pipeline), a.data, a.eval_data, a.out, progress=True)
+    if not a.json:
+        print(format_report(report), file=sys.__stdout__)
+    return {"report": report["report"], "stages": report["stages"]}
+
+
+def cmd_inspect(a: argparse.Namespace) -> dict:
+    from vdg_tf.export.inspect import format_inspection, inspect_tflite, latency_ms
+
+    r = inspect_tflite(a.file)
+    if a.latency:
+        r["latency_ms"] = latency_ms(a.file)
+    if not a.json:
+        print(
+            format_inspection(r)
+            + (
+                f"\n  latency           {r['latency_ms']:.3f} ms (LiteRT, median)"
+                if a.latency
+                else ""
+            ),
+            file=sys.__stdout__,
+        )
+    return r
+
+
 def cmd_demo(a: argparse.Namespace) -> dict:
     from vdg_tf.demo import DemoConfig, format_report, run_demo
 
@@ -237,9 +265,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="stream this many epochs and report memory growth",
     )
 
+    sp = add(
+        "run",
+        cmd_run,
+        "run a pipeline file: train -> prune/cluster/QAT -> export -> verify, resuming",
+    )
+    sp.add_argument("pipeline", help="pipeline YAML (see pipelines/)")
+    sp.add_argument("--data", required=True, help="training manifest or TFRecord folder")
+    sp.add_argument("--eval-data", required=True, help="evaluation manifest")
+    sp.add_argument("--out", required=True, help="output folder (rerun to resume)")
+
+    sp = add("inspect", cmd_inspect, "ops, tensor dtypes and int8 coverage of a .tflite file")
+    sp.add_argument("file", help="FILE.tflite")
+    sp.add_argument("--latency", action="store_true", help="also time it in LiteRT (XNNPACK)")
+
     sp = add("demo", cmd_demo, "the whole product on generated sample data, end to end")
     sp.add_argument("--out", default="saved_models/demo")
-    sp.add_argument("--clips", type=int, default=240)
+    sp.add_argument("--clips", type=int, default=320)
     sp.add_argument("--seed", type=int, default=0, help="sample-data seed")
     return p
 
@@ -254,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).strip("'\"").splitlines()[0] if str(e) else type(e).__name__
         print(f"vdg {args.command}: error: {msg}", file=sys.stderr)
         return 2
-    if args.json or args.command not in ("demo", "benchmark"):
+    if args.json or args.command not in ("demo", "benchmark", "run", "inspect"):
         _emit(result, args.json)
     return 0
 

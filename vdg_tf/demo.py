@@ -32,7 +32,7 @@ from vdg_tf.training.train import compile_classifier, fit_verbosity, train, with
 class DemoConfig:
     """The demo's sizes: enough clips to learn the fused task, small enough for 2 CPU cores."""
 
-    clips: int = 240
+    clips: int = 320
     seed: int = 0
     sparsity: float = 0.5
     prune_epochs: int = 6

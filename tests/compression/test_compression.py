@@ -23,7 +23,7 @@ def pruned_and_qat(trained_run, sample_data):
     pruned = prune(
         trained_run.model,
         fit_ds,
-        PruneConfig(0.5, epochs=2),
+        PRUNE,
         lambda m, s: compile_classifier(m, cfg, s),
     )
     assert all(

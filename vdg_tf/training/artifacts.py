@@ -8,6 +8,7 @@ temp name and renamed, so a killed run never leaves a half-written artifact.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,12 @@ MODEL_FILE = "model.keras"
 
 
 def save_model_atomic(model: keras.Model, path: str | Path) -> None:
-    """`model.save` to a temp `.keras` file beside `path`, then rename."""
+    """`model.save` to a temp file beside `path` (`.keras`, or `.h5` for QAT models), then rename."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    model.save(tmp)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy")
+        model.save(tmp)
     os.replace(tmp, path)
 
 

@@ -1,0 +1,70 @@
+"""Clustering keeps <= N distinct values per kernel; distillation moves a student towards its teacher."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+from vdg_tf.compression.cluster import ClusterConfig, cluster, distinct_values
+from vdg_tf.compression.distill import DistillConfig, distill
+from vdg_tf.data.features import log_mel_frames
+from vdg_tf.data.sources import dataset_from
+from vdg_tf.models import build_classifier, inference_model
+from vdg_tf.training.train import compile_classifier, with_head_targets
+
+
+@pytest.fixture(scope="module")
+def train_ds(trained_run, sample_data):
+    return dataset_from(
+        sample_data["manifest_train"],
+        tiny_config().data,
+        trained_run.labels,
+        trained_run.tokenizer,
+        training=True,
+    )
+
+
+def test_clustered_kernels_hold_at_most_n_values(trained_run, train_ds):
+    cfg = ClusterConfig(clusters=8, epochs=1, preserve_sparsity=False, min_weights=256)
+    fit = with_head_targets(train_ds, trained_run.model.output_names)
+    clustered = cluster(
+        trained_run.model, fit, cfg, lambda m, s: compile_classifier(m, tiny_config(), s)
+    )
+    counts = distinct_values(clustered, cfg)
+    assert counts and all(n <= 8 for n in counts.values()), counts
+    assert (
+        distinct_values(trained_run.model, cfg)["video_motion_conv"] > 8
+    )  # the original is untouched
+
+
+def test_distilled_student_agrees_more_with_its_teacher(trained_run, train_ds, sample_data):
+    small = tiny_config()
+    small = dataclasses.replace(
+        small, model=dataclasses.replace(small.model, width=8, fused_dim=16)
+    )
+    student = build_classifier(
+        small,
+        len(trained_run.labels),
+        trained_run.tokenizer.vocab_size,
+        log_mel_frames(small.data.audio),
+    )
+    eval_ds = dataset_from(
+        sample_data["manifest_train"], small.data, trained_run.labels, trained_run.tokenizer
+    )
+    teacher = inference_model(trained_run.model)
+
+    def agreement():
+        hits = n = 0
+        for x, _ in eval_ds:
+            hits += int(
+                np.sum(
+                    teacher(x).numpy().argmax(-1) == inference_model(student)(x).numpy().argmax(-1)
+                )
+            )
+            n += len(x["text"])
+        return hits / n
+
+    before = agreement()
+    distill(student, trained_run.model, train_ds, DistillConfig(epochs=6))
+    assert agreement() > before

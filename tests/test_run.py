@@ -1,0 +1,102 @@
+"""`vdg run`: stages in order, a report with every stage's figures, and resume on rerun."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vdg_tf.run import Pipeline, format_report, run_pipeline
+
+TINY = {
+    "data": {
+        "video": {"frames": 4, "size": 32},
+        "text": {"max_tokens": 12, "vocab_size": 120},
+        "batch_size": 8,
+    },
+    "model": {"width": 16, "embed_dim": 16, "fused_dim": 32},
+    "train": {"epochs": 4, "learning_rate": 5e-3},
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(sample_data, tmp_path_factory):
+    spec = Pipeline.from_dict({
+        "name": "tiny",
+        "config": TINY,
+        "stages": [
+            {"train": {}},
+            {"prune": {"target_sparsity": 0.5, "epochs": 2, "min_weights": 256}},
+            {"qat": {"epochs": 1}},
+            {"export": {"targets": ["float32", "edge-int8", "gpu-fp16"]}},
+        ],
+    })  # fmt: skip
+    out = tmp_path_factory.mktemp("pipe")
+    report = run_pipeline(
+        spec, sample_data["manifest_train"], sample_data["manifest_eval"], out, progress=False
+    )
+    return spec, out, report
+
+
+def test_report_has_every_stage_with_its_figures(pipeline_run):
+    _, out, report = pipeline_run
+    stages = report["stages"]
+    assert list(stages) == [
+        "keras_float",
+        "pruned",
+        "qat",
+        "tflite_float32",
+        "tflite_int8",
+        "tflite_fp16",
+    ]
+    for name, s in stages.items():
+        assert {"accuracy", "bytes", "gzip_bytes", "path"} <= set(s), name
+        assert Path(s["path"]).is_file()
+    assert abs(stages["pruned"]["sparsity"] - 0.5) <= 0.01
+    assert (
+        stages["tflite_int8"]["int8_op_fraction"] > 0.5
+        and stages["tflite_float32"]["int8_op_fraction"] == 0
+    )
+    # a 90 KB model is mostly flatbuffer overhead; the demo-size figure (<= 0.30) is in BENCHMARKS.md
+    assert stages["tflite_int8"]["bytes"] < 0.6 * stages["tflite_float32"]["bytes"]
+    # exports come from the pruned model; agreement is measured against the unpruned float model
+    assert (
+        0.0 <= stages["tflite_int8"]["top1_agreement"] <= 1.0
+        and stages["tflite_int8"]["latency_ms"] > 0
+    )
+    assert "text_embed (Embedding)" in report["layers_left_float_in_qat"]
+    assert (out / "report.json").is_file() and "tflite_int8" in format_report(report)
+
+
+def test_rerun_resumes_finished_stages(pipeline_run, sample_data):
+    spec, out, report = pipeline_run
+    before = {
+        p: p.stat().st_mtime_ns for ext in ("keras", "h5", "tflite") for p in out.rglob(f"*.{ext}")
+    }
+    assert any(p.suffix == ".h5" for p in before)  # the QAT stage's model
+    again = run_pipeline(
+        spec, sample_data["manifest_train"], sample_data["manifest_eval"], out, progress=False
+    )
+    after = {p: p.stat().st_mtime_ns for p in before}
+    assert before == after
+    assert again["stages"]["tflite_int8"]["accuracy"] == report["stages"]["tflite_int8"]["accuracy"]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"stages": [{"prune": {}}]}, "first stage must be 'train'"),
+        ({"stages": [{"train": {}}, {"squash": {}}]}, "unknown 'squash'"),
+        ({"stages": [{"train": {}}], "extra": 1}, "unknown key"),
+    ],
+)
+def test_bad_pipeline_files_are_named(spec, message):
+    with pytest.raises(ValueError, match=message):
+        Pipeline.from_dict(spec)
+
+
+def test_shipped_pipelines_parse():
+    for path in Path(__file__).parent.parent.glob("pipelines/*.yaml"):
+        spec = Pipeline.load(path)
+        assert (
+            spec.stages[0][0] == "train" and yaml.safe_load(path.read_text())["name"] == spec.name
+        )

@@ -1,0 +1,77 @@
+"""Weight clustering with tfmot: each selected kernel keeps at most `clusters` distinct values.
+
+Clustered weights compress well (gzip) and, with `preserve_sparsity`, a pruned model keeps
+its zeros (sparsity-preserving clustering). Selection follows the pruning policy: output
+heads and tiny layers are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+
+from vdg_tf.compression.prune import PruneConfig, selected_for_pruning
+
+clustering = tfmot.clustering.keras
+
+
+@dataclass
+class ClusterConfig:
+    """Clusters per kernel, fine-tune epochs, and whether pruned zeros stay zero."""
+
+    clusters: int = 16
+    epochs: int = 2
+    preserve_sparsity: bool = True
+    min_weights: int = 1024
+    skip: tuple[str, ...] = PruneConfig.skip
+
+
+def _selected(layer: keras.layers.Layer, cfg: ClusterConfig) -> bool:
+    if isinstance(layer, keras.layers.Embedding):  # clustering an int-fed table is not supported
+        return False
+    return selected_for_pruning(layer, PruneConfig(min_weights=cfg.min_weights, skip=cfg.skip))
+
+
+def wrap_for_clustering(model: keras.Model, cfg: ClusterConfig) -> keras.Model:
+    """A copy of `model` with the selected layers wrapped by `cluster_weights`."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    params = {
+        "number_of_clusters": cfg.clusters,
+        "cluster_centroids_init": clustering.CentroidInitialization.KMEANS_PLUS_PLUS,
+        "preserve_sparsity": cfg.preserve_sparsity,
+    }
+
+    def clone(layer):
+        return clustering.cluster_weights(layer, **params) if _selected(layer, cfg) else layer
+
+    return keras.models.clone_model(copy, clone_function=clone)
+
+
+def cluster(
+    model: keras.Model,
+    train_ds: tf.data.Dataset,
+    cfg: ClusterConfig,
+    compile_fn: Callable[[keras.Model, int], None],
+    verbose: int = 0,
+) -> keras.Model:
+    """Cluster, fine-tune and strip; returns a plain model whose kernels hold <= `clusters` values."""
+    wrapped = wrap_for_clustering(model, cfg)
+    steps = int(train_ds.cardinality())
+    compile_fn(wrapped, max(steps, 1))
+    wrapped.fit(train_ds, epochs=cfg.epochs, verbose=verbose)
+    return clustering.strip_clustering(wrapped)
+
+
+def distinct_values(model: keras.Model, cfg: ClusterConfig) -> dict[str, int]:
+    """Distinct kernel values of each clustered layer (<= clusters, +1 for kept zeros)."""
+    return {
+        layer.name: int(np.unique(layer.get_weights()[0]).size)
+        for layer in model.layers
+        if _selected(layer, cfg)
+    }

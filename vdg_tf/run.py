@@ -1,0 +1,343 @@
+"""`vdg run PIPELINE.yaml`: train -> compress -> export -> verify, as stages named in a file.
+
+A pipeline file names its config overrides and its stages, in order:
+
+    name: edge_int8
+    config: {train: {epochs: 24}}
+    stages:
+      - train: {}
+      - prune: {target_sparsity: 0.5, epochs: 6}
+      - qat: {epochs: 4, preserve_sparsity: true}
+      - export: {targets: [float32, edge-int8]}
+
+Each finished stage leaves its model and a `stages/<key>.json` record under the output
+folder, so a rerun (after a crash or a kill) skips what is done. `report.json` holds one
+entry per stage (`keras_float`, `pruned`, `qat`, `tflite_int8`, ...) with accuracy,
+bytes, gzip bytes, path and, for `.tflite` stages, LiteRT latency and int8 op coverage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import tf_keras as keras
+import yaml
+
+from vdg_tf.compression import PruneConfig, QATConfig, overall_sparsity, prune, qat, sparsity_table
+from vdg_tf.compression.cluster import ClusterConfig, cluster, distinct_values
+from vdg_tf.config import Config
+from vdg_tf.data.pipeline import SkipLog
+from vdg_tf.data.sources import dataset_from
+from vdg_tf.export.inspect import inspect_tflite, latency_ms
+from vdg_tf.export.tflite import ExportConfig, convert
+from vdg_tf.export.verify import agreement, predict_tflite, representative_inputs
+from vdg_tf.files import atomic_write_bytes, write_json
+from vdg_tf.models.builder import inference_model
+from vdg_tf.training.artifacts import (
+    load_metadata,
+    load_model,
+    save_model_atomic,
+    save_run_metadata,
+)
+from vdg_tf.training.evaluate import predict_dataset
+from vdg_tf.training.metrics import classification_report
+from vdg_tf.training.train import compile_classifier, fit_verbosity, train, with_head_targets
+
+STAGES = ("train", "prune", "cluster", "qat", "export")
+TFLITE_NAMES = {"float32": "tflite_float32", "gpu-fp16": "tflite_fp16", "cpu-dynamic": "tflite_dynamic",
+                "edge-int8": "tflite_int8", "int8-fallback": "tflite_int8_fallback"}  # fmt: skip
+INT8_TARGETS = ("edge-int8", "int8-fallback")
+
+
+@dataclass
+class Pipeline:
+    """A parsed pipeline file."""
+
+    name: str
+    config: Config
+    stages: list[tuple[str, dict]]
+    finetune_lr_scale: float = 0.05
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "pipeline") -> Pipeline:
+        unknown = set(d) - {"name", "config", "stages", "finetune_lr_scale"}
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown key(s) {sorted(unknown)} (known: name, config, stages, finetune_lr_scale)"
+            )
+        stages = []
+        for i, item in enumerate(d.get("stages") or []):
+            if not isinstance(item, dict) or len(item) != 1:
+                raise ValueError(
+                    f"{where}: stage {i + 1} must be one mapping like {{prune: {{...}}}}"
+                )
+            (kind, params), = item.items()  # fmt: skip
+            if kind not in STAGES:
+                raise ValueError(
+                    f"{where}: stage {i + 1}: unknown '{kind}' (known: {', '.join(STAGES)})"
+                )
+            stages.append((kind, params or {}))
+        if not stages or stages[0][0] != "train":
+            raise ValueError(f"{where}: the first stage must be 'train'")
+        return cls(
+            d.get("name", "pipeline"),
+            Config.from_dict(d.get("config")),
+            stages,
+            d.get("finetune_lr_scale", 0.05),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Pipeline:
+        try:
+            raw = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"{path}: cannot read pipeline: {e}") from None
+        return cls.from_dict(raw or {}, str(path))
+
+
+def _stage_file(out: Path, key: str, kind: str) -> Path:
+    """Where a stage keeps its model. QAT models go to HDF5: the `.keras` format cannot
+    reload tfmot's QuantizeLayer (its variables are built twice, and loading fails)."""
+    return out / f"{key}.{'h5' if kind == 'qat' else 'keras'}"
+
+
+def _options(cls, params: dict, where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = set(params) - known
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown option(s) {sorted(unknown)} (known: {', '.join(sorted(known))})"
+        )
+    return cls(**params)
+
+
+def _file_sizes(path: Path) -> dict:
+    data = path.read_bytes()
+    return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, 9))}
+
+
+@dataclass
+class _State:
+    """What flows between stages."""
+
+    model: keras.Model | None = None  # latest float-deployable model (train/prune/cluster)
+    qat_model: keras.Model | None = None
+    reference: np.ndarray | None = None  # keras_float probabilities on eval, for agreement
+    labels: list[str] = field(default_factory=list)
+    float_layers: list[str] = field(default_factory=list)
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    train_data: str | Path,
+    eval_data: str | Path,
+    out_dir: str | Path,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """Run every stage (skipping finished ones), write and return the report."""
+    log = log or (lambda m: print(f"[vdg run] {m}", file=sys.stderr, flush=True))
+    out = Path(out_dir)
+    (out / "stages").mkdir(parents=True, exist_ok=True)
+    cfg = pipeline.config
+    verbose = fit_verbosity(progress)
+    state = _State()
+    report: dict = {"pipeline": pipeline.name, "stages": {}}
+    ctx: dict = {}
+
+    def done(key: str) -> dict | None:
+        p = out / "stages" / f"{key}.json"
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def finish(key: str, names: dict) -> None:
+        report["stages"].update({k: v for k, v in names.items() if not k.startswith("_")})
+        write_json(out / "stages" / f"{key}.json", names)
+
+    for i, (kind, params) in enumerate(pipeline.stages):
+        key = f"{i:02d}_{kind}"
+        record = done(key)
+        if kind == "train":
+            if record is None:
+                log("train")
+                result = train(cfg, train_data, out / "train", eval_data, progress)
+                save_model_atomic(result.model, out / "train" / "model.keras")
+            cfg, state.labels, tokenizer = load_metadata(out / "train")
+            state.model = load_model(out / "train" / "model.keras")
+            ctx = _context(
+                cfg, train_data, eval_data, state.labels, tokenizer, state.model.output_names
+            )
+            y, state.reference = predict_dataset(inference_model(state.model), ctx["eval"])
+            ctx["y"] = y
+            if record is None:
+                record = {
+                    "keras_float": _keras_entry(
+                        out / "train" / "model.keras", y, state.reference, state.labels
+                    )
+                }
+                finish(key, record)
+            report["stages"].update(record)
+            continue
+        if record is not None and kind != "export":
+            log(f"{kind}: done before, loading")
+            model = load_model(_stage_file(out, key, kind))
+            if kind == "qat":
+                state.qat_model, state.float_layers = model, record.get("_float_layers", [])
+            else:
+                state.model = model
+            report["stages"].update({k: v for k, v in record.items() if not k.startswith("_")})
+            continue
+        ft = replace(
+            cfg,
+            train=replace(
+                cfg.train,
+                learning_rate=cfg.train.learning_rate * pipeline.finetune_lr_scale,
+                schedule="constant",
+            ),
+        )
+
+        def compile_fn(m, steps, ft=ft):
+            compile_classifier(m, ft, steps)
+
+        if kind == "prune":
+            pc = _options(PruneConfig, params, f"stage {key}")
+            log(f"prune to {pc.target_sparsity:.0%} ({pc.schedule}, {pc.epochs} epochs)")
+            state.model = prune(state.model, ctx["fit"], pc, compile_fn, verbose=verbose)
+            save_model_atomic(state.model, out / f"{key}.keras")
+            entry = _keras_entry(
+                out / f"{key}.keras", ctx["y"], _probs(state.model, ctx), state.labels
+            )
+            entry |= {
+                "sparsity": overall_sparsity(state.model, pc),
+                "sparsity_by_layer": sparsity_table(state.model),
+            }
+            finish(key, {"pruned": entry})
+        elif kind == "cluster":
+            cc = _options(ClusterConfig, params, f"stage {key}")
+            log(f"cluster to {cc.clusters} values per kernel ({cc.epochs} epochs)")
+            state.model = cluster(state.model, ctx["fit"], cc, compile_fn, verbose=verbose)
+            save_model_atomic(state.model, out / f"{key}.keras")
+            entry = _keras_entry(
+                out / f"{key}.keras", ctx["y"], _probs(state.model, ctx), state.labels
+            )
+            entry |= {"distinct_values": distinct_values(state.model, cc)}
+            finish(key, {"clustered": entry})
+        elif kind == "qat":
+            qc = _options(QATConfig, params, f"stage {key}")
+            log(
+                f"quantization-aware training ({'PQAT, ' if qc.preserve_sparsity else ''}{qc.epochs} epochs)"
+            )
+            result = qat(state.model, ctx["fit"], qc, compile_fn, verbose=verbose)
+            state.qat_model, state.float_layers = result.model, result.float_layers
+            save_model_atomic(state.qat_model, _stage_file(out, key, kind))
+            entry = _keras_entry(
+                _stage_file(out, key, kind), ctx["y"], _probs(state.qat_model, ctx), state.labels
+            )
+            entry["layers_left_float"] = result.float_layers
+            finish(key, {"qat": entry, "_float_layers": result.float_layers})
+        elif kind == "export":
+            targets = params.get("targets", ["float32", "edge-int8"])
+            entries = {}
+            for target in targets:
+                name = TFLITE_NAMES.get(target)
+                if name is None:
+                    raise ValueError(
+                        f"stage {key}: unknown target '{target}' (known: {', '.join(TFLITE_NAMES)})"
+                    )
+                path = out / "export" / f"model_{target}.tflite"
+                if record and name in record and path.is_file():
+                    entries[name] = record[name]
+                    continue
+                source = (
+                    state.qat_model
+                    if (target in INT8_TARGETS and state.qat_model is not None)
+                    else state.model
+                )
+                log(f"export {target} and verify in LiteRT")
+                rep = (
+                    (lambda ds=ctx["train_plain"]: representative_inputs(ds, 64))
+                    if target in INT8_TARGETS
+                    else None
+                )
+                atomic_write_bytes(
+                    path, convert(inference_model(source), ExportConfig(target, rep))
+                )
+                entries[name] = _tflite_entry(path, ctx, state)
+            save_run_metadata(out / "export", cfg, state.labels, ctx["tokenizer"])
+            finish(key, entries)
+    report["labels"] = state.labels
+    report["layers_left_float_in_qat"] = state.float_layers
+    report["skipped"] = ctx.get("skips", SkipLog()).count
+    write_json(out / "report.json", report)
+    report["report"] = str(out / "report.json")
+    return report
+
+
+def _context(cfg: Config, train_data, eval_data, labels, tokenizer, output_names) -> dict:
+    skips = SkipLog()
+    train_ds = dataset_from(train_data, cfg.data, labels, tokenizer, training=True, skips=skips)
+    plain = dataset_from(train_data, cfg.data, labels, tokenizer, training=False)
+    return {
+        "fit": with_head_targets(train_ds, output_names),
+        "train_plain": plain,  # un-augmented: representative data for int8 calibration
+        "eval": dataset_from(eval_data, cfg.data, labels, tokenizer, skips=skips),
+        "tokenizer": tokenizer,
+        "skips": skips,
+    }
+
+
+def _probs(model: keras.Model, ctx: dict) -> np.ndarray:
+    return predict_dataset(inference_model(model), ctx["eval"])[1]
+
+
+def _keras_entry(path: Path, y: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
+    r = classification_report(y, probs, labels)
+    return {
+        "accuracy": r["accuracy"],
+        "macro_f1": r["macro_f1"],
+        "path": str(path),
+        **_file_sizes(path),
+    }
+
+
+def _tflite_entry(path: Path, ctx: dict, state: _State) -> dict:
+    y, probs = predict_tflite(path, ctx["eval"])
+    r = classification_report(y, probs, state.labels)
+    info = inspect_tflite(path)
+    return {
+        "accuracy": r["accuracy"],
+        "macro_f1": r["macro_f1"],
+        "path": str(path),
+        "bytes": info["bytes"],
+        "gzip_bytes": info["gzip_bytes"],
+        "latency_ms": latency_ms(path),
+        "int8_op_fraction": info["int8_op_fraction"],
+        **agreement(state.reference, probs),
+    }
+
+
+def format_report(report: dict) -> str:
+    """One line per stage: accuracy, size, gzip size, latency and what else it measured."""
+    lines = [
+        f"pipeline {report['pipeline']}",
+        f"  {'stage':<22}{'accuracy':>9}{'bytes':>11}{'gzip':>10}{'ms':>8}  notes",
+    ]
+    for name, s in report["stages"].items():
+        notes = []
+        if "sparsity" in s:
+            notes.append(f"sparsity {s['sparsity']:.2f}")
+        if "top1_agreement" in s:
+            notes.append(f"agree {s['top1_agreement']:.3f}")
+        if "int8_op_fraction" in s and s["int8_op_fraction"]:
+            notes.append(f"int8 ops {s['int8_op_fraction']:.2f}")
+        ms = f"{s['latency_ms']:.2f}" if "latency_ms" in s else "-"
+        lines.append(
+            f"  {name:<22}{s['accuracy']:>9.3f}{s['bytes']:>11,}{s['gzip_bytes']:>10,}{ms:>8}  {', '.join(notes)}"
+        )
+    lines.append(f"  report: {report.get('report', '')}")
+    return "\n".join(lines)
