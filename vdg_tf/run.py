@@ -29,7 +29,15 @@ import numpy as np
 import tf_keras as keras
 import yaml
 
-from vdg_tf.compression import PruneConfig, QATConfig, overall_sparsity, prune, qat, sparsity_table
+from vdg_tf.compression import (
+    PruneConfig,
+    QATConfig,
+    overall_sparsity,
+    prune,
+    qat,
+    sparsity_by_branch,
+    sparsity_table,
+)
 from vdg_tf.compression.cluster import ClusterConfig, cluster, distinct_values
 from vdg_tf.config import Config
 from vdg_tf.data.pipeline import SkipLog
@@ -47,12 +55,29 @@ from vdg_tf.training.artifacts import (
 )
 from vdg_tf.training.evaluate import predict_dataset
 from vdg_tf.training.metrics import classification_report
+from vdg_tf.training.plots import plot_size_accuracy
 from vdg_tf.training.train import compile_classifier, fit_verbosity, train, with_head_targets
 
-STAGES = ("train", "prune", "cluster", "qat", "export")
+STAGES = ("train", "prune", "cluster", "qat", "export", "sweep")
 TFLITE_NAMES = {"float32": "tflite_float32", "gpu-fp16": "tflite_fp16", "cpu-dynamic": "tflite_dynamic",
                 "edge-int8": "tflite_int8", "int8-fallback": "tflite_int8_fallback"}  # fmt: skip
 INT8_TARGETS = ("edge-int8", "int8-fallback")
+SHORT = {"float32": "f32", "gpu-fp16": "fp16", "cpu-dynamic": "dyn", "edge-int8": "int8",
+         "int8-fallback": "int8fb"}  # fmt: skip
+
+
+@dataclass
+class SweepConfig:
+    """Grid of sparsity x export target, each pruned from the trained model and verified.
+
+    `prune` and `qat` hold PruneConfig / QATConfig options for every point (the target
+    sparsity is the point's); int8 targets get (pruning-preserving) QAT first.
+    """
+
+    sparsity: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.75, 0.9])
+    targets: list[str] = field(default_factory=lambda: ["edge-int8", "gpu-fp16"])
+    prune: dict = field(default_factory=dict)
+    qat: dict = field(default_factory=lambda: {"epochs": 2})
 
 
 @dataclass
@@ -183,7 +208,7 @@ def run_pipeline(
                 finish(key, record)
             report["stages"].update(record)
             continue
-        if record is not None and kind != "export":
+        if record is not None and kind not in ("export", "sweep"):
             log(f"{kind}: done before, loading")
             model = load_model(_stage_file(out, key, kind))
             if kind == "qat":
@@ -215,6 +240,7 @@ def run_pipeline(
             entry |= {
                 "sparsity": overall_sparsity(state.model, pc),
                 "sparsity_by_layer": sparsity_table(state.model),
+                "sparsity_by_branch": sparsity_by_branch(state.model, pc),
             }
             finish(key, {"pruned": entry})
         elif kind == "cluster":
@@ -244,11 +270,7 @@ def run_pipeline(
             targets = params.get("targets", ["float32", "edge-int8"])
             entries = {}
             for target in targets:
-                name = TFLITE_NAMES.get(target)
-                if name is None:
-                    raise ValueError(
-                        f"stage {key}: unknown target '{target}' (known: {', '.join(TFLITE_NAMES)})"
-                    )
+                name = _tflite_name(target, f"stage {key}")
                 path = out / "export" / f"model_{target}.tflite"
                 if record and name in record and path.is_file():
                     entries[name] = record[name]
@@ -259,23 +281,96 @@ def run_pipeline(
                     else state.model
                 )
                 log(f"export {target} and verify in LiteRT")
-                rep = (
-                    (lambda ds=ctx["train_plain"]: representative_inputs(ds, 64))
-                    if target in INT8_TARGETS
-                    else None
-                )
-                atomic_write_bytes(
-                    path, convert(inference_model(source), ExportConfig(target, rep))
-                )
-                entries[name] = _tflite_entry(path, ctx, state)
+                entries[name] = _export_verified(source, target, path, ctx, state)
             save_run_metadata(out / "export", cfg, state.labels, ctx["tokenizer"])
             finish(key, entries)
+        elif kind == "sweep":
+            sc = _options(SweepConfig, params, f"stage {key}")
+            entries = _sweep(sc, out / key, state, ctx, compile_fn, verbose, log)
+            front = plot_size_accuracy(
+                {n: (e["gzip_bytes"], e["accuracy"]) for n, e in entries.items()},
+                out / "pareto.png",
+                f"{pipeline.name}: sparsity x target",
+            )
+            finish(key, entries)
+            report["pareto_front"] = front
+    tflite = {n: e for n, e in report["stages"].items() if n.startswith("tflite_")}
+    if tflite:
+        plot_size_accuracy(
+            {n: (e["gzip_bytes"], e["accuracy"]) for n, e in tflite.items()},
+            out / "report.png",
+            f"{pipeline.name}: exports verified in LiteRT",
+        )
     report["labels"] = state.labels
     report["layers_left_float_in_qat"] = state.float_layers
     report["skipped"] = ctx.get("skips", SkipLog()).count
     write_json(out / "report.json", report)
     report["report"] = str(out / "report.json")
     return report
+
+
+def _tflite_name(target: str, where: str) -> str:
+    if target not in TFLITE_NAMES:
+        raise ValueError(f"{where}: unknown target '{target}' (known: {', '.join(TFLITE_NAMES)})")
+    return TFLITE_NAMES[target]
+
+
+def _export_verified(source: keras.Model, target: str, path: Path, ctx: dict, state) -> dict:
+    """Convert `source` for `target`, write it atomically, run it in LiteRT on eval data."""
+    rep = (
+        (lambda ds=ctx["train_plain"]: representative_inputs(ds, 64))
+        if target in INT8_TARGETS
+        else None
+    )
+    atomic_write_bytes(path, convert(inference_model(source), ExportConfig(target, rep)))
+    return _tflite_entry(path, ctx, state)
+
+
+def _sweep(sc: SweepConfig, folder: Path, state, ctx, compile_fn, verbose, log) -> dict:
+    """Every sparsity x target point, each resumable from its own record under `folder`."""
+    entries = {}
+    for s in sc.sparsity:
+        tag = f"s{round(s * 100):02d}"
+        pdir = folder / tag
+        pdir.mkdir(parents=True, exist_ok=True)
+        model, qat_model = state.model, None
+        if s > 0:
+            pfile = pdir / "pruned.keras"
+            if pfile.is_file():
+                model = load_model(pfile)
+            else:
+                pc = _options(PruneConfig, {**sc.prune, "target_sparsity": s}, f"sweep {tag}")
+                log(f"sweep: prune to {s:.0%}")
+                model = prune(state.model, ctx["fit"], pc, compile_fn, verbose=verbose)
+                save_model_atomic(model, pfile)
+        for target in sc.targets:
+            name = (
+                f"sweep_{tag}_{SHORT[target] if target in SHORT else _tflite_name(target, 'sweep')}"
+            )
+            rec = pdir / f"{target}.json"
+            if rec.is_file():
+                entries[name] = json.loads(rec.read_text())
+                continue
+            source = model
+            if target in INT8_TARGETS:
+                if qat_model is None:
+                    qfile = pdir / "qat.h5"
+                    if qfile.is_file():
+                        qat_model = load_model(qfile)
+                    else:
+                        qc = _options(
+                            QATConfig, {"preserve_sparsity": s > 0, **sc.qat}, f"sweep {tag}"
+                        )
+                        log(f"sweep: QAT at sparsity {s:.0%}")
+                        qat_model = qat(model, ctx["fit"], qc, compile_fn, verbose=verbose).model
+                        save_model_atomic(qat_model, qfile)
+                source = qat_model
+            log(f"sweep: export {target} at sparsity {s:.0%}, verify in LiteRT")
+            entry = _export_verified(source, target, pdir / f"model_{target}.tflite", ctx, state)
+            entry["sparsity"] = s
+            write_json(rec, entry)
+            entries[name] = entry
+    return entries
 
 
 def _context(cfg: Config, train_data, eval_data, labels, tokenizer, output_names) -> dict:

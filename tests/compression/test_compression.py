@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_config
-from vdg_tf.compression import PruneConfig, QATConfig, overall_sparsity, prune, qat, sparsity_table
+from vdg_tf.compression import (
+    PruneConfig,
+    QATConfig,
+    is_m_by_n_sparse,
+    overall_sparsity,
+    prune,
+    qat,
+    sparsity_by_branch,
+    sparsity_table,
+)
 from vdg_tf.config import Config
 from vdg_tf.data.manifest import read_manifest
 from vdg_tf.data.pipeline import make_dataset
@@ -61,3 +70,42 @@ def test_float_layers_are_listed(pruned_and_qat):
     _, result = pruned_and_qat
     assert "text_embed (Embedding)" in result.float_layers
     assert not any("Conv2D" in name or "Dense" in name for name in result.float_layers)
+
+
+@pytest.fixture(scope="module")
+def fit_ds(trained_run, sample_data):
+    cfg: Config = tiny_config()
+    rows, _ = read_manifest(sample_data["manifest_train"])
+    ds = make_dataset(rows, cfg.data, trained_run.labels, trained_run.tokenizer, training=True)
+    return with_head_targets(ds, trained_run.model.output_names)
+
+
+def _prune(trained_run, fit_ds, pc):
+    return prune(
+        trained_run.model, fit_ds, pc, lambda m, s: compile_classifier(m, tiny_config(), s)
+    )
+
+
+def test_branch_targets_reach_their_own_sparsity(trained_run, fit_ds):
+    pc = PruneConfig(0.5, epochs=1, min_weights=256, targets={"video": 0.75, "text": 0.0})
+    pruned = _prune(trained_run, fit_ds, pc)
+    by_branch = sparsity_by_branch(pruned, pc)
+    assert abs(by_branch["video"] - 0.75) <= 0.01 and abs(by_branch["*"] - 0.5) <= 0.01
+    assert "text" not in by_branch and sparsity_table(pruned)["text_conv2"] == 0.0
+
+
+def test_two_of_four_structured_sparsity(trained_run, fit_ds):
+    pc = PruneConfig(epochs=1, min_weights=256, m_by_n=(2, 4))
+    pruned = _prune(trained_run, fit_ds, pc)
+    kernel = pruned.get_layer("fusion_dense").get_weights()[0]
+    assert is_m_by_n_sparse(kernel, (2, 4)) and not is_m_by_n_sparse(
+        trained_run.model.get_layer("fusion_dense").get_weights()[0], (2, 4)
+    )
+    assert abs(float(np.mean(kernel == 0)) - 0.5) <= 0.01
+
+
+def test_bad_prune_options_are_named():
+    with pytest.raises(ValueError, match="prune.video: 1.5"):
+        PruneConfig(targets={"video": 1.5})
+    with pytest.raises(ValueError, match="prune.m_by_n"):
+        PruneConfig(m_by_n=(4, 2))

@@ -62,3 +62,17 @@ def test_missing_input_is_named(exports):
     m = LiteRTModel(exports["float32"])
     with pytest.raises(KeyError, match="missing input 'audio_mask'"):
         m.predict_one({"audio": np.zeros(1)})
+
+
+def test_stripped_names_shrink_the_file_not_the_model(trained_run, exports, eval_ds, tmp_path):
+    full = atomic_write_bytes(
+        tmp_path / "full.tflite",
+        convert(inference_model(trained_run.model), ExportConfig("float32", strip_names=False)),
+    )
+    stripped = exports["float32"]
+    assert stripped.stat().st_size < full.stat().st_size
+    names = [d["name"] for d in LiteRTModel(stripped).interpreter.get_tensor_details()]
+    assert sum(1 for n in names if n) <= 7  # six named inputs and the output
+    _, a = predict_tflite(full, eval_ds)
+    _, b = predict_tflite(stripped, eval_ds)
+    np.testing.assert_array_equal(a, b)

@@ -8,7 +8,7 @@ builder configuration can be pruned.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +21,13 @@ PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Embedding)
 
 @dataclass
 class PruneConfig:
-    """Target sparsity, schedule (`polynomial` ramps up, `constant` holds) and fine-tune epochs."""
+    """Target sparsity, schedule (`polynomial` ramps up, `constant` holds) and fine-tune epochs.
+
+    `targets` overrides the sparsity per branch or layer by name prefix, longest match
+    first (e.g. `{"video": 0.75, "text_embed": 0.0}`); 0 leaves a layer dense.
+    `m_by_n` (e.g. `[2, 4]`) prunes structured: m zeros in every n consecutive input
+    channels, the pattern sparse tensor cores run at 2x (it ignores the schedule's target).
+    """
 
     target_sparsity: float = 0.5
     schedule: str = "polynomial"
@@ -31,19 +37,39 @@ class PruneConfig:
     # pruning them costs accuracy for no size gain, so they are left dense.
     min_weights: int = 1024
     skip: tuple[str, ...] = ("fused", "video_head", "audio_head", "text_head")
+    targets: dict[str, float] = field(default_factory=dict)
+    m_by_n: tuple[int, int] | None = None
 
-    def make_schedule(self, steps_per_epoch: int) -> sparsity.PruningSchedule:
-        if not 0.0 <= self.target_sparsity < 1.0:
-            raise ValueError(f"prune.target_sparsity: {self.target_sparsity} must be in [0, 1)")
+    def __post_init__(self):
+        for name, value in {"target_sparsity": self.target_sparsity, **self.targets}.items():
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"prune.{name}: {value} must be in [0, 1)")
+        if self.schedule not in ("polynomial", "constant"):
+            raise ValueError(
+                f"prune.schedule: unknown '{self.schedule}' (known: polynomial, constant)"
+            )
+        if self.m_by_n is not None:
+            m, n = self.m_by_n
+            if not 0 < m < n:
+                raise ValueError(f"prune.m_by_n: {list(self.m_by_n)} needs 0 < m < n")
+            self.m_by_n = (int(m), int(n))
+        self.skip = tuple(self.skip)
+
+    def target_for(self, layer_name: str) -> float:
+        """The sparsity this layer should reach: the longest matching prefix in `targets`."""
+        matches = [p for p in self.targets if layer_name.startswith(p)]
+        return self.targets[max(matches, key=len)] if matches else self.target_sparsity
+
+    def make_schedule(self, steps_per_epoch: int, target: float | None = None):
+        """A tfmot pruning schedule reaching `target` (default: `target_sparsity`)."""
+        target = self.target_sparsity if target is None else target
         total = max(steps_per_epoch * self.epochs, 1)
         freq = max(1, min(self.frequency, total // 4 or 1))
         if self.schedule == "polynomial":
             # reach the target by 2/3 of fine-tuning, then let the weights settle
             end = max(int(total * 2 / 3), 1)
-            return sparsity.PolynomialDecay(0.0, self.target_sparsity, 0, end, frequency=freq)
-        if self.schedule == "constant":
-            return sparsity.ConstantSparsity(self.target_sparsity, 0, frequency=freq)
-        raise ValueError(f"prune.schedule: unknown '{self.schedule}' (known: polynomial, constant)")
+            return sparsity.PolynomialDecay(0.0, target, 0, end, frequency=freq)
+        return sparsity.ConstantSparsity(target, 0, frequency=freq)
 
 
 def is_prunable(layer: keras.layers.Layer) -> bool:
@@ -51,30 +77,44 @@ def is_prunable(layer: keras.layers.Layer) -> bool:
     return isinstance(layer, PRUNABLE) and not isinstance(layer, keras.layers.DepthwiseConv2D)
 
 
+def m_by_n_applies(layer: keras.layers.Layer, m_by_n: tuple[int, int]) -> bool:
+    """2:4-style patterns run along input channels: Conv2D/Dense whose C_in divides by n."""
+    if not isinstance(layer, keras.layers.Conv2D | keras.layers.Dense):
+        return False
+    kernel = layer.get_weights()[0]
+    return kernel.shape[-2] % m_by_n[1] == 0
+
+
 def selected_for_pruning(layer: keras.layers.Layer, cfg: PruneConfig) -> bool:
-    """Prunable, not skipped by name, and big enough to matter."""
+    """Prunable, not skipped by name, big enough to matter, with a target above 0."""
     if not is_prunable(layer) or layer.name in cfg.skip:
         return False
     weights = layer.get_weights()
-    return bool(weights) and weights[0].size >= cfg.min_weights
+    if not weights or weights[0].size < cfg.min_weights:
+        return False
+    if cfg.m_by_n is not None:
+        return m_by_n_applies(layer, cfg.m_by_n)
+    return cfg.target_for(layer.name) > 0
 
 
-def wrap_for_pruning(
-    model: keras.Model, schedule: sparsity.PruningSchedule, cfg: PruneConfig | None = None
-) -> keras.Model:
-    """A copy of `model` with each prunable layer wrapped by `prune_low_magnitude`.
+def wrap_for_pruning(model: keras.Model, steps_per_epoch: int, cfg: PruneConfig) -> keras.Model:
+    """A copy of `model` with each selected layer wrapped by `prune_low_magnitude`.
 
     The wrappers reuse the layers they wrap, so they wrap a fresh copy: pruning never
     touches the weights of the model passed in.
     """
-    cfg = cfg or PruneConfig()
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
 
     def clone(layer):
-        if selected_for_pruning(layer, cfg):
-            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule)
-        return layer
+        if not selected_for_pruning(layer, cfg):
+            return layer
+        target = 0.5 if cfg.m_by_n else cfg.target_for(layer.name)
+        return sparsity.prune_low_magnitude(
+            layer,
+            pruning_schedule=cfg.make_schedule(steps_per_epoch, target),
+            sparsity_m_by_n=cfg.m_by_n,
+        )
 
     return keras.models.clone_model(copy, clone_function=clone)
 
@@ -96,7 +136,7 @@ def prune(
     steps = int(train_ds.cardinality())
     if steps <= 0:
         steps = sum(1 for _ in train_ds)
-    wrapped = wrap_for_pruning(model, cfg.make_schedule(steps), cfg)
+    wrapped = wrap_for_pruning(model, steps, cfg)
     compile_fn(wrapped, steps)
     wrapped.fit(
         train_ds,
@@ -116,6 +156,27 @@ def sparsity_table(model: keras.Model) -> dict[str, float]:
             w = layer.get_weights()[0]
             table[layer.name] = float(np.mean(w == 0))
     return table
+
+
+def sparsity_by_branch(model: keras.Model, cfg: PruneConfig) -> dict[str, float]:
+    """Zero fraction of the selected kernels grouped by their `targets` prefix (or `*`)."""
+    zeros: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for layer in model.layers:
+        if selected_for_pruning(layer, cfg):
+            matches = [p for p in cfg.targets if layer.name.startswith(p)]
+            key = max(matches, key=len) if matches else "*"
+            w = layer.get_weights()[0]
+            zeros[key] = zeros.get(key, 0) + int(np.sum(w == 0))
+            total[key] = total.get(key, 0) + w.size
+    return {k: zeros[k] / total[k] for k in total}
+
+
+def is_m_by_n_sparse(kernel: np.ndarray, m_by_n: tuple[int, int]) -> bool:
+    """Every n consecutive input-channel weights (per output channel, per tap) hold >= m zeros."""
+    m, n = m_by_n
+    k = np.moveaxis(kernel, -2, -1).reshape(-1, n)  # [..., C_out, C_in] -> groups of n along C_in
+    return bool(np.all(np.sum(k == 0, axis=1) >= m))
 
 
 def overall_sparsity(model: keras.Model, cfg: PruneConfig | None = None) -> float:

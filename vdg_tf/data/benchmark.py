@@ -21,6 +21,7 @@ import av
 import numpy as np
 import tensorflow as tf
 
+from vdg_tf._quiet import silence_worker
 from vdg_tf.config import Config, DataConfig
 from vdg_tf.data.decode import DecodeError, _clip_bounds, decode_clip, sample_times
 from vdg_tf.data.features import TextTokenizer, log_mel
@@ -87,7 +88,7 @@ def process_pool_dataset(
     v, a = cfg.video, cfg.audio
 
     def gen():
-        with get_context("spawn").Pool(workers) as pool:
+        with get_context("spawn").Pool(workers, initializer=silence_worker) as pool:
             for row, out in zip(
                 rows, pool.imap(_proc_decode, [(r, cfg) for r in rows], chunksize=4), strict=True
             ):

@@ -57,3 +57,40 @@ def plot_confusion(cm: np.ndarray, labels: list[str], path: str | Path, title: s
                     color="white" if cm[i, j] > cm.max() / 2 else "black",
                 )
     _save(fig, Path(path))
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
+    """Names of the (size, accuracy) points no other point beats on both: smaller and better."""
+    front, best = [], -1.0
+    for name, (_, acc) in sorted(points.items(), key=lambda kv: (kv[1][0], -kv[1][1])):
+        if acc > best:
+            front.append(name)
+            best = acc
+    return front
+
+
+def plot_size_accuracy(
+    points: dict[str, tuple[float, float]], path: str | Path, title: str = ""
+) -> list[str]:
+    """Accuracy against gzip size (log scale), each point labelled, the Pareto front drawn.
+
+    Returns the names on the front.
+    """
+    front = pareto_front(points)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, (size, acc) in points.items():
+        on = name in front
+        ax.scatter(size / 1024, acc, s=40 if on else 20, c="C3" if on else "C0", zorder=3)
+        ax.annotate(name, (size / 1024, acc), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    xs = [points[n][0] / 1024 for n in front]
+    ax.step(
+        xs, [points[n][1] for n in front], where="post", c="C3", alpha=0.6, label="Pareto front"
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("gzip size (KiB, log)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title or "size vs accuracy")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right")
+    _save(fig, Path(path))
+    return front
