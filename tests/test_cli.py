@@ -14,7 +14,7 @@ def run(*args):
 def test_help_lists_subcommands():
     out = run("--help")
     assert out.returncode == 0
-    for cmd in ("make-sample-data", "train", "evaluate", "export", "demo"):
+    for cmd in ("make-sample-data", "train", "evaluate", "export", "demo", "run", "inspect"):
         assert cmd in out.stdout
 
 
@@ -33,10 +33,15 @@ def test_evaluate_tflite_json(trained_run, sample_data, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["bytes"] == exported.stat().st_size
-    out = run("evaluate", str(exported), "--data", sample_data["manifest_eval"], "--json")
+    out = run(
+        "evaluate", str(exported), "--data", sample_data["manifest_eval"], "--json", "--ablation"
+    )
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     assert r["n"] == 12 and r["skipped"] == 0 and 0.0 <= r["accuracy"] <= 1.0 and "macro_f1" in r
+    ablation = r["ablation"]
+    assert set(ablation) == {"all", "without_video", "without_audio", "without_text"}
+    assert ablation["all"] == r["accuracy"]
 
 
 def test_bad_input_is_a_one_line_error(tmp_path):

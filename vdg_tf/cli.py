@@ -56,14 +56,27 @@ def cmd_evaluate(a: argparse.Namespace) -> dict:
     skips = SkipLog()
     source = open_source(a.data, cfg.data, labels, skips=skips)
     ds = batched_features(source.decoded, cfg.data, tok)
+    from vdg_tf.training.evaluate import modality_ablation
+
     if model_path.suffix == ".tflite":
-        from vdg_tf.export.verify import evaluate_tflite
+        from vdg_tf.export.verify import evaluate_tflite, predict_tflite
 
         report = evaluate_tflite(model_path, ds, labels)
+        predict = lambda d: predict_tflite(model_path, d)  # noqa: E731
     else:
-        from vdg_tf.training.evaluate import evaluate_model
+        from vdg_tf.models.builder import inference_model
+        from vdg_tf.training.evaluate import evaluate_model, predict_dataset
 
-        report = evaluate_model(load_run(folder).model, ds, labels)
+        model = load_run(folder).model
+        report = evaluate_model(model, ds, labels)
+        predict = lambda d: predict_dataset(inference_model(model), d)  # noqa: E731
+    if a.ablation:
+        report["ablation"] = modality_ablation(predict, ds, cfg.model.modalities)
+        print(
+            "accuracy  "
+            + "  ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in report["ablation"].items()),
+            file=sys.stderr,
+        )
     if a.plot:
         from vdg_tf.training.plots import plot_confusion
 
@@ -219,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--data", required=True, help="evaluation manifest")
     sp.add_argument("--plot", help="write the confusion matrix PNG here")
+    sp.add_argument(
+        "--ablation", action="store_true", help="also accuracy with each modality masked out"
+    )
 
     sp = add("export", cmd_export, "export a run folder to TFLite for a target")
     sp.add_argument("model", help="run folder")

@@ -100,7 +100,10 @@ class ModelConfig:
     width: int = 32
     embed_dim: int = 32
     fused_dim: int = 64
-    fusion: str = "serial"
+    fusion: str = "serial"  # serial | parallel | hybrid | gated | attention | lowrank
+    fusion_weights: tuple[float, ...] | None = None  # hybrid: fixed weights; None learns them
+    fusion_rank: int = 4  # lowrank: rank of the factors
+    modality_dropout: float = 0.0  # training: drop each modality with this chance
     dropout: float = 0.2
     l2: float = 1e-4
 
@@ -164,7 +167,7 @@ def _build(cls: type, d: dict[str, Any], where: str) -> Any:
             kwargs[name] = None
         elif sub is not None:
             kwargs[name] = _build(sub, value, f"{where}.{name}")
-        elif name == "modalities":
+        elif name in ("modalities", "fusion_weights") and value is not None:
             kwargs[name] = tuple(value)
         else:
             kwargs[name] = value

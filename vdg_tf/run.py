@@ -152,6 +152,7 @@ class _State:
     """What flows between stages."""
 
     model: keras.Model | None = None  # latest float-deployable model (train/prune/cluster)
+    trained: keras.Model | None = None  # the trained float model: the float32 reference
     qat_model: keras.Model | None = None
     reference: np.ndarray | None = None  # keras_float probabilities on eval, for agreement
     labels: list[str] = field(default_factory=list)
@@ -193,7 +194,7 @@ def run_pipeline(
                 result = train(cfg, train_data, out / "train", eval_data, progress)
                 save_model_atomic(result.model, out / "train" / "model.keras")
             cfg, state.labels, tokenizer = load_metadata(out / "train")
-            state.model = load_model(out / "train" / "model.keras")
+            state.model = state.trained = load_model(out / "train" / "model.keras")
             ctx = _context(
                 cfg, train_data, eval_data, state.labels, tokenizer, state.model.output_names
             )
@@ -275,11 +276,11 @@ def run_pipeline(
                 if record and name in record and path.is_file():
                     entries[name] = record[name]
                     continue
-                source = (
-                    state.qat_model
-                    if (target in INT8_TARGETS and state.qat_model is not None)
-                    else state.model
-                )
+                source = state.model
+                if target in INT8_TARGETS and state.qat_model is not None:
+                    source = state.qat_model
+                elif target == "float32":
+                    source = state.trained  # the uncompressed reference every ratio divides by
                 log(f"export {target} and verify in LiteRT")
                 entries[name] = _export_verified(source, target, path, ctx, state)
             save_run_metadata(out / "export", cfg, state.labels, ctx["tokenizer"])

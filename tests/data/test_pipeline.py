@@ -80,11 +80,12 @@ def test_bad_clips_are_skipped_reported_and_the_epoch_completes(sample_data, tmp
 
 
 def test_strict_mode_raises_on_first_bad_clip(sample_data, tmp_path):
+    good, _ = read_manifest(sample_data["manifest_eval"])
     m = tmp_path / "m.jsonl"
     m.write_text(
         json.dumps({"video": "missing.mp4", "label": "a"})
         + "\n"
-        + json.dumps({"video": "x.mp4", "label": "b"})
+        + json.dumps({"video": str(good[0].video), "label": "b"})
         + "\n"
     )
     rows, _ = read_manifest(m)

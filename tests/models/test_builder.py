@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_config
+from vdg_tf.compression import PruneConfig, quantize_aware
+from vdg_tf.compression.prune import wrap_for_pruning
 from vdg_tf.models import FUSIONS, build_classifier, get_fusion, inference_model
+from vdg_tf.models.fusion import MaskedWeightedSum
+from vdg_tf.models.modality_dropout import ModalityDropout
 from vdg_tf.training.artifacts import load_model, save_model_atomic
 from vdg_tf.training.train import compile_classifier
 
@@ -50,8 +54,10 @@ def test_builds_trains_a_step_and_round_trips(fusion, tmp_path):
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
 
 
-def test_mask_zeroes_a_modality():
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_mask_zeroes_a_modality(fusion):
     cfg = tiny_config()
+    cfg.model.fusion = fusion
     model = build_classifier(cfg, num_classes=3, vocab_size=50, spec_frames=101)
     x, _ = random_batch(cfg)
     x["audio_mask"][:] = 0.0
@@ -61,7 +67,8 @@ def test_mask_zeroes_a_modality():
 
 def test_unknown_fusion_lists_the_known_ones():
     with pytest.raises(
-        ValueError, match="model.fusion: unknown 'late' \\(known: serial, parallel\\)"
+        ValueError,
+        match="model.fusion: unknown 'late' \\(known: serial, parallel, hybrid, gated, attention, lowrank\\)",
     ):
         get_fusion("late")
 
@@ -84,3 +91,56 @@ def test_parallel_fusion_ignores_missing_modality():
     probe = type(model)(model.inputs, layer.output)
     total = type(model)(model.inputs, model.get_layer("fusion_sum").output)(x).numpy()
     np.testing.assert_allclose(probe(x).numpy(), total / 2.0, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_every_fusion_is_compressible(fusion):
+    """tfmot accepts every configuration: QAT lists what it leaves float, pruning wraps."""
+    cfg = tiny_config()
+    cfg.model.fusion = fusion
+    model = build_classifier(cfg, num_classes=3, vocab_size=50, spec_frames=101)
+    result = quantize_aware(model)
+    assert "text_embed (Embedding)" in result.float_layers
+    if fusion == "serial":
+        assert not any(n.startswith("fusion") for n in result.float_layers)
+    wrapped = wrap_for_pruning(model, 4, PruneConfig(min_weights=256))
+    assert any(type(layer).__name__ == "PruneLowMagnitude" for layer in wrapped.layers)
+
+
+def test_hybrid_fixed_weights_ignore_zero_weighted_modalities():
+    cfg = tiny_config()
+    cfg.model.fusion, cfg.model.fusion_weights = "hybrid", (1.0, 0.0, 0.0)
+    model = build_classifier(cfg, num_classes=3, vocab_size=50, spec_frames=101)
+    x, _ = random_batch(cfg)
+    other = dict(x, audio=x["audio"] * 3.0, text=(x["text"] + 1) % 50)
+    np.testing.assert_allclose(model(x)["fused"], model(other)["fused"], atol=1e-6)
+
+
+def test_masked_weighted_sum_renormalises_over_present_modalities():
+    layer = MaskedWeightedSum([0.5, 0.25, 0.25])
+    feats = np.array([[[1.0], [3.0], [5.0]]], np.float32)
+    out = layer([feats, np.array([[1.0, 0.0, 1.0]], np.float32)]).numpy()
+    np.testing.assert_allclose(out, [[(0.5 * 1 + 0.25 * 5) / 0.75]], rtol=1e-6)
+
+
+def test_modality_dropout_keeps_one_modality_and_is_off_at_inference():
+    layer = ModalityDropout(0.9, seed=1)
+    masks = [np.ones((512, 1), np.float32) for _ in range(3)]
+    masks[2][:256] = 0.0  # text absent in half the samples
+    kept = np.concatenate([m.numpy() for m in layer(masks, training=True)], -1)
+    present = np.concatenate(masks, -1)
+    assert np.all(kept <= present) and np.all(kept.sum(-1) >= 1)
+    assert 0.2 < kept.sum() / present.sum() < 0.6  # most were dropped, none invented
+    same = np.concatenate([np.asarray(m) for m in layer(masks, training=False)], -1)
+    np.testing.assert_array_equal(same, present)
+
+
+def test_modality_dropout_model_round_trips(tmp_path):
+    cfg = tiny_config()
+    cfg.model.modality_dropout = 0.3
+    model = build_classifier(cfg, num_classes=3, vocab_size=50, spec_frames=101)
+    assert model.get_layer("modality_dropout").rate == 0.3
+    x, _ = random_batch(cfg)
+    save_model_atomic(model, tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again(x)["fused"], model(x)["fused"], atol=1e-6)

@@ -50,3 +50,16 @@ def test_metrics_match_hand_computed_values():
     # F1: a = 2*(1/2*1/2)/(1) = 0.5; b = 2*(2/3*1)/(5/3) = 0.8; c = 0
     assert abs(r["macro_f1"] - (0.5 + 0.8 + 0.0) / 3) < 1e-9
     assert r["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+
+
+def test_masking_a_modality_zeroes_it_and_its_mask(trained_run, sample_data):
+    from tests.conftest import tiny_config
+    from vdg_tf.data.sources import dataset_from
+    from vdg_tf.training.evaluate import mask_modality
+
+    ds = dataset_from(
+        sample_data["manifest_eval"], tiny_config().data, trained_run.labels, trained_run.tokenizer
+    )
+    x, _ = next(iter(mask_modality(ds, "audio")))
+    assert not np.any(x["audio"].numpy()) and not np.any(x["audio_mask"].numpy())
+    assert np.all(x["video_mask"].numpy() == 1) and np.any(x["video"].numpy())

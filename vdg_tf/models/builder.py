@@ -11,6 +11,7 @@ import tf_keras as keras
 from vdg_tf.config import Config
 from vdg_tf.models.encoders import audio_encoder, text_encoder, video_encoder
 from vdg_tf.models.fusion import get_fusion
+from vdg_tf.models.modality_dropout import ModalityDropout
 
 MODALITIES = ("video", "audio", "text")
 
@@ -67,7 +68,22 @@ def build_classifier(
     inputs = model_inputs(cfg, spec_frames)
     feats = encode(cfg, inputs, vocab_size)
     masks = {m: inputs[f"{m}_mask"] for m in mc.modalities}
-    fused = get_fusion(mc.fusion)(feats, masks, mc.fused_dim, mc.l2)
+    fusion_feats = feats
+    if mc.modality_dropout > 0 and len(masks) > 1:
+        # the fusion sees the dropped masks; auxiliary heads keep every modality they have
+        kept = ModalityDropout(mc.modality_dropout, name="modality_dropout")(list(masks.values()))
+        masks = dict(zip(masks, kept, strict=True))
+        fusion_feats = {
+            m: keras.layers.Multiply(name=f"{m}_dropped")([f, masks[m]]) for m, f in feats.items()
+        }
+    fused = get_fusion(mc.fusion)(
+        fusion_feats,
+        masks,
+        mc.fused_dim,
+        mc.l2,
+        weights=mc.fusion_weights,
+        rank=mc.fusion_rank,
+    )
     fused = keras.layers.Dropout(mc.dropout, name="fusion_dropout")(fused)
     outputs = {"fused": keras.layers.Dense(num_classes, activation="softmax", name="fused")(fused)}
     for m, f in feats.items():

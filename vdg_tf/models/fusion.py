@@ -1,19 +1,33 @@
 """Fusion of per-modality features [B, D_m] into one vector, chosen by name in `FUSIONS`.
 
-Features arrive already multiplied by their modality mask, so a missing modality
-contributes zeros to `serial` and is left out of the `parallel` mean.
+Features arrive already multiplied by their modality mask. A missing modality adds zeros
+to `serial`; `parallel`, `hybrid`, `gated` and `attention` renormalise their weights over
+the modalities present; `lowrank` replaces a missing factor by its learned bias.
+
+| name | combines | weights |
+| --- | --- | --- |
+| serial | concatenation + Dense | - |
+| parallel | mean of projections | equal |
+| hybrid | weighted sum of projections | fixed (`fusion_weights`) or learned softmax |
+| gated | weighted sum of projections | per sample, from all features (a gate) |
+| attention | weighted sum of projections | per sample, each modality scores itself |
+| lowrank | product of rank-r projections (low-rank tensor fusion, Liu et al. 2018) | - |
+
+Only `serial` (Dense + Concatenate) is fully int8 under QAT; the others keep their small
+custom layers float (listed in the QAT report) while their Dense projections are int8.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import tensorflow as tf
 import tf_keras as keras
 
 from vdg_tf.models.encoders.blocks import regularizer
 
 
-def serial_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0):
+def serial_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0, **_):
     """Concatenate the features, then a Dense layer mixes them."""
     x = keras.layers.Concatenate(name="fusion_concat")(list(features.values()))
     # ReLU inside the Dense: see encoders/text.py on tfmot and separate ReLU layers
@@ -22,12 +36,9 @@ def serial_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0):
     )(x)
 
 
-def parallel_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0):
+def parallel_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0, **_):
     """Project each modality to `dim`, then the mean over present modalities."""
-    projected = [
-        keras.layers.Dense(dim, kernel_regularizer=regularizer(l2), name=f"fusion_proj_{m}")(f)
-        for m, f in features.items()
-    ]
+    projected = _projections(features, dim, l2)
     projected = [
         keras.layers.Multiply(name=f"fusion_mask_{m}")([p, masks[m]])
         for m, p in zip(features, projected, strict=True)
@@ -47,8 +58,6 @@ class MaskedMean(keras.layers.Layer):
     """sum / max(count, 1): the mean over the modalities that are present."""
 
     def call(self, inputs):
-        import tensorflow as tf
-
         total, count = inputs
         return total / tf.maximum(count, 1.0)
 
@@ -56,7 +65,129 @@ class MaskedMean(keras.layers.Layer):
         return super().get_config()
 
 
-FUSIONS: dict[str, Callable] = {"serial": serial_fusion, "parallel": parallel_fusion}
+def _projections(features: dict, dim: int, l2: float) -> list:
+    return [
+        keras.layers.Dense(dim, kernel_regularizer=regularizer(l2), name=f"fusion_proj_{m}")(f)
+        for m, f in features.items()
+    ]
+
+
+@keras.utils.register_keras_serializable(package="vdg_tf")
+class MaskedWeightedSum(keras.layers.Layer):
+    """sum_m w_m x_m over present modalities, weights renormalised to sum to 1.
+
+    Inputs: `[features [B, M, D], masks [B, M]]`, plus `scores [B, M]` when the weights
+    are per sample. Without scores the weights are `fixed` (given) or learned logits.
+    """
+
+    def __init__(self, fixed: Sequence[float] | None = None, per_sample: bool = False, **kw):
+        super().__init__(**kw)
+        self.fixed = list(fixed) if fixed is not None else None
+        self.per_sample = per_sample
+
+    def build(self, input_shape):
+        m = int(input_shape[0][1])
+        if self.fixed is not None and len(self.fixed) != m:
+            raise ValueError(f"model.fusion_weights: {len(self.fixed)} weights for {m} modalities")
+        if self.fixed is None and not self.per_sample:
+            self.logits = self.add_weight("logits", shape=(m,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        feats, masks = inputs[0], inputs[1]
+        if self.per_sample:
+            scores = inputs[2]
+            w = tf.exp(scores - tf.reduce_max(scores, axis=-1, keepdims=True))
+        elif self.fixed is not None:
+            w = tf.constant(self.fixed, tf.float32)[None, :]
+        else:
+            w = tf.exp(self.logits - tf.reduce_max(self.logits))[None, :]
+        w = w * masks
+        w = w / tf.maximum(tf.reduce_sum(w, axis=-1, keepdims=True), 1e-6)
+        return tf.reduce_sum(feats * w[..., None], axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "fixed": self.fixed, "per_sample": self.per_sample}
+
+
+def _stacked(projected: list, masks: dict):
+    """[B, M, D] features and [B, M] masks, modalities in the same order."""
+    rows = [
+        keras.layers.Reshape((1, int(p.shape[-1])), name=f"fusion_row_{i}")(p)
+        for i, p in enumerate(projected)
+    ]
+    feats = (
+        keras.layers.Concatenate(axis=1, name="fusion_stack")(rows) if len(rows) > 1 else rows[0]
+    )
+    mask = (
+        keras.layers.Concatenate(name="fusion_masks")(list(masks.values()))
+        if len(masks) > 1
+        else next(iter(masks.values()))
+    )
+    return feats, mask
+
+
+def hybrid_fusion(
+    features: dict,
+    masks: dict,
+    dim: int,
+    l2: float = 0.0,
+    weights: Sequence[float] | None = None,
+    **_,
+):
+    """Weighted sum of projected features: fixed alpha/beta/gamma, or learned softmax weights."""
+    feats, mask = _stacked(_projections(features, dim, l2), masks)
+    x = MaskedWeightedSum(weights, name="fusion_weighted")([feats, mask])
+    return keras.layers.ReLU(name="fusion_relu")(x)
+
+
+def gated_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0, **_):
+    """A gate reads all features and weighs each modality per sample (masked softmax)."""
+    gate_in = keras.layers.Concatenate(name="fusion_gate_in")(list(features.values()))
+    scores = keras.layers.Dense(len(features), name="fusion_gate")(gate_in)
+    feats, mask = _stacked(_projections(features, dim, l2), masks)
+    x = MaskedWeightedSum(per_sample=True, name="fusion_weighted")([feats, mask, scores])
+    return keras.layers.ReLU(name="fusion_relu")(x)
+
+
+def attention_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0, **_):
+    """Each projected modality scores itself (shared tanh attention); masked softmax over them."""
+    projected = _projections(features, dim, l2)
+    score = keras.layers.Dense(1, activation="tanh", name="fusion_attention")
+    scores = [score(p) for p in projected]
+    scores = (
+        keras.layers.Concatenate(name="fusion_scores")(scores) if len(scores) > 1 else scores[0]
+    )
+    feats, mask = _stacked(projected, masks)
+    x = MaskedWeightedSum(per_sample=True, name="fusion_weighted")([feats, mask, scores])
+    return keras.layers.ReLU(name="fusion_relu")(x)
+
+
+def lowrank_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0, rank: int = 4, **_):
+    """Low-rank multimodal fusion: prod_m (W_m [h_m; 1]) in rank r factors, summed over r.
+
+    The Dense bias plays the appended 1, so a masked (zero) modality contributes its
+    learned bias instead of zeroing the product.
+    """
+    factors = [
+        keras.layers.Reshape((rank, dim), name=f"fusion_factor_{m}")(
+            keras.layers.Dense(rank * dim, kernel_regularizer=regularizer(l2), name=f"fusion_lmf_{m}")(f)
+        )
+        for m, f in features.items()
+    ]  # fmt: skip
+    x = keras.layers.Multiply(name="fusion_product")(factors) if len(factors) > 1 else factors[0]
+    x = keras.layers.GlobalAveragePooling1D(name="fusion_rank_sum")(x)
+    return keras.layers.ReLU(name="fusion_relu")(x)
+
+
+FUSIONS: dict[str, Callable] = {
+    "serial": serial_fusion,
+    "parallel": parallel_fusion,
+    "hybrid": hybrid_fusion,
+    "gated": gated_fusion,
+    "attention": attention_fusion,
+    "lowrank": lowrank_fusion,
+}
 
 
 def get_fusion(name: str) -> Callable:
