@@ -28,11 +28,24 @@ def test_make_sample_data_json_is_the_only_stdout(tmp_path):
 
 def test_evaluate_tflite_json(trained_run, sample_data, tmp_path):
     exported = tmp_path / "m.tflite"
+    saved = tmp_path / "serving"
     out = run(
-        "export", str(trained_run.out), "--target", "float32", "--out", str(exported), "--json"
-    )
+        "export", str(trained_run.out), "--target", "float32", "--out", str(exported), "--json",
+        "--saved-model", str(saved),
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["bytes"] == exported.stat().st_size
+    assert (saved / "saved_model.pb").is_file() and (saved / "labels.txt").is_file()
+    import numpy as np
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    inputs = {
+        name: tf.zeros(spec.shape, spec.dtype)
+        for name, spec in serve.structured_input_signature[1].items()
+    }
+    probs = serve(**inputs)["probs"].numpy()
+    assert probs.shape == (1, len(trained_run.labels)) and np.isclose(probs.sum(), 1.0, atol=1e-5)
     out = run(
         "evaluate", str(exported), "--data", sample_data["manifest_eval"], "--json", "--ablation"
     )

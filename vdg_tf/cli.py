@@ -107,7 +107,16 @@ def cmd_export(a: argparse.Namespace) -> dict:
     data = convert(inference_model(run.model), ExportConfig(a.target, rep))
     path = atomic_write_bytes(a.out, data)
     save_run_metadata(path.parent, run.config, run.labels, run.tokenizer)
-    return {"path": str(path), "bytes": len(data), "target": a.target}
+    result = {"path": str(path), "bytes": len(data), "target": a.target}
+    if a.saved_model:
+        from vdg_tf.export.tflite import save_serving_model
+        from vdg_tf.files import atomic_dir
+
+        with atomic_dir(a.saved_model) as tmp:
+            save_serving_model(inference_model(run.model), tmp)
+            save_run_metadata(tmp, run.config, run.labels, run.tokenizer)
+        result["saved_model"] = str(a.saved_model)
+    return result
 
 
 def cmd_preprocess(a: argparse.Namespace) -> dict:
@@ -246,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="FILE.tflite")
     sp.add_argument("--data", help="training manifest: representative data for int8 targets")
     sp.add_argument("--calibration-samples", type=int, default=64)
+    sp.add_argument(
+        "--saved-model", help="also write a SavedModel (serving_default by input name) here"
+    )
 
     sp = add(
         "preprocess",
