@@ -234,10 +234,7 @@ def run_pipeline(
             pc = _options(PruneConfig, params, f"stage {key}")
             log(f"prune to {pc.target_sparsity:.0%} ({pc.schedule}, {pc.epochs} epochs)")
             state.model = prune(state.model, ctx["fit"], pc, compile_fn, verbose=verbose)
-            save_model_atomic(state.model, out / f"{key}.keras")
-            entry = _keras_entry(
-                out / f"{key}.keras", ctx["y"], _probs(state.model, ctx), state.labels
-            )
+            entry = _saved_entry(state.model, out / f"{key}.keras", ctx, state.labels)
             entry |= {
                 "sparsity": overall_sparsity(state.model, pc),
                 "sparsity_by_layer": sparsity_table(state.model),
@@ -248,10 +245,7 @@ def run_pipeline(
             cc = _options(ClusterConfig, params, f"stage {key}")
             log(f"cluster to {cc.clusters} values per kernel ({cc.epochs} epochs)")
             state.model = cluster(state.model, ctx["fit"], cc, compile_fn, verbose=verbose)
-            save_model_atomic(state.model, out / f"{key}.keras")
-            entry = _keras_entry(
-                out / f"{key}.keras", ctx["y"], _probs(state.model, ctx), state.labels
-            )
+            entry = _saved_entry(state.model, out / f"{key}.keras", ctx, state.labels)
             entry |= {"distinct_values": distinct_values(state.model, cc)}
             finish(key, {"clustered": entry})
         elif kind == "qat":
@@ -261,10 +255,7 @@ def run_pipeline(
             )
             result = qat(state.model, ctx["fit"], qc, compile_fn, verbose=verbose)
             state.qat_model, state.float_layers = result.model, result.float_layers
-            save_model_atomic(state.qat_model, _stage_file(out, key, kind))
-            entry = _keras_entry(
-                _stage_file(out, key, kind), ctx["y"], _probs(state.qat_model, ctx), state.labels
-            )
+            entry = _saved_entry(state.qat_model, _stage_file(out, key, kind), ctx, state.labels)
             entry["layers_left_float"] = result.float_layers
             finish(key, {"qat": entry, "_float_layers": result.float_layers})
         elif kind == "export":
@@ -389,6 +380,12 @@ def _context(cfg: Config, train_data, eval_data, labels, tokenizer, output_names
 
 def _probs(model: keras.Model, ctx: dict) -> np.ndarray:
     return predict_dataset(inference_model(model), ctx["eval"])[1]
+
+
+def _saved_entry(model: keras.Model, path: Path, ctx: dict, labels: list[str]) -> dict:
+    """Save a stage's model atomically, then score it on the eval data."""
+    save_model_atomic(model, path)
+    return _keras_entry(path, ctx["y"], _probs(model, ctx), labels)
 
 
 def _keras_entry(path: Path, y: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
