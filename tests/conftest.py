@@ -31,8 +31,8 @@ def tiny_config(epochs: int = 6) -> Config:
 
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory):
-    """48 real mp4 clips (H.264 + AAC) with train/eval manifests."""
-    return make_sample_data(tmp_path_factory.mktemp("sample"), clips=48, seed=3)
+    """64 real mp4 clips (H.264 + AAC) with train/eval manifests (48 / 16)."""
+    return make_sample_data(tmp_path_factory.mktemp("sample"), clips=64, seed=3)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,7 @@ def trained_run(sample_data, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("run")
     return train(
-        tiny_config(),
+        tiny_config(10),
         sample_data["manifest_train"],
         out,
         sample_data["manifest_eval"],

@@ -51,7 +51,7 @@ def test_evaluate_tflite_json(trained_run, sample_data, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
-    assert r["n"] == 12 and r["skipped"] == 0 and 0.0 <= r["accuracy"] <= 1.0 and "macro_f1" in r
+    assert r["n"] == 16 and r["skipped"] == 0 and 0.0 <= r["accuracy"] <= 1.0 and "macro_f1" in r
     ablation = r["ablation"]
     assert set(ablation) == {"all", "without_video", "without_audio", "without_text"}
     assert ablation["all"] == r["accuracy"]
@@ -97,7 +97,7 @@ def test_preprocess_then_evaluate_from_the_folder(trained_run, sample_data, tmp_
         "--json",
     )
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["clips"] == 12
+    assert json.loads(out.stdout)["clips"] == 16
     out = run("evaluate", str(trained_run.out), "--data", str(tmp_path / "pre"), "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["n"] == 12
+    assert json.loads(out.stdout)["n"] == 16

@@ -41,7 +41,10 @@ def cmd_train(a: argparse.Namespace) -> dict:
     r = train(cfg, a.data, a.out, a.eval_data, progress=True)
     out = {"model": str(Path(a.out) / MODEL_FILE), "epochs": r.epochs, "skipped": len(r.skipped)}
     if "eval" in r.metrics:
-        out["eval_accuracy"] = r.metrics["eval"]["accuracy"]
+        from vdg_tf.training.metrics import PRIMARY
+
+        key = PRIMARY[cfg.data.task]
+        out[f"eval_{key}"] = r.metrics["eval"][key]
     return out
 
 
@@ -61,23 +64,24 @@ def cmd_evaluate(a: argparse.Namespace) -> dict:
     if model_path.suffix == ".tflite":
         from vdg_tf.export.verify import evaluate_tflite, predict_tflite
 
-        report = evaluate_tflite(model_path, ds, labels)
+        report = evaluate_tflite(model_path, ds, labels, cfg.data.task)
         predict = lambda d: predict_tflite(model_path, d)  # noqa: E731
     else:
         from vdg_tf.models.builder import inference_model
         from vdg_tf.training.evaluate import evaluate_model, predict_dataset
 
         model = load_run(folder).model
-        report = evaluate_model(model, ds, labels)
+        report = evaluate_model(model, ds, labels, cfg.data.task)
         predict = lambda d: predict_dataset(inference_model(model), d)  # noqa: E731
     if a.ablation:
-        report["ablation"] = modality_ablation(predict, ds, cfg.model.modalities)
+        abl = modality_ablation(predict, ds, cfg.model.modalities, cfg.data.task, labels)
+        report["ablation"] = abl
         print(
-            "accuracy  "
-            + "  ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in report["ablation"].items()),
+            f"{abl['metric']}  "
+            + "  ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in abl.items() if k != "metric"),
             file=sys.stderr,
         )
-    if a.plot:
+    if a.plot and "confusion" in report:
         from vdg_tf.training.plots import plot_confusion
 
         plot_confusion(

@@ -78,8 +78,14 @@ class AugmentConfig:
 
 @dataclass
 class DataConfig:
-    """Input pipeline settings shared by training, evaluation and export."""
+    """Input pipeline settings shared by training, evaluation and export.
 
+    `task` says what a manifest row teaches (see `vdg_tf.data.targets`): classification,
+    multilabel, regression, ordinal, vqa or anomaly (`normal_labels` name the normal rows).
+    """
+
+    task: str = "classification"
+    normal_labels: tuple[str, ...] = ("normal",)
     video: VideoSpec = field(default_factory=VideoSpec)
     audio: AudioSpec = field(default_factory=AudioSpec)
     text: TextSpec = field(default_factory=TextSpec)
@@ -100,6 +106,10 @@ class ModelConfig:
     width: int = 32
     embed_dim: int = 32
     fused_dim: int = 64
+    temporal: str = "conv"  # video over time: conv | pool | gru | attention (last two float)
+    text_encoder: str = "conv"  # conv | transformer (float attention)
+    text_layers: int = 2  # transformer blocks
+    heads: int = 2  # attention heads (temporal attention, transformer text)
     fusion: str = "serial"  # serial | parallel | hybrid | gated | attention | lowrank
     fusion_weights: tuple[float, ...] | None = None  # hybrid: fixed weights; None learns them
     fusion_rank: int = 4  # lowrank: rank of the factors
@@ -119,6 +129,8 @@ class TrainConfig:
     aux_weight: float = 0.3
     label_smoothing: float = 0.0
     patience: int = 8
+    mixed_precision: str = "auto"  # auto: mixed_float16 on a GPU | on | off
+    strategy: str = "auto"  # auto | default | mirrored | multi_worker (tf.distribute)
 
 
 @dataclass
@@ -132,6 +144,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["model"]["modalities"] = list(self.model.modalities)
+        d["data"]["normal_labels"] = list(self.data.normal_labels)
         return d
 
     def save(self, path: str | Path) -> None:
@@ -167,7 +180,7 @@ def _build(cls: type, d: dict[str, Any], where: str) -> Any:
             kwargs[name] = None
         elif sub is not None:
             kwargs[name] = _build(sub, value, f"{where}.{name}")
-        elif name in ("modalities", "fusion_weights") and value is not None:
+        elif name in ("modalities", "fusion_weights", "normal_labels") and value is not None:
             kwargs[name] = tuple(value)
         else:
             kwargs[name] = value

@@ -7,12 +7,14 @@ A pipeline file names its config overrides and its stages, in order:
     stages:
       - train: {}
       - prune: {target_sparsity: 0.5, epochs: 6}
-      - qat: {epochs: 4, preserve_sparsity: true}
+      - cluster: {clusters: 16, preserve_sparsity: true}
+      - qat: {epochs: 4, preserve_sparsity: true, preserve_clusters: true}
       - export: {targets: [float32, edge-int8]}
 
 Each finished stage leaves its model and a `stages/<key>.json` record under the output
 folder, so a rerun (after a crash or a kill) skips what is done. `report.json` holds one
-entry per stage (`keras_float`, `pruned`, `qat`, `tflite_int8`, ...) with accuracy,
+entry per stage (`keras_float`, `pruned`, `qat`, `tflite_int8`, ...) with the task's
+metrics (`accuracy` for classification; `score` names the primary one),
 bytes, gzip bytes, path and, for `.tflite` stages, LiteRT latency and int8 op coverage.
 """
 
@@ -32,6 +34,7 @@ import yaml
 from vdg_tf.compression import (
     PruneConfig,
     QATConfig,
+    load_qat,
     overall_sparsity,
     prune,
     qat,
@@ -54,7 +57,7 @@ from vdg_tf.training.artifacts import (
     save_run_metadata,
 )
 from vdg_tf.training.evaluate import predict_dataset
-from vdg_tf.training.metrics import classification_report
+from vdg_tf.training.metrics import PRIMARY, task_report
 from vdg_tf.training.plots import plot_size_accuracy
 from vdg_tf.training.train import compile_classifier, fit_verbosity, train, with_head_targets
 
@@ -128,7 +131,8 @@ class Pipeline:
 
 def _stage_file(out: Path, key: str, kind: str) -> Path:
     """Where a stage keeps its model. QAT models go to HDF5: the `.keras` format cannot
-    reload tfmot's QuantizeLayer (its variables are built twice, and loading fails)."""
+    reload tfmot's QuantizeLayer (its variables are built twice, and loading fails);
+    they are read back onto a QAT clone of the stage before (`load_qat`)."""
     return out / f"{key}.{'h5' if kind == 'qat' else 'keras'}"
 
 
@@ -156,6 +160,7 @@ class _State:
     qat_model: keras.Model | None = None
     reference: np.ndarray | None = None  # keras_float probabilities on eval, for agreement
     labels: list[str] = field(default_factory=list)
+    task: str = "classification"
     float_layers: list[str] = field(default_factory=list)
 
 
@@ -194,6 +199,7 @@ def run_pipeline(
                 result = train(cfg, train_data, out / "train", eval_data, progress)
                 save_model_atomic(result.model, out / "train" / "model.keras")
             cfg, state.labels, tokenizer = load_metadata(out / "train")
+            state.task = cfg.data.task
             state.model = state.trained = load_model(out / "train" / "model.keras")
             ctx = _context(
                 cfg, train_data, eval_data, state.labels, tokenizer, state.model.output_names
@@ -203,7 +209,7 @@ def run_pipeline(
             if record is None:
                 record = {
                     "keras_float": _keras_entry(
-                        out / "train" / "model.keras", y, state.reference, state.labels
+                        out / "train" / "model.keras", y, state.reference, state.labels, state.task
                     )
                 }
                 finish(key, record)
@@ -211,11 +217,12 @@ def run_pipeline(
             continue
         if record is not None and kind not in ("export", "sweep"):
             log(f"{kind}: done before, loading")
-            model = load_model(_stage_file(out, key, kind))
             if kind == "qat":
-                state.qat_model, state.float_layers = model, record.get("_float_layers", [])
+                qc = _options(QATConfig, params, f"stage {key}")
+                state.qat_model = load_qat(state.model, _stage_file(out, key, kind), qc)
+                state.float_layers = record.get("_float_layers", [])
             else:
-                state.model = model
+                state.model = load_model(_stage_file(out, key, kind))
             report["stages"].update({k: v for k, v in record.items() if not k.startswith("_")})
             continue
         ft = replace(
@@ -250,9 +257,10 @@ def run_pipeline(
             finish(key, {"clustered": entry})
         elif kind == "qat":
             qc = _options(QATConfig, params, f"stage {key}")
-            log(
-                f"quantization-aware training ({'PQAT, ' if qc.preserve_sparsity else ''}{qc.epochs} epochs)"
+            kind_name = ("P" if qc.preserve_sparsity else "") + (
+                "C" if qc.preserve_clusters else ""
             )
+            log(f"quantization-aware training ({kind_name or 'plain '}QAT, {qc.epochs} epochs)")
             result = qat(state.model, ctx["fit"], qc, compile_fn, verbose=verbose)
             state.qat_model, state.float_layers = result.model, result.float_layers
             entry = _saved_entry(state.qat_model, _stage_file(out, key, kind), ctx, state.labels)
@@ -280,18 +288,20 @@ def run_pipeline(
             sc = _options(SweepConfig, params, f"stage {key}")
             entries = _sweep(sc, out / key, state, ctx, compile_fn, verbose, log)
             front = plot_size_accuracy(
-                {n: (e["gzip_bytes"], e["accuracy"]) for n, e in entries.items()},
+                {n: _size_score(e) for n, e in entries.items()},
                 out / "pareto.png",
                 f"{pipeline.name}: sparsity x target",
+                _score_label(entries),
             )
             finish(key, entries)
             report["pareto_front"] = front
     tflite = {n: e for n, e in report["stages"].items() if n.startswith("tflite_")}
     if tflite:
         plot_size_accuracy(
-            {n: (e["gzip_bytes"], e["accuracy"]) for n, e in tflite.items()},
+            {n: _size_score(e) for n, e in tflite.items()},
             out / "report.png",
             f"{pipeline.name}: exports verified in LiteRT",
+            _score_label(tflite),
         )
     report["labels"] = state.labels
     report["layers_left_float_in_qat"] = state.float_layers
@@ -375,6 +385,7 @@ def _context(cfg: Config, train_data, eval_data, labels, tokenizer, output_names
         "eval": dataset_from(eval_data, cfg.data, labels, tokenizer, skips=skips),
         "tokenizer": tokenizer,
         "skips": skips,
+        "task": cfg.data.task,
     }
 
 
@@ -385,40 +396,53 @@ def _probs(model: keras.Model, ctx: dict) -> np.ndarray:
 def _saved_entry(model: keras.Model, path: Path, ctx: dict, labels: list[str]) -> dict:
     """Save a stage's model atomically, then score it on the eval data."""
     save_model_atomic(model, path)
-    return _keras_entry(path, ctx["y"], _probs(model, ctx), labels)
+    return _keras_entry(path, ctx["y"], _probs(model, ctx), labels, ctx["task"])
 
 
-def _keras_entry(path: Path, y: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
-    r = classification_report(y, probs, labels)
-    return {
-        "accuracy": r["accuracy"],
-        "macro_f1": r["macro_f1"],
-        "path": str(path),
-        **_file_sizes(path),
-    }
+def _scores(task: str, y: np.ndarray, outputs: np.ndarray, labels: list[str]) -> dict:
+    """The task's scalar metrics, plus `metric` (the primary one's name) and its `score`."""
+    r = task_report(task, y, outputs, labels)
+    scalars = {k: v for k, v in r.items() if isinstance(v, float) and k != "threshold"}
+    return {"metric": PRIMARY[task], "score": r[PRIMARY[task]], **scalars}
+
+
+def _keras_entry(
+    path: Path, y: np.ndarray, probs: np.ndarray, labels: list[str], task: str
+) -> dict:
+    return {**_scores(task, y, probs, labels), "path": str(path), **_file_sizes(path)}
 
 
 def _tflite_entry(path: Path, ctx: dict, state: _State) -> dict:
     y, probs = predict_tflite(path, ctx["eval"])
-    r = classification_report(y, probs, state.labels)
     info = inspect_tflite(path)
     return {
-        "accuracy": r["accuracy"],
-        "macro_f1": r["macro_f1"],
+        **_scores(state.task, y, probs, state.labels),
         "path": str(path),
         "bytes": info["bytes"],
         "gzip_bytes": info["gzip_bytes"],
         "latency_ms": latency_ms(path),
         "int8_op_fraction": info["int8_op_fraction"],
-        **agreement(state.reference, probs),
+        **agreement(state.reference, probs, state.task),
     }
 
 
+def _size_score(entry: dict) -> tuple[float, float]:
+    """(gzip bytes, score) with higher always better (an error such as MAE is negated)."""
+    sign = -1.0 if entry["metric"] in ("mae",) else 1.0
+    return entry["gzip_bytes"], sign * entry["score"]
+
+
+def _score_label(entries: dict) -> str:
+    metric = next(iter(entries.values()))["metric"] if entries else "accuracy"
+    return f"-{metric}" if metric in ("mae",) else metric
+
+
 def format_report(report: dict) -> str:
-    """One line per stage: accuracy, size, gzip size, latency and what else it measured."""
+    """One line per stage: score (the task's metric), size, gzip size, latency, and notes."""
+    metric = next(iter(report["stages"].values()), {}).get("metric", "accuracy")
     lines = [
         f"pipeline {report['pipeline']}",
-        f"  {'stage':<22}{'accuracy':>9}{'bytes':>11}{'gzip':>10}{'ms':>8}  notes",
+        f"  {'stage':<22}{metric[:9]:>9}{'bytes':>11}{'gzip':>10}{'ms':>8}  notes",
     ]
     for name, s in report["stages"].items():
         notes = []
@@ -430,7 +454,7 @@ def format_report(report: dict) -> str:
             notes.append(f"int8 ops {s['int8_op_fraction']:.2f}")
         ms = f"{s['latency_ms']:.2f}" if "latency_ms" in s else "-"
         lines.append(
-            f"  {name:<22}{s['accuracy']:>9.3f}{s['bytes']:>11,}{s['gzip_bytes']:>10,}{ms:>8}  {', '.join(notes)}"
+            f"  {name:<22}{s['score']:>9.3f}{s['bytes']:>11,}{s['gzip_bytes']:>10,}{ms:>8}  {', '.join(notes)}"
         )
     lines.append(f"  report: {report.get('report', '')}")
     return "\n".join(lines)

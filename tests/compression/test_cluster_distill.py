@@ -11,6 +11,7 @@ from vdg_tf.compression.distill import DistillConfig, distill
 from vdg_tf.data.features import log_mel_frames
 from vdg_tf.data.sources import dataset_from
 from vdg_tf.models import build_classifier, inference_model
+from vdg_tf.training.artifacts import save_model_atomic
 from vdg_tf.training.train import compile_classifier, with_head_targets
 
 
@@ -68,3 +69,32 @@ def test_distilled_student_agrees_more_with_its_teacher(trained_run, train_ds, s
     before = agreement()
     distill(student, trained_run.model, train_ds, DistillConfig(epochs=6))
     assert agreement() > before
+
+
+def test_pcqat_keeps_clusters_and_zeros(trained_run, train_ds, tmp_path):
+    """prune -> sparsity-preserving clustering -> PCQAT: kernels keep <= N values and their zeros."""
+    from vdg_tf.compression import PruneConfig, QATConfig, load_qat, prune, qat
+
+    def compile_fn(m, s):
+        compile_classifier(m, tiny_config(), s)
+
+    fit = with_head_targets(train_ds, trained_run.model.output_names)
+    pruned = prune(trained_run.model, fit, PruneConfig(0.5, epochs=1, min_weights=256), compile_fn)
+    cfg = ClusterConfig(clusters=8, epochs=1, preserve_sparsity=True, min_weights=256)
+    clustered = cluster(pruned, fit, cfg, compile_fn)
+    result = qat(
+        clustered, fit, QATConfig(1, preserve_sparsity=True, preserve_clusters=True), compile_fn
+    )
+    ref = clustered.get_layer("fusion_dense").get_weights()[0]
+    assert np.mean(ref == 0) >= 0.45 and np.unique(ref).size <= 9
+    (layer,) = [
+        lay for lay in result.model.layers if getattr(lay, "layer", lay).name == "fusion_dense"
+    ]
+    (kernel,) = [w.numpy() for w in layer.weights if w.name.endswith("/kernel:0")]
+    assert np.all(kernel[ref == 0] == 0)
+    # centroids plus zero; the straight-through update leaves float noise below 1e-4
+    assert np.unique(np.round(kernel, 4)).size <= 9
+    save_model_atomic(result.model, tmp_path / "pcqat.h5")  # what `vdg run` resumes from
+    back = load_qat(clustered, tmp_path / "pcqat.h5", QATConfig(preserve_clusters=True))
+    for a, b in zip(back.get_weights(), result.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -22,7 +22,7 @@ def preprocessed(sample_data, tmp_path_factory):
 
 def test_shards_hold_every_clip(preprocessed, sample_data):
     out, index = preprocessed
-    assert index["clips"] == 12 and index["skipped"] == 0 and len(index["shards"]) == 3
+    assert index["clips"] == 16 and index["skipped"] == 0 and len(index["shards"]) == 3
     assert all((out / name).is_file() for name in index["shards"])
     assert not list(out.glob(".*.tmp"))
 
@@ -46,7 +46,7 @@ def test_records_equal_decoded_clips(preprocessed, sample_data):
 def test_source_by_folder_and_spec_mismatch(preprocessed):
     out, index = preprocessed
     src = open_source(out, CFG)
-    assert src.count == 12 and src.labels == index["labels"] and len(src.texts) == 12
+    assert src.count == 16 and src.labels == index["labels"] and len(src.texts) == 16
     other = dataclasses.replace(CFG, video=VideoSpec(frames=8, size=32))
     with pytest.raises(ValueError, match="decoded at .* rerun vdg preprocess"):
         open_source(out, other)

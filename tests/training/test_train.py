@@ -23,15 +23,15 @@ def test_run_folder_is_complete_and_reloads(trained_run):
         assert (out / name).is_file(), name
     assert not any((out / "backup").iterdir())  # BackupAndRestore cleans up after a finished fit
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["skipped"] == 0 and metrics["eval"]["n"] == 12
+    assert metrics["skipped"] == 0 and metrics["eval"]["n"] == 16
     run = load_run(out)
     assert run.labels == trained_run.labels and run.config.data.video.frames == 4
 
 
 def test_tiny_model_learns_beyond_chance(trained_run):
-    """8 balanced classes (chance 1/8, loss ln 8 = 2.08): a few epochs on 36 clips must learn.
+    """8 balanced classes (chance 1/8, loss ln 8 = 2.08): a few epochs on 48 clips must learn.
 
-    Loss, not accuracy, is the signal: on 36 augmented clips accuracy moves in steps of 1/36.
+    Loss, not accuracy, is the signal: on 36 augmented clips accuracy moves in steps of 1/48.
     """
     history = (trained_run.out / "history.csv").read_text().splitlines()
     header = history[0].split(",")

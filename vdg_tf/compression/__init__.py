@@ -8,7 +8,7 @@ from vdg_tf.compression.prune import (
     sparsity_by_branch,
     sparsity_table,
 )
-from vdg_tf.compression.quantize import QATConfig, QATResult, qat, quantize_aware
+from vdg_tf.compression.quantize import QATConfig, QATResult, load_qat, qat, quantize_aware
 
 __all__ = [
     "PruneConfig",
@@ -18,6 +18,7 @@ __all__ = [
     "overall_sparsity",
     "prune",
     "qat",
+    "load_qat",
     "quantize_aware",
     "sparsity_by_branch",
     "sparsity_table",

@@ -4,17 +4,26 @@ Policy: every layer the default 8-bit registry supports is annotated; the rest (
 on int ids, Multiply, custom layers) stay float in the QAT graph and are listed in
 `float_layers`; the TFLite converter then quantizes them post-training from the
 representative dataset (Embedding -> int8 gather, Multiply -> int8 mul).
-With `preserve_sparsity`, pruning-preserving QAT (PQAT) keeps pruned zeros at zero.
+With `preserve_sparsity`, pruning-preserving QAT (PQAT) keeps pruned zeros at zero; with
+`preserve_clusters` too, PCQAT keeps a clustered model's few values per kernel (and zeros).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
+from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
+    cluster_preserve_quantize_registry as cqat_registry,
+)
+from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
+    default_8bit_cluster_preserve_quantize_scheme as cqat_scheme,
+)
 from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
     default_8bit_prune_preserve_quantize_scheme as pqat_scheme,
 )
@@ -45,12 +54,48 @@ class PrunePreserveScheme(pqat_scheme.Default8BitPrunePreserveQuantizeScheme):
         return _PrunePreserveRegistry()
 
 
+class _ClusterPreserveRegistry(cqat_registry.Default8bitClusterPreserveQuantizeRegistry):
+    """Two fixes to tfmot 0.8.1's cluster-preserving registry: it claims every weightless
+    layer (as above), and it hands one weight quantizer to every layer, which turns its
+    `preserve_sparsity` off for all of them as soon as one layer (a dense output head)
+    has no zeros; each layer gets its own copy here."""
+
+    @classmethod
+    def supports(cls, layer):
+        return super().supports(layer) and _REGISTRY.supports(layer)
+
+    def get_quantize_config(self, layer):
+        config = super().get_quantize_config(layer)
+        if getattr(config, "weight_quantizer", None) is not None:
+            config.weight_quantizer = copy.copy(config.weight_quantizer)
+        return config
+
+
+class ClusterPreserveScheme(cqat_scheme.Default8BitClusterPreserveQuantizeScheme):
+    """Default 8-bit (P)CQAT scheme with the registry fixed as above."""
+
+    def get_quantize_registry(self):
+        return _ClusterPreserveRegistry(self.preserve_sparsity)
+
+
 @dataclass
 class QATConfig:
-    """Fine-tune epochs under fake quantization; `preserve_sparsity` selects PQAT."""
+    """Fine-tune epochs under fake quantization.
+
+    `preserve_sparsity` selects PQAT; `preserve_clusters` (after a cluster stage) selects
+    CQAT, or PCQAT with `preserve_sparsity`.
+    """
 
     epochs: int = 3
     preserve_sparsity: bool = True
+    preserve_clusters: bool = False
+
+
+def quantize_scheme(preserve_sparsity: bool, preserve_clusters: bool = False):
+    """tfmot's scheme for plain QAT (None: the default), PQAT, CQAT or PCQAT."""
+    if preserve_clusters:
+        return ClusterPreserveScheme(preserve_sparsity)
+    return PrunePreserveScheme() if preserve_sparsity else None
 
 
 @dataclass
@@ -77,11 +122,13 @@ def annotate(model: keras.Model) -> tuple[keras.Model, list[str]]:
     return annotated, left_float
 
 
-def quantize_aware(model: keras.Model, preserve_sparsity: bool = False) -> QATResult:
+def quantize_aware(
+    model: keras.Model, preserve_sparsity: bool = False, preserve_clusters: bool = False
+) -> QATResult:
     """The fake-quantized model ready for fine-tuning (weights copied from `model`)."""
     annotated, left_float = annotate(model)
     with quant.quantize_scope():
-        scheme = PrunePreserveScheme() if preserve_sparsity else None
+        scheme = quantize_scheme(preserve_sparsity, preserve_clusters)
         qmodel = (
             quant.quantize_apply(annotated, scheme) if scheme else quant.quantize_apply(annotated)
         )
@@ -97,10 +144,21 @@ def qat(
     verbose: int = 0,
 ) -> QATResult:
     """Quantization-aware fine-tuning of `model`; returns the QAT model and its float layers."""
-    result = quantize_aware(model, cfg.preserve_sparsity)
+    result = quantize_aware(model, cfg.preserve_sparsity, cfg.preserve_clusters)
     steps = int(train_ds.cardinality())
     if steps <= 0:
         steps = sum(1 for _ in train_ds)
     compile_fn(result.model, steps)
     result.model.fit(train_ds, validation_data=validation_ds, epochs=cfg.epochs, verbose=verbose)
     return result
+
+
+def load_qat(base: keras.Model, path: str | Path, cfg: QATConfig) -> keras.Model:
+    """A QAT model saved by `vdg run`, rebuilt on `base` (the model QAT started from).
+
+    (P)CQAT quantizers create their cluster variables from the weights they wrap, so a
+    saved (P)CQAT model only reloads onto a clone built from the same clustered model.
+    """
+    model = quantize_aware(base, cfg.preserve_sparsity, cfg.preserve_clusters).model
+    model.load_weights(str(path))
+    return model

@@ -19,6 +19,14 @@ from vdg_tf.data.augment import augment_video, augment_waveform, spec_augment, t
 from vdg_tf.data.decode import DecodeError, decode_clip
 from vdg_tf.data.features import TextTokenizer, log_mel
 from vdg_tf.data.manifest import ClipRow
+from vdg_tf.data.targets import (
+    is_normal,
+    row_names,
+    row_problem,
+    row_text,
+    row_value,
+    target_encoder,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -53,24 +61,21 @@ class SkipLog:
         return f"skipped {self.count} of {total} clips: {shown}"
 
 
-def label_ids(rows: list[ClipRow], labels: list[str], skips: SkipLog, strict: bool) -> np.ndarray:
-    """Class index per row; -1 (later skipped) for a missing or unknown label."""
-    index = {name: i for i, name in enumerate(labels)}
-    ids = np.full(len(rows), -1, np.int32)
-    for i, row in enumerate(rows):
-        if row.label in index:
-            ids[i] = index[row.label]
-            continue
-        known = ", ".join(labels[:8]) + (" ..." if len(labels) > 8 else "")
-        msg = (
-            f"{row.where}: missing key 'label'"
-            if row.label is None
-            else f"{row.where}: label '{row.label}' not in labels (known: {known})"
-        )
-        if strict:
-            raise ValueError(msg)
-        skips.add(row.line, msg)
-    return ids
+def usable_rows(
+    rows: list[ClipRow], cfg: DataConfig, labels: list[str], skips: SkipLog, training: bool
+) -> list[ClipRow]:
+    """Rows that can teach `cfg.task`: bad ones are logged (or raise in strict mode);
+    anomaly training keeps only the normal rows."""
+    keep = []
+    for row in rows:
+        problem = row_problem(row, cfg.task, labels)
+        if problem is not None:
+            if cfg.strict:
+                raise ValueError(problem)
+            skips.add(row.line, problem)
+        elif not (training and cfg.task == "anomaly" and not is_normal(row, cfg.normal_labels)):
+            keep.append(row)
+    return keep
 
 
 def decoded_dataset(
@@ -81,32 +86,54 @@ def decoded_dataset(
     skips: SkipLog | None = None,
     shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
-    """Unbatched `(clip, label)`: clip = {frames uint8, samples, audio_mask, text}; bad clips dropped.
+    """Unbatched `(clip, target)`: clip = {frames uint8, samples, audio_mask, text}; bad clips dropped.
 
-    Decoding runs in `num_parallel_calls` threads: PyAV releases the GIL while FFmpeg decodes.
+    The target follows `cfg.task` (see `vdg_tf.data.targets`); `labels` is its vocabulary.
     `shard=(n, i)` keeps every n-th row starting at i (one input worker of n).
     """
     skips = skips if skips is not None else SkipLog()
-    ids = label_ids(rows, labels, skips, cfg.strict)
+    rows = usable_rows(rows, cfg, labels, skips, training)
+    encode_target = target_encoder(cfg.task, labels, cfg.normal_labels)
+    per_row = [row_names(r, cfg.task) for r in rows]
+    names = tf.RaggedTensor.from_row_lengths(
+        tf.constant([n for ns in per_row for n in ns], tf.string, shape=[sum(map(len, per_row))]),
+        tf.constant([len(ns) for ns in per_row], tf.int64, shape=[len(rows)]),
+    )
+    values = tf.constant([row_value(r) for r in rows], tf.float32, shape=[len(rows)])
+    return decode_rows(rows, cfg, training, skips, shard).map(
+        lambda clip, i: (clip, encode_target(names[i], values[i]))
+    )
+
+
+def decode_rows(
+    rows: list[ClipRow],
+    cfg: DataConfig,
+    training: bool = False,
+    skips: SkipLog | None = None,
+    shard: tuple[int, int] | None = None,
+) -> tf.data.Dataset:
+    """Unbatched `(clip, row index)` of decoded clips; clips that fail to decode are dropped.
+
+    Decoding runs in `num_parallel_calls` threads: PyAV releases the GIL while FFmpeg decodes.
+    """
+    skips = skips if skips is not None else SkipLog()
     vspec, aspec, seed = cfg.video, cfg.audio, cfg.seed
     jitter = training and (cfg.augment is not None and cfg.augment.temporal_jitter)
 
     def decode(i, epoch_seed):
-        i = int(i)
-        row = rows[i]
-        if ids[i] >= 0:
-            try:
-                rng = np.random.default_rng([seed, i, int(epoch_seed)]) if jitter else None
-                clip = decode_clip(row.video, vspec, aspec, row.start, row.end, row.audio, rng)
-                return clip.frames, clip.audio, np.float32(clip.has_audio), True
-            except DecodeError as e:
-                if cfg.strict:
-                    raise ValueError(f"manifest line {row.line}: {e}") from None
-                skips.add(row.line, f"line {row.line}: {e}")
+        row = rows[int(i)]
+        try:
+            rng = np.random.default_rng([seed, row.line, int(epoch_seed)]) if jitter else None
+            clip = decode_clip(row.video, vspec, aspec, row.start, row.end, row.audio, rng)
+            return clip.frames, clip.audio, np.float32(clip.has_audio), True
+        except DecodeError as e:
+            if cfg.strict:
+                raise ValueError(f"manifest line {row.line}: {e}") from None
+            skips.add(row.line, f"line {row.line}: {e}")
         frames = np.zeros((vspec.frames, vspec.size, vspec.size, 3), np.uint8)
         return frames, np.zeros(aspec.samples, np.float32), np.float32(0), False
 
-    def decode_tf(i, text, label, epoch_seed):
+    def decode_tf(i, text, epoch_seed):
         frames, samples, audio_mask, ok = tf.numpy_function(
             decode, [i, epoch_seed], [tf.uint8, tf.float32, tf.float32, tf.bool], stateful=False
         )
@@ -115,9 +142,12 @@ def decoded_dataset(
         audio_mask.set_shape([])
         ok.set_shape([])
         clip = {"frames": frames, "samples": samples, "audio_mask": audio_mask, "text": text}
-        return clip, label, ok
+        return clip, i, ok
 
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(rows)), [r.text for r in rows], ids))
+    texts = [row_text(r, cfg.task) for r in rows]
+    ds = tf.data.Dataset.from_tensor_slices(
+        (np.arange(len(rows)), tf.constant(texts, tf.string, shape=[len(rows)]))
+    )
     if shard is not None:
         ds = ds.shard(*shard)
     if training and not cfg.cache:

@@ -1,7 +1,7 @@
 """`vdg preprocess`: decode a manifest once into TFRecord shards, so later epochs skip decoding.
 
-Each record holds one decoded clip (uint8 frames, float32 waveform, audio mask, caption,
-label name). `index.json` records the data spec the clips were decoded at, the labels
+Each record holds one decoded clip (uint8 frames, float32 waveform, audio mask, the text
+the task reads, the row's class names and target value), encoded for the config's task. `index.json` records the data spec the clips were decoded at, the labels
 and the captions (for the vocabulary), and the clips that were skipped.
 """
 
@@ -13,8 +13,9 @@ from pathlib import Path
 import tensorflow as tf
 
 from vdg_tf.config import DataConfig
-from vdg_tf.data.manifest import label_vocabulary, read_manifest
-from vdg_tf.data.pipeline import SkipLog, decoded_dataset
+from vdg_tf.data.manifest import read_manifest
+from vdg_tf.data.pipeline import SkipLog, decode_rows, usable_rows
+from vdg_tf.data.targets import row_names, row_text, row_value, target_encoder, task_labels
 from vdg_tf.files import write_json
 
 INDEX = "index.json"
@@ -23,10 +24,10 @@ INDEX = "index.json"
 def _spec(cfg: DataConfig) -> dict:
     v, a = cfg.video, cfg.audio
     return {"frames": v.frames, "size": v.size, "fps": v.fps, "resize": v.resize,
-            "sample_rate": a.sample_rate, "seconds": a.seconds}  # fmt: skip
+            "sample_rate": a.sample_rate, "seconds": a.seconds, "task": cfg.task}  # fmt: skip
 
 
-def _example(clip: dict, label: str) -> bytes:
+def _example(clip: dict, names: list[str], value: float) -> bytes:
     feature = {
         "frames": tf.train.Feature(bytes_list=tf.train.BytesList(value=[clip["frames"].tobytes()])),
         "samples": tf.train.Feature(float_list=tf.train.FloatList(value=clip["samples"])),
@@ -34,7 +35,8 @@ def _example(clip: dict, label: str) -> bytes:
             float_list=tf.train.FloatList(value=[float(clip["audio_mask"])])
         ),
         "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[clip["text"]])),
-        "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
+        "names": tf.train.Feature(bytes_list=tf.train.BytesList(value=[n.encode() for n in names])),
+        "value": tf.train.Feature(float_list=tf.train.FloatList(value=[value])),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -55,8 +57,9 @@ def preprocess(
     skips = SkipLog()
     rows, problems = read_manifest(manifest, strict=cfg.strict)
     skips.extend(problems)
-    labels = label_vocabulary(rows)
-    ds = decoded_dataset(rows, cfg, labels, training=False, skips=skips)
+    labels = task_labels(rows, cfg.task)
+    rows = usable_rows(rows, cfg, labels, skips, training=False)
+    ds = decode_rows(rows, cfg, skips=skips)
     names = [f"clips-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
     tmp = [out / f".{n}.tmp" for n in names]
     writers = [tf.io.TFRecordWriter(str(p)) for p in tmp]
@@ -66,8 +69,9 @@ def preprocess(
 
         bar = tqdm(total=len(rows), desc="preprocess", unit="clip", leave=False)
     count = 0
-    for clip, label in ds.as_numpy_iterator():
-        writers[count % shards].write(_example(clip, labels[int(label)]))
+    for clip, i in ds.as_numpy_iterator():
+        row = rows[int(i)]
+        writers[count % shards].write(_example(clip, row_names(row, cfg.task), row_value(row)))
         count += 1
         if bar is not None:
             bar.update(1)
@@ -82,7 +86,7 @@ def preprocess(
         "shards": names,
         "spec": _spec(cfg),
         "labels": labels,
-        "texts": [r.text for r in rows],
+        "texts": [row_text(r, cfg.task) for r in rows],
         "skipped": skips.count,
         "skipped_files": skips.reasons,
     }
@@ -106,22 +110,21 @@ def read_index(folder: str | Path, cfg: DataConfig) -> dict:
 def records_dataset(
     folder: str | Path, cfg: DataConfig, labels: list[str], training: bool = False
 ) -> tf.data.Dataset:
-    """Unbatched `(clip, label)` from preprocessed shards: same elements as `decoded_dataset`."""
+    """Unbatched `(clip, target)` from preprocessed shards: same elements as `decoded_dataset`.
+
+    Anomaly training keeps the normal clips only, as from a manifest.
+    """
     index = read_index(folder, cfg)
     v, a = cfg.video, cfg.audio
     files = [str(Path(folder) / n) for n in index["shards"]]
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(labels), tf.range(len(labels), dtype=tf.int32)
-        ),
-        -1,
-    )
+    encode_target = target_encoder(cfg.task, labels, cfg.normal_labels)
     spec = {
         "frames": tf.io.FixedLenFeature([], tf.string),
         "samples": tf.io.FixedLenFeature([a.samples], tf.float32),
         "audio_mask": tf.io.FixedLenFeature([], tf.float32),
         "text": tf.io.FixedLenFeature([], tf.string),
-        "label": tf.io.FixedLenFeature([], tf.string),
+        "names": tf.io.VarLenFeature(tf.string),
+        "value": tf.io.FixedLenFeature([], tf.float32),
     }
 
     def parse(record):
@@ -133,7 +136,7 @@ def records_dataset(
             "audio_mask": ex["audio_mask"],
             "text": ex["text"],
         }
-        return clip, table.lookup(ex["label"])
+        return clip, encode_target(tf.sparse.to_dense(ex["names"]), ex["value"])
 
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
@@ -144,4 +147,8 @@ def records_dataset(
         deterministic=cfg.deterministic,
     )
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=cfg.deterministic)
-    return ds.filter(lambda clip, label: label >= 0)
+    if training and cfg.task == "anomaly":
+        return ds.filter(lambda clip, target: target == 0.0)
+    if cfg.task in ("classification", "vqa"):
+        return ds.filter(lambda clip, target: target >= 0)
+    return ds

@@ -1,10 +1,15 @@
 """The sample dataset: real mp4 files (H.264 + AAC) where only fusion solves the task.
 
-Each clip's label joins three cues, one per modality: the direction a square moves
-(`left`/`right`), the pitch of a tone (`low`/`high`) and a word in the caption
-(`day`/`night`). Any one modality knows one of three bits, so alone it is right at most
-1/4 of the time; the fused model can reach 100%. Distractors (a drifting circle, noise,
-a mid-pitch chirp, filler words) keep the cues from being trivial.
+Each clip's class shows in three cues, one per modality: the direction a square moves
+(4 directions), the pitch of a tone (4 bands) and a word in the caption (4 words). The
+8 classes are laid out so that each cue value belongs to two classes (one modality alone
+is right at most 1/2 of the time) while any two cues name the class (a model trained
+with modality dropout survives losing one). Distractors (a drifting circle, noise, a
+chirp, filler words) keep the cues from being trivial.
+
+The same rows carry every task's keys: `labels` (the three cue names, multi-label),
+`target` (a sentiment-like score in [-3, 3]), `question` + `answer` (which cue a
+question asks about), so one set of files exercises every task head.
 """
 
 from __future__ import annotations
@@ -19,9 +24,31 @@ import numpy as np
 
 from vdg_tf.data.manifest import write_manifest
 
-DIRECTIONS = ("left", "right")
-PITCHES = ("low", "high")
-TIMES = ("day", "night")
+DIRECTIONS = ("left", "right", "up", "down")
+PITCHES = ("low", "mid", "high", "shrill")
+PITCH_HZ = {"low": (200, 300), "mid": (480, 620), "high": (1100, 1400), "shrill": (2300, 2800)}
+TIMES = ("day", "night", "dawn", "dusk")
+QUESTIONS = {
+    "direction": "which way does the square move",
+    "pitch": "what pitch is the tone",
+    "time": "what time of day is it",
+}
+
+
+def class_cues(k: int) -> tuple[str, str, str]:
+    """Cues of class k in 0..7: v = k mod 4, s = k div 4; pitch v + s, word v + 2s (mod 4).
+
+    v and s recover from any two cues, and each cue value belongs to exactly two classes.
+    """
+    v, s = k % 4, k // 4
+    return DIRECTIONS[v], PITCHES[(v + s) % 4], TIMES[(v + 2 * s) % 4]
+
+
+def class_score(k: int) -> float:
+    """A sentiment-like regression target of class k: -3 .. +3 (clips add a little noise)."""
+    return (k % 4) * 2.0 - 3.0 + (k // 4) * 0.5
+
+
 FILLER = [
     "a",
     "clip",
@@ -141,16 +168,16 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 16000) -> 
 
 
 def render_frames(rng: np.random.Generator, direction: str, n: int, size: int) -> np.ndarray:
-    """A square crossing the frame left or right over a noisy background with a drifting circle."""
+    """A square crossing the frame (left, right, up or down) over noise with a drifting circle."""
     yy, xx = np.mgrid[0:size, 0:size]
     bg = rng.integers(0, 90, size=3)
     side = int(rng.integers(size // 7, size // 4))
-    y0 = int(rng.integers(0, size - side))
     travel = rng.uniform(0.45, 0.75) * (size - side)
-    x_start = rng.uniform(0, size - side - travel)
-    xs = x_start + travel * np.linspace(0, 1, n)
-    if direction == "left":
-        xs = xs[::-1]
+    path = rng.uniform(0, size - side - travel) + travel * np.linspace(0, 1, n)
+    if direction in ("left", "up"):
+        path = path[::-1]
+    fixed = np.full(n, float(rng.integers(0, size - side)))
+    xs, ys = (path, fixed) if direction in ("left", "right") else (fixed, path)
     color = rng.integers(150, 256, size=3)
     circle_c = rng.integers(60, 256, size=3)
     cy, cx = rng.uniform(0, size, size=2)
@@ -162,30 +189,46 @@ def render_frames(rng: np.random.Generator, direction: str, n: int, size: int) -
         img = img + rng.integers(-12, 13, size=(size, size, 3))
         disk = (yy - cy - vy * t) ** 2 + (xx - cx - vx * t) ** 2 < r * r
         img[disk] = circle_c
-        x = int(round(xs[t]))
-        img[y0 : y0 + side, x : x + side] = color
+        x, y = int(round(xs[t])), int(round(ys[t]))
+        img[y : y + side, x : x + side] = color
         out[t] = np.clip(img, 0, 255).astype(np.uint8)
     return out
 
 
 def render_audio(rng: np.random.Generator, pitch: str, seconds: float, rate: int) -> np.ndarray:
-    """A low or high tone with noise and a random mid-pitch chirp as distractor."""
+    """A tone in one of four pitch bands with noise and a random chirp as distractor."""
     t = np.arange(int(seconds * rate)) / rate
-    f = rng.uniform(200, 350) if pitch == "low" else rng.uniform(1400, 2200)
+    f = rng.uniform(*PITCH_HZ[pitch])
     tone = 0.35 * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.28))
     audio = tone + rng.normal(0, 0.04, size=t.shape)
     c0 = rng.uniform(0, max(seconds - 0.4, 0.01))
     chirp = (t >= c0) & (t < c0 + 0.4)
-    fc = rng.uniform(600, 900)
+    fc = rng.uniform(3400, 4200)
     audio[chirp] += 0.3 * np.sin(2 * np.pi * fc * t[chirp] * (1 + (t[chirp] - c0)))
     return audio.astype(np.float32)
 
 
 def render_caption(rng: np.random.Generator, time_word: str) -> str:
-    """A filler sentence with the `day`/`night` cue word at a random position."""
+    """A filler sentence with the time-of-day cue word at a random position."""
     words = list(rng.choice(FILLER, size=int(rng.integers(5, 10))))
     words.insert(int(rng.integers(0, len(words) + 1)), time_word)
     return " ".join(words)
+
+
+def sample_row(rng: np.random.Generator, video: str, k: int) -> dict:
+    """The manifest row of a clip of class k, with every task's keys."""
+    direction, pitch, word = class_cues(k)
+    asked = str(rng.choice(list(QUESTIONS)))
+    answer = {"direction": direction, "pitch": pitch, "time": word}[asked]
+    return {
+        "video": video,
+        "text": render_caption(rng, word),
+        "label": f"{direction}-{pitch}-{word}",
+        "labels": [direction, pitch, word],
+        "target": round(class_score(k) + float(rng.normal(0, 0.1)), 3),
+        "question": QUESTIONS[asked],
+        "answer": answer,
+    }
 
 
 def make_sample_data(
@@ -199,13 +242,12 @@ def make_sample_data(
     """Write `clips` mp4 files plus `manifest_train.jsonl` / `manifest_eval.jsonl`.
 
     Deterministic for a seed: clip i uses its own generator seeded by (seed, i), and
-    labels are balanced by cycling through the 8 cue combinations.
+    labels are balanced by cycling through the 8 classes (`class_cues`).
     Returns {"manifest_train", "manifest_eval", "clips", "labels"}.
     """
     spec = spec or SampleSpec()
     out = Path(out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
-    combos = [(d, p, w) for d in DIRECTIONS for p in PITCHES for w in TIMES]
     order = np.random.default_rng(seed).permutation(clips)
     rows = []
     it = range(clips)
@@ -215,7 +257,8 @@ def make_sample_data(
         it = tqdm(it, desc="writing clips", unit="clip", leave=False)
     for i in it:
         rng = np.random.default_rng([seed, i])
-        direction, pitch, word = combos[int(order[i]) % len(combos)]
+        k = int(order[i]) % 8
+        direction, pitch, word = class_cues(k)
         seconds = float(rng.uniform(spec.min_seconds, spec.max_seconds))
         n = max(2, int(round(seconds * spec.fps)))
         name = f"clips/{i:05d}.mp4"
@@ -226,13 +269,7 @@ def make_sample_data(
             render_audio(rng, pitch, n / spec.fps, spec.sample_rate),
             spec.sample_rate,
         )
-        rows.append(
-            {
-                "video": name,
-                "text": render_caption(rng, word),
-                "label": f"{direction}-{pitch}-{word}",
-            }
-        )
+        rows.append(sample_row(rng, name, k))
     n_eval = max(1, int(round(clips * eval_fraction)))
     train, evaluation = rows[n_eval:], rows[:n_eval]
     write_manifest(out / "manifest_train.jsonl", train)

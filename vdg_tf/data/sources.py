@@ -9,9 +9,10 @@ import tensorflow as tf
 
 from vdg_tf.config import DataConfig
 from vdg_tf.data.features import TextTokenizer
-from vdg_tf.data.manifest import label_vocabulary, read_manifest
+from vdg_tf.data.manifest import read_manifest
 from vdg_tf.data.pipeline import SkipLog, batched_features, decoded_dataset
 from vdg_tf.data.records import read_index, records_dataset
+from vdg_tf.data.targets import row_text, task_labels
 
 
 @dataclass
@@ -44,9 +45,9 @@ def open_source(
         return Source(ds, labels, index["texts"], index["clips"])
     rows, problems = read_manifest(path, strict=cfg.strict)
     skips.extend(problems)
-    labels = labels or label_vocabulary(rows)
+    labels = labels or task_labels(rows, cfg.task)
     ds = decoded_dataset(rows, cfg, labels, training, skips, shard)
-    return Source(ds, labels, [r.text for r in rows], len(rows) + len(problems))
+    return Source(ds, labels, [row_text(r, cfg.task) for r in rows], len(rows) + len(problems))
 
 
 def dataset_from(

@@ -1,7 +1,8 @@
-"""Build a multimodal classifier from a `Config`: encoders -> masks -> fusion -> heads.
+"""Build a multimodal model from a `Config`: encoders -> masks -> fusion -> task heads.
 
-The model has one input per modality plus its `*_mask`, a `fused` softmax output, and
-one auxiliary `<modality>_head` per modality for the fusion loss (dropped at export).
+The model has one input per modality plus its `*_mask`, a `fused` output (the task head
+of `cfg.data.task`, see `models/heads.py`), and one auxiliary `<modality>_head` per
+modality for the fusion loss (dropped at export).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import tf_keras as keras
 from vdg_tf.config import Config
 from vdg_tf.models.encoders import audio_encoder, text_encoder, video_encoder
 from vdg_tf.models.fusion import get_fusion
+from vdg_tf.models.heads import task_head
 from vdg_tf.models.modality_dropout import ModalityDropout
 
 MODALITIES = ("video", "audio", "text")
@@ -41,7 +43,14 @@ def encode(cfg: Config, inputs: dict, vocab_size: int) -> dict:
     for m in mc.modalities:
         if m == "video":
             f = video_encoder(
-                inputs[m], dc.video.frames, dc.video.size, mc.width, mc.fused_dim, mc.l2
+                inputs[m],
+                dc.video.frames,
+                dc.video.size,
+                mc.width,
+                mc.fused_dim,
+                mc.l2,
+                temporal=mc.temporal,
+                heads=mc.heads,
             )
         elif m == "audio":
             shape = inputs[m].shape
@@ -50,7 +59,15 @@ def encode(cfg: Config, inputs: dict, vocab_size: int) -> dict:
             )
         else:
             f = text_encoder(
-                inputs[m], dc.text.max_tokens, vocab_size, mc.embed_dim, mc.fused_dim, mc.l2
+                inputs[m],
+                dc.text.max_tokens,
+                vocab_size,
+                mc.embed_dim,
+                mc.fused_dim,
+                mc.l2,
+                kind=mc.text_encoder,
+                layers=mc.text_layers,
+                heads=mc.heads,
             )
         feats[m] = keras.layers.Multiply(name=f"{m}_masked")([f, inputs[f"{m}_mask"]])
     return feats
@@ -60,6 +77,9 @@ def build_classifier(
     cfg: Config, num_classes: int, vocab_size: int, spec_frames: int
 ) -> keras.Model:
     """The training model: outputs `fused` plus one `<m>_head` per modality.
+
+    `num_classes` is the size of the task's label vocabulary (ignored for regression and
+    anomaly).
 
     Example:
       model = build_classifier(Config(), num_classes=8, vocab_size=400, spec_frames=200)
@@ -85,11 +105,10 @@ def build_classifier(
         rank=mc.fusion_rank,
     )
     fused = keras.layers.Dropout(mc.dropout, name="fusion_dropout")(fused)
-    outputs = {"fused": keras.layers.Dense(num_classes, activation="softmax", name="fused")(fused)}
+    task = cfg.data.task
+    outputs = {"fused": task_head(fused, task, num_classes, "fused", mc.l2)}
     for m, f in feats.items():
-        outputs[f"{m}_head"] = keras.layers.Dense(
-            num_classes, activation="softmax", name=f"{m}_head"
-        )(f)
+        outputs[f"{m}_head"] = task_head(f, task, num_classes, f"{m}_head", mc.l2)
     return keras.Model(inputs, outputs, name="vdg_classifier")
 
 

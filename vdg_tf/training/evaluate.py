@@ -1,4 +1,4 @@
-"""Evaluate a Keras model on a dataset: labels and fused probabilities, then metrics."""
+"""Evaluate a Keras model on a dataset: targets and fused outputs, then the task's metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from vdg_tf.training.metrics import classification_report
+from vdg_tf.training.metrics import PRIMARY, task_report
 
 
 def fused_probs(outputs) -> np.ndarray:
@@ -29,10 +29,12 @@ def predict_dataset(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray
     return np.concatenate(ys), np.concatenate(ps)
 
 
-def evaluate_model(model: keras.Model, ds: tf.data.Dataset, labels: list[str]) -> dict:
-    """accuracy, macro-F1, per-class table and confusion matrix of `model` on `ds`."""
+def evaluate_model(
+    model: keras.Model, ds: tf.data.Dataset, labels: list[str], task: str = "classification"
+) -> dict:
+    """The task's metrics of `model` on `ds` (accuracy, macro-F1, confusion; mAP; MAE; AUROC)."""
     y, p = predict_dataset(model, ds)
-    return classification_report(y, p, labels)
+    return task_report(task, y, p, labels)
 
 
 def mask_modality(ds: tf.data.Dataset, modality: str) -> tf.data.Dataset:
@@ -51,14 +53,21 @@ def modality_ablation(
     predict: Callable[[tf.data.Dataset], tuple[np.ndarray, np.ndarray]],
     ds: tf.data.Dataset,
     modalities: Sequence[str],
+    task: str = "classification",
+    labels: Sequence[str] = (),
 ) -> dict[str, float]:
-    """Accuracy with every modality present (`all`) and with each one masked out in turn.
+    """The task's primary metric (accuracy, mAP, MAE, AUROC) with every modality present
+    (`all`) and with each one masked out in turn.
 
-    `predict` maps a dataset to (labels, probabilities): a Keras model or a .tflite runner.
+    `predict` maps a dataset to (targets, outputs): a Keras model or a .tflite runner.
     """
-    y, p = predict(ds)
-    out = {"all": float(np.mean(p.argmax(-1) == y)) if len(y) else 0.0}
+    key = PRIMARY[task]
+
+    def score(d):
+        y, p = predict(d)
+        return float(task_report(task, y, p, list(labels))[key]) if len(y) else 0.0
+
+    out = {"metric": key, "all": score(ds)}
     for m in modalities:
-        y, p = predict(mask_modality(ds, m))
-        out[f"without_{m}"] = float(np.mean(p.argmax(-1) == y)) if len(y) else 0.0
+        out[f"without_{m}"] = score(mask_modality(ds, m))
     return out

@@ -70,7 +70,10 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
 
 
 def plot_size_accuracy(
-    points: dict[str, tuple[float, float]], path: str | Path, title: str = ""
+    points: dict[str, tuple[float, float]],
+    path: str | Path,
+    title: str = "",
+    ylabel: str = "accuracy",
 ) -> list[str]:
     """Accuracy against gzip size (log scale), each point labelled, the Pareto front drawn.
 
@@ -88,7 +91,7 @@ def plot_size_accuracy(
     )
     ax.set_xscale("log")
     ax.set_xlabel("gzip size (KiB, log)")
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel(ylabel)
     ax.set_title(title or "size vs accuracy")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right")

@@ -1,4 +1,5 @@
-"""Text encoder: token embedding, then (1, k) Conv2D n-gram detectors and a max over positions.
+"""Text encoders: token embedding, then (1, k) Conv2D n-gram detectors and a max over
+positions (conv, int8-friendly), or a small Transformer (transformer, float attention).
 
 A (1, k) Conv2D over [1, L, E] does what Conv1D would, but stays in tfmot's QAT set.
 The Embedding stays float under QAT (tfmot cannot annotate it on int ids). ReLU is the
@@ -11,13 +12,36 @@ from __future__ import annotations
 import tf_keras as keras
 
 from vdg_tf.models.encoders.blocks import regularizer
+from vdg_tf.models.sequence import (
+    AttentionMask,
+    MaskedMean,
+    PositionEmbedding,
+    TokenMask,
+    attention_block,
+)
+
+TEXT_ENCODERS = ("conv", "transformer")
 
 
 def text_encoder(
-    inp, max_tokens: int, vocab_size: int, embed_dim: int = 32, out_dim: int = 64, l2: float = 0.0
+    inp,
+    max_tokens: int,
+    vocab_size: int,
+    embed_dim: int = 32,
+    out_dim: int = 64,
+    l2: float = 0.0,
+    kind: str = "conv",
+    layers: int = 2,
+    heads: int = 2,
 ):
     """[B, L] int ids -> [B, out_dim]."""
+    if kind not in TEXT_ENCODERS:
+        raise ValueError(
+            f"model.text_encoder: unknown '{kind}' (known: {', '.join(TEXT_ENCODERS)})"
+        )
     x = keras.layers.Embedding(vocab_size, embed_dim, name="text_embed")(inp)
+    if kind == "transformer":
+        return _transformer(inp, x, max_tokens, out_dim, l2, layers, heads)
     x = keras.layers.Reshape((1, max_tokens, embed_dim), name="text_rows")(x)
     for i in (1, 2):
         x = keras.layers.Conv2D(
@@ -29,3 +53,17 @@ def text_encoder(
             name=f"text_conv{i}",
         )(x)
     return keras.layers.GlobalMaxPooling2D(name="text_pool")(x)
+
+
+def _transformer(ids, x, max_tokens: int, out_dim: int, l2: float, layers: int, heads: int):
+    """Positions, `layers` Transformer blocks that ignore padding, the mean over real
+    tokens, and a ReLU projection to `out_dim`."""
+    keep = TokenMask(name="text_keep")(ids)
+    mask = AttentionMask(name="text_attention_mask")(keep)
+    x = PositionEmbedding(max_tokens, name="text_positions")(x)
+    for i in range(layers):
+        x = attention_block(x, heads, mask=mask, l2=l2, name=f"text_block{i + 1}")
+    x = MaskedMean(name="text_pool")([x, keep])
+    return keras.layers.Dense(
+        out_dim, activation="relu", kernel_regularizer=regularizer(l2), name="text_proj"
+    )(x)

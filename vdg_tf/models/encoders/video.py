@@ -11,18 +11,39 @@ from __future__ import annotations
 
 import tf_keras as keras
 
-from vdg_tf.models.encoders.blocks import conv_bn_relu, separable_block
+from vdg_tf.models.encoders.blocks import conv_bn_relu, regularizer, separable_block
+from vdg_tf.models.sequence import PositionEmbedding, attention_block
 
-STRIDES = 3  # three stride-2 stages: a frame of S pixels becomes S/8 rows
+STRIDES = 3
+TEMPORAL = (
+    "conv",
+    "pool",
+    "gru",
+    "attention",
+)  # three stride-2 stages: a frame of S pixels becomes S/8 rows
 
 
-def video_encoder(inp, frames: int, size: int, width: int = 32, out_dim: int = 64, l2: float = 0.0):
+def video_encoder(
+    inp,
+    frames: int,
+    size: int,
+    width: int = 32,
+    out_dim: int = 64,
+    l2: float = 0.0,
+    temporal: str = "conv",
+    heads: int = 2,
+):
     """[B, T, S, S, 3] -> [B, out_dim].
 
     Per frame: a stride-2 conv and a separable block; then a space-time conv across
     neighbouring frames (motion); one more separable block; the mean over each frame's
-    positions; a (3, 1) temporal conv over the frame sequence; the mean over time.
+    positions; then temporal modelling over the frame sequence, by `temporal`:
+    conv: a (3, 1) temporal conv, then the mean over time (int8-friendly, the default);
+    pool: a per-frame projection, then the mean; gru: a GRU over frames; attention: a
+    Transformer block over frames, then the mean (gru and attention stay float).
     """
+    if temporal not in TEMPORAL:
+        raise ValueError(f"model.temporal: unknown '{temporal}' (known: {', '.join(TEMPORAL)})")
     if size % (2**STRIDES):
         raise ValueError(f"data.video.size: {size} must be a multiple of {2**STRIDES}")
     x = keras.layers.Reshape((frames * size, size, 3), name="video_fold")(inp)
@@ -34,5 +55,14 @@ def video_encoder(inp, frames: int, size: int, width: int = 32, out_dim: int = 6
     cell = size // 2**STRIDES
     x = keras.layers.Reshape((frames, cell * cell, width * 2), name="video_unfold")(x)
     x = keras.layers.AveragePooling2D((1, cell * cell), name="video_frame_pool")(x)  # [B, T, 1, C]
-    x = conv_bn_relu(x, out_dim, (3, 1), l2=l2, name="video_temporal")
-    return keras.layers.GlobalAveragePooling2D(name="video_pool")(x)
+    if temporal in ("conv", "pool"):
+        kernel = (3, 1) if temporal == "conv" else 1
+        x = conv_bn_relu(x, out_dim, kernel, l2=l2, name="video_temporal")
+        return keras.layers.GlobalAveragePooling2D(name="video_pool")(x)
+    x = keras.layers.Reshape((frames, width * 2), name="video_sequence")(x)  # [B, T, C]
+    if temporal == "gru":
+        return keras.layers.GRU(out_dim, kernel_regularizer=regularizer(l2), name="video_gru")(x)
+    x = keras.layers.Dense(out_dim, kernel_regularizer=regularizer(l2), name="video_proj")(x)
+    x = PositionEmbedding(frames, name="video_positions")(x)
+    x = attention_block(x, heads, l2=l2, name="video_temporal")
+    return keras.layers.GlobalAveragePooling1D(name="video_pool")(x)
