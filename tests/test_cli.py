@@ -53,7 +53,8 @@ def test_evaluate_tflite_json(trained_run, sample_data, tmp_path):
     r = json.loads(out.stdout)
     assert r["n"] == 16 and r["skipped"] == 0 and 0.0 <= r["accuracy"] <= 1.0 and "macro_f1" in r
     ablation = r["ablation"]
-    assert set(ablation) == {"all", "without_video", "without_audio", "without_text"}
+    assert set(ablation) == {"metric", "all", "without_video", "without_audio", "without_text"}
+    assert ablation["metric"] == "accuracy"
     assert ablation["all"] == r["accuracy"]
 
 

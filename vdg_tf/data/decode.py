@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from vdg_tf.config import AudioSpec, VideoSpec
 
@@ -50,12 +51,17 @@ def sample_times(
     return start + (np.arange(spec.frames) + 0.5) * dur / spec.frames
 
 
-def _resize(frame: av.VideoFrame, size: int, mode: str) -> np.ndarray:
-    """Short-side resize + centre crop (`crop`) or long-side resize + black pad (`pad`)."""
+def _resize(frame: av.VideoFrame, size: int, mode: str, scaler: VideoReformatter) -> np.ndarray:
+    """Short-side resize + centre crop (`crop`) or long-side resize + black pad (`pad`).
+
+    One swscale context per clip (`scaler`), single-threaded: PyAV's default builds a new
+    context with a thread per core for every frame, which for a small frame costs more
+    than the scaling and stalls badly when decode threads already fill the cores.
+    """
     w, h = frame.width, frame.height
     scale = size / min(w, h) if mode == "crop" else size / max(w, h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    img = frame.to_ndarray(width=nw, height=nh, format="rgb24")
+    img = scaler.reformat(frame, nw, nh, "rgb24", threads=1).to_ndarray()
     if mode == "crop":
         y, x = (nh - size) // 2, (nw - size) // 2
         return img[y : y + size, x : x + size]
@@ -125,6 +131,7 @@ def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool
     if lo > SEEK_AFTER_S:
         container.seek(int(lo * av.time_base), backward=True)
     times = sample_times(lo, hi, video, rng)
+    scaler = VideoReformatter()
     picked: list[np.ndarray | None] = [None] * len(times)
     prev = None
     k = 0
@@ -145,7 +152,7 @@ def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool
                 while k < len(times) and t > times[k] + 1e-6:
                     # the target lies between prev and this frame: keep the earlier one
                     src = prev if prev is not None else frame
-                    picked[k] = _resize(src, video.size, video.resize)
+                    picked[k] = _resize(src, video.size, video.resize, scaler)
                     k += 1
                 prev = frame
                 if t >= hi:
@@ -155,7 +162,7 @@ def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool
             for frame in packet.decode():
                 if frame.time is not None and frame.time >= hi:
                     continue
-                for rs in resampler.resample(frame):
+                for rs in _to_mono(frame, resampler, audio.sample_rate):
                     if audio_t0 is None:
                         audio_t0 = float(rs.time) if rs.time is not None else 0.0
                     chunks.append(rs.to_ndarray().reshape(-1))
@@ -167,7 +174,7 @@ def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool
     if prev is None:
         raise DecodeError(f"{path}: no decodable video frames")
     while k < len(times):  # targets past the last frame hold the last frame
-        picked[k] = _resize(prev, video.size, video.resize)
+        picked[k] = _resize(prev, video.size, video.resize, scaler)
         k += 1
     samples = np.zeros(0, np.float32)
     if chunks:
@@ -175,6 +182,18 @@ def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool
         skip = int(round(max(lo - (audio_t0 or 0.0), 0.0) * audio.sample_rate))
         samples = samples[skip : skip + int(round((hi - lo) * audio.sample_rate))]
     return np.stack(picked), samples, bool(chunks), last_t
+
+
+def _to_mono(frame: av.AudioFrame, resampler: av.AudioResampler, rate: int) -> list:
+    """The frame as mono float at `rate`: as it is when it already is (no swresample
+    call per frame), else through the resampler."""
+    if (
+        frame.sample_rate == rate
+        and frame.layout.nb_channels == 1
+        and frame.format.name in ("flt", "fltp")
+    ):
+        return [frame]
+    return resampler.resample(frame)
 
 
 def _audio_len(chunks: list[np.ndarray]) -> int:

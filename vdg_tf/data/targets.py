@@ -2,7 +2,7 @@
 
 Tasks and the manifest keys they read:
   classification  `label`            -> class index (int32 [])
-  multilabel      `labels` (+`label`) -> multi-hot (float32 [C])
+  multilabel      `labels` (else `label`) -> multi-hot (float32 [C])
   regression      `target`           -> value (float32 [1]), e.g. sentiment in [-3, 3]
   ordinal         `target`           -> level index (int32 []): round(target) on an ordered scale
   vqa             `question`+`answer` -> answer index (int32 []); text = question + caption
@@ -19,7 +19,7 @@ import math
 
 import tensorflow as tf
 
-from vdg_tf.data.manifest import ClipRow, label_vocabulary
+from vdg_tf.data.manifest import ClipRow
 
 TASKS = ("classification", "multilabel", "regression", "ordinal", "vqa", "anomaly")
 ANOMALY_LABELS = ["normal", "anomaly"]
@@ -36,7 +36,7 @@ def task_labels(rows: list[ClipRow], task: str) -> list[str]:
     if task == "classification":
         return sorted({r.label for r in rows if r.label is not None})
     if task == "multilabel":
-        return label_vocabulary(rows)
+        return sorted({n for r in rows for n in row_names(r, task)})
     if task == "vqa":
         return sorted({r.answer for r in rows if r.answer})
     if task == "ordinal":
@@ -57,7 +57,7 @@ def row_text(row: ClipRow, task: str) -> str:
 def row_names(row: ClipRow, task: str) -> list[str]:
     """The class names a row carries for `task` (the target encoder looks them up)."""
     if task == "multilabel":
-        return list(row.labels) + ([row.label] if row.label is not None else [])
+        return list(row.labels) if row.labels else ([row.label] if row.label is not None else [])
     if task == "vqa":
         return [row.answer] if row.answer else []
     if task in ("classification", "anomaly"):
