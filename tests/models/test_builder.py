@@ -144,3 +144,84 @@ def test_modality_dropout_model_round_trips(tmp_path):
     save_model_atomic(model, tmp_path / "m.keras")
     again = load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(again(x)["fused"], model(x)["fused"], atol=1e-6)
+
+
+ENCODER_OPTIONS = [
+    (temporal, text)
+    for temporal in ("conv", "pool", "gru", "attention")
+    for text in ("conv", "transformer")
+]
+
+
+@pytest.mark.parametrize(("temporal", "text"), ENCODER_OPTIONS)
+def test_encoder_options_train_round_trip_and_compress(temporal, text, tmp_path):
+    """Every temporal x text encoder: one step, identical outputs after reload, tfmot accepts it."""
+    cfg = tiny_config()
+    cfg.model.temporal, cfg.model.text_encoder = temporal, text
+    model = build_classifier(cfg, num_classes=3, vocab_size=50, spec_frames=101)
+    x, y = random_batch(cfg)
+    compile_classifier(model, cfg, steps_per_epoch=1)
+    model.fit(x, {n: y for n in model.output_names}, epochs=1, verbose=0)
+    save_model_atomic(model, tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        load_model(tmp_path / "m.keras")(x)["fused"], model(x)["fused"], atol=1e-5
+    )
+    float_layers = quantize_aware(model).float_layers
+    assert ("video_gru (GRU)" in float_layers) == (temporal == "gru")
+    assert any("MultiHeadAttention" in n for n in float_layers) == (
+        "attention" in (temporal, text) or text == "transformer"
+    )
+    assert any(
+        type(la).__name__ == "PruneLowMagnitude"
+        for la in wrap_for_pruning(model, 4, PruneConfig(min_weights=64)).layers
+    )
+
+
+def test_transformer_text_ignores_padding():
+    cfg = tiny_config()
+    cfg.model.text_encoder = "transformer"
+    model = build_classifier(cfg, num_classes=3, vocab_size=50, spec_frames=101)
+    x, _ = random_batch(cfg)
+    x["text"][:, 6:] = 0  # the last tokens are padding
+    probe = type(model)(model.inputs, model.get_layer("text_pool").output)
+    moved = dict(x, text=x["text"].copy())
+    moved["text"][:, 6:] = 0
+    base = probe(x).numpy()
+    np.testing.assert_allclose(probe(moved).numpy(), base, atol=1e-6)
+    changed = dict(x, text=x["text"].copy())
+    changed["text"][:, 2] = (changed["text"][:, 2] % 49) + 1  # a real token changes the output
+    assert not np.allclose(probe(changed).numpy(), base, atol=1e-4)
+
+
+TASKS = ["multilabel", "regression", "ordinal", "vqa", "anomaly"]
+TASK_WIDTH = {"regression": 1, "anomaly": 1, "ordinal": 3}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_head_builds_on_every_fusion(task):
+    for fusion in sorted(FUSIONS):
+        cfg = tiny_config()
+        cfg.data.task, cfg.model.fusion = task, fusion
+        model = build_classifier(cfg, num_classes=4, vocab_size=50, spec_frames=101)
+        x, _ = random_batch(cfg)
+        assert inference_model(model)(x).shape == (4, TASK_WIDTH.get(task, 4)), fusion
+
+
+@pytest.mark.parametrize(("task", "fusion"), zip(TASKS, sorted(FUSIONS), strict=False))
+def test_task_head_trains_a_step(task, fusion):
+    cfg = tiny_config()
+    cfg.data.task, cfg.model.fusion = task, fusion
+    model = build_classifier(cfg, num_classes=4, vocab_size=50, spec_frames=101)
+    x, y = random_batch(cfg)
+    targets = {
+        "multilabel": np.eye(4, dtype=np.float32)[y],
+        "regression": y[:, None].astype(np.float32),
+        "anomaly": np.zeros(len(y), np.float32),
+    }.get(task, y)
+    compile_classifier(model, cfg, steps_per_epoch=1)
+    head = model.get_layer("fused_embed" if task == "anomaly" else "fused")  # SVDD: centre fixed
+    before = head.get_weights()[0].copy()
+    history = model.fit(x, {n: targets for n in model.output_names}, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    after = head.get_weights()[0]
+    assert not np.allclose(before, after)

@@ -53,7 +53,7 @@ class AttentionMask(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(package="vdg_tf")
-class MaskedMean(keras.layers.Layer):
+class TokenMean(keras.layers.Layer):
     """([B, L, D], [B, L] keep-mask) -> [B, D] mean over kept positions (0 if none)."""
 
     def call(self, inputs):

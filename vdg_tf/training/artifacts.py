@@ -45,7 +45,7 @@ class Run:
 def save_run_metadata(out: Path, cfg: Config, labels: list[str], tokenizer: TextTokenizer) -> None:
     """Labels, vocabulary and the exact config: what any later stage needs beside a model."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "labels.txt", "\n".join(labels) + "\n")
+    atomic_write_text(out / "labels.txt", "".join(f"{name}\n" for name in labels))
     atomic_write_text(out / "config.yaml", _yaml(cfg))
     if tokenizer.vocabulary is not None:
         atomic_write_text(out / "vocab.txt", "\n".join(tokenizer.vocabulary) + "\n")

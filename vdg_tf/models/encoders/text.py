@@ -14,7 +14,7 @@ import tf_keras as keras
 from vdg_tf.models.encoders.blocks import regularizer
 from vdg_tf.models.sequence import (
     AttentionMask,
-    MaskedMean,
+    TokenMean,
     PositionEmbedding,
     TokenMask,
     attention_block,
@@ -63,7 +63,7 @@ def _transformer(ids, x, max_tokens: int, out_dim: int, l2: float, layers: int, 
     x = PositionEmbedding(max_tokens, name="text_positions")(x)
     for i in range(layers):
         x = attention_block(x, heads, mask=mask, l2=l2, name=f"text_block{i + 1}")
-    x = MaskedMean(name="text_pool")([x, keep])
+    x = TokenMean(name="text_pool")([x, keep])
     return keras.layers.Dense(
         out_dim, activation="relu", kernel_regularizer=regularizer(l2), name="text_proj"
     )(x)
