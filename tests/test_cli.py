@@ -31,11 +31,16 @@ def test_evaluate_tflite_json(trained_run, sample_data, tmp_path):
     saved = tmp_path / "serving"
     out = run(
         "export", str(trained_run.out), "--target", "float32", "--out", str(exported), "--json",
-        "--saved-model", str(saved),
+        "--saved-model", str(saved), "--embed-metadata",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["bytes"] == exported.stat().st_size
     assert (saved / "saved_model.pb").is_file() and (saved / "labels.txt").is_file()
+    from vdg_tf.export.tflite import read_metadata
+
+    embedded = read_metadata(exported)  # the .tflite alone says what its outputs mean
+    assert embedded["labels.txt"].splitlines() == trained_run.labels
+    assert "task: classification" in embedded["config.yaml"] and "vocab.txt" in embedded
     import numpy as np
     import tensorflow as tf
 

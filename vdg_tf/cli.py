@@ -98,7 +98,7 @@ def cmd_export(a: argparse.Namespace) -> dict:
     from vdg_tf.export.verify import representative_inputs
     from vdg_tf.files import atomic_write_bytes
     from vdg_tf.models.builder import inference_model
-    from vdg_tf.training.artifacts import load_run, save_run_metadata
+    from vdg_tf.training.artifacts import load_run, run_metadata, save_run_metadata
 
     run = load_run(a.model)
     rep = None
@@ -108,7 +108,8 @@ def cmd_export(a: argparse.Namespace) -> dict:
         rows, _ = read_manifest(a.data)
         ds = make_dataset(rows, run.config.data, run.labels, run.tokenizer)
         rep = lambda: representative_inputs(ds, a.calibration_samples)  # noqa: E731
-    data = convert(inference_model(run.model), ExportConfig(a.target, rep))
+    meta = run_metadata(run.config, run.labels, run.tokenizer) if a.embed_metadata else None
+    data = convert(inference_model(run.model), ExportConfig(a.target, rep, metadata=meta))
     path = atomic_write_bytes(a.out, data)
     save_run_metadata(path.parent, run.config, run.labels, run.tokenizer)
     result = {"path": str(path), "bytes": len(data), "target": a.target}
@@ -261,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--calibration-samples", type=int, default=64)
     sp.add_argument(
         "--saved-model", help="also write a SavedModel (serving_default by input name) here"
+    )
+    sp.add_argument(
+        "--embed-metadata",
+        action="store_true",
+        help="also embed labels, vocabulary and config as TFLite metadata (vdg_tf.*)",
     )
 
     sp = add(

@@ -36,6 +36,9 @@ class ExportConfig:
     # drop the names of intermediate tensors (long fused-op names, ~8% of a small int8
     # file); inputs, outputs and signatures keep theirs
     strip_names: bool = True
+    # text entries embedded in the file's metadata (labels, vocabulary, config), so a
+    # .tflite copied alone still says what its outputs mean; `read_metadata` gives them back
+    metadata: dict[str, str] | None = None
 
     def __post_init__(self):
         if self.target not in TARGETS:
@@ -93,7 +96,45 @@ def convert(model: keras.Model, cfg: ExportConfig) -> bytes:
         with silenced_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = converter.convert()
-    return strip_tensor_names(data) if cfg.strip_names else data
+    data = strip_tensor_names(data) if cfg.strip_names else data
+    return embed_metadata(data, cfg.metadata) if cfg.metadata else data
+
+
+METADATA_PREFIX = "vdg_tf."
+
+
+def embed_metadata(data: bytes, entries: dict[str, str]) -> bytes:
+    """The model with each entry added as a named TFLite metadata buffer (`vdg_tf.<key>`)."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    model.metadata = list(model.metadata or [])
+    for key, text in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(text.encode("utf-8"), np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = f"{METADATA_PREFIX}{key}"
+        entry.buffer = len(model.buffers) - 1
+        model.metadata.append(entry)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The `vdg_tf.*` metadata entries of a .tflite file, by key."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
+    out = {}
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name and name.startswith(METADATA_PREFIX):
+            raw = model.buffers[entry.buffer].data
+            out[name.removeprefix(METADATA_PREFIX)] = bytes(np.asarray(raw, np.uint8)).decode(
+                "utf-8"
+            )
+    return out
 
 
 def strip_tensor_names(data: bytes) -> bytes:

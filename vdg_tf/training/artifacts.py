@@ -42,13 +42,22 @@ class Run:
     tokenizer: TextTokenizer
 
 
+def run_metadata(cfg: Config, labels: list[str], tokenizer: TextTokenizer) -> dict[str, str]:
+    """Labels, vocabulary and the exact config as text, keyed by their file names."""
+    files = {
+        "labels.txt": "".join(f"{name}\n" for name in labels),
+        "config.yaml": _yaml(cfg),
+    }
+    if tokenizer.vocabulary is not None:
+        files["vocab.txt"] = "\n".join(tokenizer.vocabulary) + "\n"
+    return files
+
+
 def save_run_metadata(out: Path, cfg: Config, labels: list[str], tokenizer: TextTokenizer) -> None:
     """Labels, vocabulary and the exact config: what any later stage needs beside a model."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "labels.txt", "".join(f"{name}\n" for name in labels))
-    atomic_write_text(out / "config.yaml", _yaml(cfg))
-    if tokenizer.vocabulary is not None:
-        atomic_write_text(out / "vocab.txt", "\n".join(tokenizer.vocabulary) + "\n")
+    for name, text in run_metadata(cfg, labels, tokenizer).items():
+        atomic_write_text(out / name, text)
 
 
 def _yaml(cfg: Config) -> str:

@@ -14,9 +14,9 @@ import tf_keras as keras
 from vdg_tf.models.encoders.blocks import regularizer
 from vdg_tf.models.sequence import (
     AttentionMask,
-    TokenMean,
     PositionEmbedding,
     TokenMask,
+    TokenMean,
     attention_block,
 )
 
