@@ -26,7 +26,8 @@ def pipeline_run(sample_data, tmp_path_factory):
         "stages": [
             {"train": {}},
             {"prune": {"target_sparsity": 0.5, "epochs": 2, "min_weights": 256}},
-            {"qat": {"epochs": 1}},
+            {"cluster": {"clusters": 8, "epochs": 1, "min_weights": 256}},
+            {"qat": {"epochs": 1, "preserve_clusters": True}},  # PCQAT
             {"export": {"targets": ["float32", "edge-int8", "gpu-fp16"]}},
             {"sweep": {"sparsity": [0.0, 0.75], "targets": ["edge-int8", "gpu-fp16"],
                        "prune": {"epochs": 1, "min_weights": 256}, "qat": {"epochs": 1}}},
@@ -45,6 +46,7 @@ def test_report_has_every_stage_with_its_figures(pipeline_run):
     assert list(stages) == [
         "keras_float",
         "pruned",
+        "clustered",
         "qat",
         "tflite_float32",
         "tflite_int8",
@@ -58,6 +60,7 @@ def test_report_has_every_stage_with_its_figures(pipeline_run):
         assert {"accuracy", "bytes", "gzip_bytes", "path"} <= set(s), name
         assert Path(s["path"]).is_file()
     assert abs(stages["pruned"]["sparsity"] - 0.5) <= 0.01
+    assert all(n <= 9 for n in stages["clustered"]["distinct_values"].values())
     assert (
         stages["tflite_int8"]["int8_op_fraction"] > 0.5
         and stages["tflite_float32"]["int8_op_fraction"] == 0
@@ -82,7 +85,7 @@ def test_rerun_resumes_finished_stages(pipeline_run, sample_data):
     before = {
         p: p.stat().st_mtime_ns for ext in ("keras", "h5", "tflite") for p in out.rglob(f"*.{ext}")
     }
-    assert any(p.suffix == ".h5" for p in before)  # the QAT stage's model
+    assert any(p.suffix == ".h5" for p in before)  # the PCQAT stage's model, rebuilt by load_qat
     again = run_pipeline(
         spec, sample_data["manifest_train"], sample_data["manifest_eval"], out, progress=False
     )
