@@ -58,10 +58,13 @@ def test_vqa_answers_the_question_and_reads_it(rows):
 
 def test_anomaly_trains_on_normal_rows_only(rows):
     cfg = data_cfg("anomaly", normal_labels=HORIZONTAL)
-    evaluation = targets(rows, cfg, task_labels(rows, "anomaly"))
+    labels = task_labels(rows, "anomaly", HORIZONTAL)
+    assert labels == list(HORIZONTAL)  # the normal classes the model learns
+    evaluation = targets(rows, cfg, labels)
     assert [float(t) for t in evaluation] == [0.0 if r.label in HORIZONTAL else 1.0 for r in rows]
-    training = targets(rows, cfg, ["normal", "anomaly"], training=True)
-    assert len(training) == sum(r.label in HORIZONTAL for r in rows) and not any(training)
+    training = targets(rows, cfg, labels, training=True)
+    normal = [r for r in rows if r.label in HORIZONTAL]
+    assert [int(t) for t in training] == [HORIZONTAL.index(r.label) for r in normal]
 
 
 def test_rows_missing_the_task_key_are_skipped_by_name(rows):

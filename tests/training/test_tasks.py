@@ -56,9 +56,10 @@ def test_task_trains_evaluates_and_round_trips(task, sample_data, tmp_path):
     )
 
 
-def test_anomaly_training_pulls_normal_clips_to_the_centre(sample_data, tmp_path):
-    """Deep SVDD: the mean score of normal training clips falls as training goes on."""
+def test_one_class_anomaly_training_pulls_normal_clips_to_the_centre(sample_data, tmp_path):
+    """One normal label: Deep SVDD; the mean score of normal training clips falls."""
     cfg = task_config("anomaly")
+    cfg.data.normal_labels = ("left-low-day", "right-mid-night")[:1]
     cfg.train.epochs = 4
     train(cfg, sample_data["manifest_train"], tmp_path, progress=False)
     history = (tmp_path / "history.csv").read_text().splitlines()

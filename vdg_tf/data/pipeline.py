@@ -93,7 +93,7 @@ def decoded_dataset(
     """
     skips = skips if skips is not None else SkipLog()
     rows = usable_rows(rows, cfg, labels, skips, training)
-    encode_target = target_encoder(cfg.task, labels, cfg.normal_labels)
+    encode_target = target_encoder(cfg.task, labels, cfg.normal_labels, training)
     per_row = [row_names(r, cfg.task) for r in rows]
     names = tf.RaggedTensor.from_row_lengths(
         tf.constant([n for ns in per_row for n in ns], tf.string, shape=[sum(map(len, per_row))]),

@@ -57,7 +57,7 @@ def preprocess(
     skips = SkipLog()
     rows, problems = read_manifest(manifest, strict=cfg.strict)
     skips.extend(problems)
-    labels = task_labels(rows, cfg.task)
+    labels = task_labels(rows, cfg.task, cfg.normal_labels)
     rows = usable_rows(rows, cfg, labels, skips, training=False)
     ds = decode_rows(rows, cfg, skips=skips)
     names = [f"clips-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
@@ -117,7 +117,8 @@ def records_dataset(
     index = read_index(folder, cfg)
     v, a = cfg.video, cfg.audio
     files = [str(Path(folder) / n) for n in index["shards"]]
-    encode_target = target_encoder(cfg.task, labels, cfg.normal_labels)
+    encode_target = target_encoder(cfg.task, labels, cfg.normal_labels, training)
+    normal = tf.constant(list(cfg.normal_labels) or [""])
     spec = {
         "frames": tf.io.FixedLenFeature([], tf.string),
         "samples": tf.io.FixedLenFeature([a.samples], tf.float32),
@@ -136,7 +137,8 @@ def records_dataset(
             "audio_mask": ex["audio_mask"],
             "text": ex["text"],
         }
-        return clip, encode_target(tf.sparse.to_dense(ex["names"]), ex["value"])
+        names = tf.sparse.to_dense(ex["names"])
+        return clip, (encode_target(names, ex["value"]), names)
 
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
@@ -147,8 +149,8 @@ def records_dataset(
         deterministic=cfg.deterministic,
     )
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=cfg.deterministic)
-    if training and cfg.task == "anomaly":
-        return ds.filter(lambda clip, target: target == 0.0)
-    if cfg.task in ("classification", "vqa"):
-        return ds.filter(lambda clip, target: target >= 0)
-    return ds
+    if training and cfg.task == "anomaly":  # normal clips only
+        ds = ds.filter(lambda clip, t: tf.reduce_any(tf.equal(t[1][:1, None], normal)))
+    elif cfg.task in ("classification", "vqa"):
+        ds = ds.filter(lambda clip, t: t[0] >= 0)
+    return ds.map(lambda clip, t: (clip, t[0]))

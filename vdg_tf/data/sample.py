@@ -45,8 +45,9 @@ def class_cues(k: int) -> tuple[str, str, str]:
 
 
 def class_score(k: int) -> float:
-    """A sentiment-like regression target of class k: -3 .. +3 (clips add a little noise)."""
-    return (k % 4) * 2.0 - 3.0 + (k // 4) * 0.5
+    """A sentiment-like target of class k on the integer scale -3 .. +3 (clips add noise of
+    0.1, so rounding gives the level back: the ordinal task's classes)."""
+    return float(np.clip((k % 4) * 2 - 3 + k // 4, -3, 3))
 
 
 FILLER = [

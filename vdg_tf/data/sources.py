@@ -45,7 +45,7 @@ def open_source(
         return Source(ds, labels, index["texts"], index["clips"])
     rows, problems = read_manifest(path, strict=cfg.strict)
     skips.extend(problems)
-    labels = labels or task_labels(rows, cfg.task)
+    labels = labels or task_labels(rows, cfg.task, cfg.normal_labels)
     ds = decoded_dataset(rows, cfg, labels, training, skips, shard)
     return Source(ds, labels, [row_text(r, cfg.task) for r in rows], len(rows) + len(problems))
 

@@ -6,8 +6,9 @@ Tasks and the manifest keys they read:
   regression      `target`           -> value (float32 [1]), e.g. sentiment in [-3, 3]
   ordinal         `target`           -> level index (int32 []): round(target) on an ordered scale
   vqa             `question`+`answer` -> answer index (int32 []); text = question + caption
-  anomaly         `label`            -> 1.0 if not one of `normal_labels`, else 0.0 (float32 []);
-                                        training keeps normal rows only
+  anomaly         `label`            -> evaluation: 1.0 if not one of `normal_labels`, else 0.0
+                                        (float32 []); training keeps normal rows only and, with
+                                        several normal labels, learns them as classes (int32 [])
 
 The target is built inside tf.data from a row's `names` (class names) and `value`, so
 manifests and `vdg preprocess` records share one encoder.
@@ -22,7 +23,6 @@ import tensorflow as tf
 from vdg_tf.data.manifest import ClipRow
 
 TASKS = ("classification", "multilabel", "regression", "ordinal", "vqa", "anomaly")
-ANOMALY_LABELS = ["normal", "anomaly"]
 
 
 def check_task(task: str) -> None:
@@ -30,8 +30,11 @@ def check_task(task: str) -> None:
         raise ValueError(f"data.task: unknown '{task}' (known: {', '.join(TASKS)})")
 
 
-def task_labels(rows: list[ClipRow], task: str) -> list[str]:
-    """The output vocabulary a training manifest defines for `task` ([] for regression)."""
+def task_labels(
+    rows: list[ClipRow], task: str, normal_labels: tuple[str, ...] = ("normal",)
+) -> list[str]:
+    """The output vocabulary a training manifest defines for `task` ([] for regression;
+    the normal classes for anomaly)."""
     check_task(task)
     if task == "classification":
         return sorted({r.label for r in rows if r.label is not None})
@@ -43,7 +46,7 @@ def task_labels(rows: list[ClipRow], task: str) -> list[str]:
         levels = [round(r.target) for r in rows if r.target is not None and math.isfinite(r.target)]
         return [str(v) for v in range(min(levels), max(levels) + 1)] if levels else []
     if task == "anomaly":
-        return list(ANOMALY_LABELS)
+        return list(normal_labels)
     return []
 
 
@@ -96,18 +99,12 @@ def is_normal(row: ClipRow, normal_labels: tuple[str, ...]) -> bool:
     return row.label in normal_labels
 
 
-def target_spec(task: str, num_labels: int) -> tf.TensorSpec:
-    """dtype and shape of one example's target."""
-    if task == "multilabel":
-        return tf.TensorSpec([num_labels], tf.float32)
-    if task == "regression":
-        return tf.TensorSpec([1], tf.float32)
-    if task == "anomaly":
-        return tf.TensorSpec([], tf.float32)
-    return tf.TensorSpec([], tf.int32)
-
-
-def target_encoder(task: str, labels: list[str], normal_labels: tuple[str, ...] = ("normal",)):
+def target_encoder(
+    task: str,
+    labels: list[str],
+    normal_labels: tuple[str, ...] = ("normal",),
+    training: bool = False,
+):
     """A tf function (names [k] string, value float32 []) -> the example's target.
 
     Unknown names give -1 (classes) or are left out (multi-hot); callers filter rows
@@ -125,7 +122,7 @@ def target_encoder(task: str, labels: list[str], normal_labels: tuple[str, ...] 
             return tf.clip_by_value(i, 0, max(n - 1, 0))
 
         return level
-    if task == "anomaly":
+    if task == "anomaly" and not (training and n >= 2):
         normal = tf.constant(list(normal_labels) or [""])
 
         def anomalous(names, value):

@@ -67,7 +67,7 @@ class SVDDScore(keras.layers.Layer):
 
 def task_head(x, task: str, num_labels: int, name: str, l2: float = 0.0):
     """The output tensor named `name` for `task` on features `x`."""
-    if task in ("classification", "vqa"):
+    if task in ("classification", "vqa") or (task == "anomaly" and num_labels >= 2):
         return keras.layers.Dense(num_labels, activation="softmax", name=name)(x)
     if task == "multilabel":
         return keras.layers.Dense(num_labels, activation="sigmoid", name=name)(x)

@@ -20,9 +20,9 @@ def svdd_loss(y_true, y_pred):
     return tf.reduce_mean(y_pred, axis=-1)
 
 
-def task_loss(task: str, label_smoothing: float = 0.0):
-    """The per-head loss of `task`."""
-    if task in ("classification", "vqa"):
+def task_loss(task: str, label_smoothing: float = 0.0, one_class: bool = False):
+    """The per-head loss of `task` (`one_class`: an anomaly model with one normal label)."""
+    if task in ("classification", "vqa") or (task == "anomaly" and not one_class):
         if label_smoothing:
             return _smoothed_sparse_ce(label_smoothing)
         return keras.losses.SparseCategoricalCrossentropy()
@@ -46,9 +46,9 @@ def _smoothed_sparse_ce(eps: float):
     return loss
 
 
-def task_metrics(task: str) -> list:
+def task_metrics(task: str, one_class: bool = False) -> list:
     """Metrics Keras tracks on the fused head while training (`fused_<name>` in logs)."""
-    if task in ("classification", "vqa"):
+    if task in ("classification", "vqa") or (task == "anomaly" and not one_class):
         return ["accuracy"]
     if task == "multilabel":
         return [keras.metrics.AUC(curve="PR", multi_label=True, name="map")]

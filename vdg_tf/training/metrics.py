@@ -155,10 +155,18 @@ def _f1(y: np.ndarray, pred: np.ndarray) -> float:
     return float(2 * tp / max(2 * tp + fp + fn, 1))
 
 
-def anomaly_report(y_true: np.ndarray, scores: np.ndarray, threshold: float | None = None) -> dict:
+def anomaly_scores(outputs: np.ndarray) -> np.ndarray:
+    """Anomaly score per clip: 1 - max probability of a normal-class head, or the SVDD score."""
+    outputs = np.asarray(outputs, float)
+    if outputs.ndim == 2 and outputs.shape[1] > 1:
+        return 1.0 - outputs.max(1)
+    return outputs.ravel()
+
+
+def anomaly_report(y_true: np.ndarray, outputs: np.ndarray, threshold: float | None = None) -> dict:
     """AUROC, AP, and precision/recall/F1/accuracy at `threshold` (picked here if None)."""
     y = np.asarray(y_true).ravel() > 0.5
-    s = np.asarray(scores, float).ravel()
+    s = anomaly_scores(outputs)
     t = best_threshold(y, s) if threshold is None else float(threshold)
     pred = s > t
     tp, fp, fn = (y & pred).sum(), (~y & pred).sum(), (y & ~pred).sum()
@@ -207,6 +215,8 @@ def predicted_classes(task: str, outputs: np.ndarray) -> np.ndarray:
         return outputs >= 0.5
     if task == "ordinal":
         return ordinal_levels(outputs)
-    if task in ("regression", "anomaly"):
+    if task == "anomaly":
+        return anomaly_scores(outputs)
+    if task == "regression":
         return outputs
     return outputs.argmax(-1)

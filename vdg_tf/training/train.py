@@ -59,12 +59,14 @@ def compile_classifier(
     epochs = epochs or tc.epochs
     lr = make_schedule(tc.schedule, tc.learning_rate, steps_per_epoch, epochs, tc.warmup_epochs)
     keys = output_keys(model)
-    loss = task_loss(cfg.data.task, tc.label_smoothing)
+    fused = model.output["fused"] if isinstance(model.output, dict) else model.outputs[0]
+    one_class = int(fused.shape[-1]) == 1
+    loss = task_loss(cfg.data.task, tc.label_smoothing, one_class)
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss={k: loss for k in keys},
         loss_weights={k: (1.0 if k == "fused" else tc.aux_weight) for k in keys},
-        metrics={"fused": task_metrics(cfg.data.task)},
+        metrics={"fused": task_metrics(cfg.data.task, one_class)},
     )
 
 
