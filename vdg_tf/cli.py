@@ -39,13 +39,33 @@ def cmd_train(a: argparse.Namespace) -> dict:
     if a.epochs:
         cfg.train.epochs = a.epochs
     r = train(cfg, a.data, a.out, a.eval_data, progress=True)
-    out = {"model": str(Path(a.out) / MODEL_FILE), "epochs": r.epochs, "skipped": len(r.skipped)}
+    saved = _write_saved_model(r.model, Path(a.out) / "saved_model", cfg, r.labels, r.tokenizer)
+    out = {
+        "model": str(Path(a.out) / MODEL_FILE),
+        "saved_model": str(saved),
+        "epochs": r.epochs,
+        "skipped": len(r.skipped),
+    }
     if "eval" in r.metrics:
         from vdg_tf.training.metrics import PRIMARY
 
         key = PRIMARY[cfg.data.task]
         out[f"eval_{key}"] = r.metrics["eval"][key]
     return out
+
+
+def _write_saved_model(model, path: Path, cfg, labels, tokenizer) -> Path:
+    """The deployable model as a SavedModel (serving_default by input name) with its
+    labels, vocabulary and config, written to a temp folder and renamed."""
+    from vdg_tf.export.tflite import save_serving_model
+    from vdg_tf.files import atomic_dir
+    from vdg_tf.models.builder import inference_model
+    from vdg_tf.training.artifacts import save_run_metadata
+
+    with atomic_dir(path) as tmp:
+        save_serving_model(inference_model(model), tmp)
+        save_run_metadata(tmp, cfg, labels, tokenizer)
+    return path
 
 
 def cmd_evaluate(a: argparse.Namespace) -> dict:
@@ -114,12 +134,7 @@ def cmd_export(a: argparse.Namespace) -> dict:
     save_run_metadata(path.parent, run.config, run.labels, run.tokenizer)
     result = {"path": str(path), "bytes": len(data), "target": a.target}
     if a.saved_model:
-        from vdg_tf.export.tflite import save_serving_model
-        from vdg_tf.files import atomic_dir
-
-        with atomic_dir(a.saved_model) as tmp:
-            save_serving_model(inference_model(run.model), tmp)
-            save_run_metadata(tmp, run.config, run.labels, run.tokenizer)
+        _write_saved_model(run.model, Path(a.saved_model), run.config, run.labels, run.tokenizer)
         result["saved_model"] = str(a.saved_model)
     return result
 

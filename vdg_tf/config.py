@@ -116,6 +116,12 @@ class ModelConfig:
     modality_dropout: float = 0.0  # training: drop each modality with this chance
     dropout: float = 0.2
     l2: float = 1e-4
+    l1: float = 0.0  # adds an L1 term to every kernel regularizer (sparser weights)
+
+    @property
+    def weight_decay(self) -> float | tuple[float, float]:
+        """What encoders and heads take as `l2`: the L2 factor, or (l1, l2) with L1 on."""
+        return (self.l1, self.l2) if self.l1 else self.l2
 
 
 @dataclass

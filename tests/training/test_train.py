@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 
+from tests.conftest import tiny_config
 from vdg_tf.training.artifacts import load_run
 from vdg_tf.training.metrics import classification_report
 
@@ -63,3 +64,37 @@ def test_masking_a_modality_zeroes_it_and_its_mask(trained_run, sample_data):
     x, _ = next(iter(mask_modality(ds, "audio")))
     assert not np.any(x["audio"].numpy()) and not np.any(x["audio_mask"].numpy())
     assert np.all(x["video_mask"].numpy() == 1) and np.any(x["video"].numpy())
+
+
+def test_killed_training_resumes_after_its_last_epoch(sample_data, tmp_path):
+    """`vdg train` killed after its first epoch, then rerun: it goes on from epoch 2 and
+    finishes with a model and a SavedModel; no epoch is trained twice."""
+    import subprocess
+    import sys
+    import time
+
+    cfg = tiny_config(epochs=3)
+    cfg.model.l1 = 1e-5  # L1 + L2 kernel regularizers, as configured
+    cfg.save(tmp_path / "cfg.yaml")
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "vdg_tf.cli", "train", "--data", sample_data["manifest_train"],
+        "--config", str(tmp_path / "cfg.yaml"), "--out", str(out), "--json",
+    ]  # fmt: skip
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = out / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and first.poll() is None:
+        if history.is_file() and len(history.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    first.kill()
+    first.wait()
+    done_before = len(history.read_text().splitlines()) - 1
+    assert 1 <= done_before < 3, "the kill must land mid-run"
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    epochs = [int(r.split(",")[0]) for r in history.read_text().splitlines()[1:]]
+    assert epochs == [0, 1, 2], epochs  # resumed, not restarted
+    assert (out / "saved_model" / "saved_model.pb").is_file()
+    assert json.loads(second.stdout)["saved_model"].endswith("saved_model")

@@ -48,14 +48,14 @@ def encode(cfg: Config, inputs: dict, vocab_size: int) -> dict:
                 dc.video.size,
                 mc.width,
                 mc.fused_dim,
-                mc.l2,
+                mc.weight_decay,
                 temporal=mc.temporal,
                 heads=mc.heads,
             )
         elif m == "audio":
             shape = inputs[m].shape
             f = audio_encoder(
-                inputs[m], int(shape[1]), int(shape[2]), mc.width, mc.fused_dim, mc.l2
+                inputs[m], int(shape[1]), int(shape[2]), mc.width, mc.fused_dim, mc.weight_decay
             )
         else:
             f = text_encoder(
@@ -64,7 +64,7 @@ def encode(cfg: Config, inputs: dict, vocab_size: int) -> dict:
                 vocab_size,
                 mc.embed_dim,
                 mc.fused_dim,
-                mc.l2,
+                mc.weight_decay,
                 kind=mc.text_encoder,
                 layers=mc.text_layers,
                 heads=mc.heads,
@@ -100,15 +100,15 @@ def build_classifier(
         fusion_feats,
         masks,
         mc.fused_dim,
-        mc.l2,
+        mc.weight_decay,
         weights=mc.fusion_weights,
         rank=mc.fusion_rank,
     )
     fused = keras.layers.Dropout(mc.dropout, name="fusion_dropout")(fused)
     task = cfg.data.task
-    outputs = {"fused": task_head(fused, task, num_classes, "fused", mc.l2)}
+    outputs = {"fused": task_head(fused, task, num_classes, "fused", mc.weight_decay)}
     for m, f in feats.items():
-        outputs[f"{m}_head"] = task_head(f, task, num_classes, f"{m}_head", mc.l2)
+        outputs[f"{m}_head"] = task_head(f, task, num_classes, f"{m}_head", mc.weight_decay)
     return keras.Model(inputs, outputs, name="vdg_classifier")
 
 

@@ -13,7 +13,11 @@ import tf_keras as keras
 BN_MOMENTUM = 0.9
 
 
-def regularizer(l2: float) -> keras.regularizers.Regularizer | None:
+def regularizer(l2: float | tuple[float, float]) -> keras.regularizers.Regularizer | None:
+    """Kernel regularizer: an L2 factor, or an `(l1, l2)` pair (`model.l1` set)."""
+    if isinstance(l2, tuple):
+        l1, l2 = l2
+        return keras.regularizers.L1L2(l1, l2) if (l1 or l2) else None
     return keras.regularizers.L2(l2) if l2 else None
 
 
