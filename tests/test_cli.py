@@ -81,15 +81,18 @@ def test_benchmark_pipeline_reports_every_figure(sample_data):
         "6",
         "--wait-steps",
         "2",
+        "--repeats",
+        "1",
         "--json",
     )
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     for key in ("pipeline_clips_per_s", "sequential_clips_per_s", "decode_only_frames_per_s", "pipeline_frames_per_s",
-                "process_pool_clips_per_s", "pipeline_vs_sequential"):  # fmt: skip
+                "threads_clips_per_s", "processes_clips_per_s", "pipeline_vs_sequential"):  # fmt: skip
         assert r[key] > 0, key
+    assert r["pipeline_clips_per_s"] == max(r["threads_clips_per_s"], r["processes_clips_per_s"])
     assert r["clips"] == 6 and r["skipped"] == 0
-    assert set(r["input_wait_fraction"]) == {"streaming", "cached"}
+    assert set(r["input_wait_fraction"]) == {"streaming_threads", "streaming_processes", "cached"}
 
 
 def test_preprocess_then_evaluate_from_the_folder(trained_run, sample_data, tmp_path):

@@ -94,7 +94,9 @@ class DataConfig:
     cache: bool = True  # keep decoded clips in memory after the first epoch
     seed: int = 0
     strict: bool = False
-    deterministic: bool = False  # True: element order fixed for a seed (a little slower)
+    deterministic: bool = False  # True: training order fixed for a seed (evaluation always is)
+    decoder: str = "processes"  # where clips decode: "processes" (a GIL each) or "threads"
+    decode_workers: int = 0  # 0: one per core
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
 
 

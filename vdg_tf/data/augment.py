@@ -62,29 +62,40 @@ def spec_augment(mel: tf.Tensor, seed: tf.Tensor, cfg: AugmentConfig) -> tf.Tens
     draw from stateful `tf.random.uniform`, which in a parallel map depends on thread timing,
     so a seed could not reproduce a batch.
     """
-    x = mel[..., 0]
+    keep_t, keep_f = spec_keep(tf.shape(mel)[0], tf.shape(mel)[1], seed, cfg)
+    return mel * keep_t[:, tf.newaxis, tf.newaxis] * keep_f[tf.newaxis, :, tf.newaxis]
+
+
+def spec_keep(frames, mels, seed: tf.Tensor, cfg: AugmentConfig) -> tuple[tf.Tensor, tf.Tensor]:
+    """SpecAugment's draw for one clip as keep vectors (1 kept, 0 masked): time [frames],
+    frequency [mels]. Drawn per clip before batching, applied to a batch of log-mels."""
     s = _seeds(seed, 2)
-    if cfg.freq_mask:
-        x = _mask(x, s[0], cfg.freq_mask, axis=1)
-    if cfg.time_mask:
-        x = _mask(x, s[1], cfg.time_mask, axis=0)
-    return x[..., tf.newaxis]
+    keep_t = _band_keep(frames, s[1], cfg.time_mask)
+    keep_f = _band_keep(mels, s[0], cfg.freq_mask)
+    return keep_t, keep_f
 
 
-def _mask(x: tf.Tensor, seed: tf.Tensor, width: int, axis: int) -> tf.Tensor:
-    """Zero a band of up to `width` rows/columns along `axis` (what tfio's masks do), seeded."""
-    n = tf.shape(x)[axis]
+def _band_keep(n, seed: tf.Tensor, width: int) -> tf.Tensor:
+    """[n] float: 0 on a band of up to `width` entries at a random start (what tfio's masks
+    zero), 1 elsewhere; all ones when `width` is 0."""
+    if not width:
+        return tf.ones([n], tf.float32)
     w = tf.random.stateless_uniform([], seed, 0, width + 1, dtype=tf.int32)
     start = tf.random.stateless_uniform([], seed + 1, 0, tf.maximum(n - w, 1), dtype=tf.int32)
     idx = tf.range(n)
-    keep = tf.logical_or(idx < start, idx >= start + w)
-    shape = [-1, 1] if axis == 0 else [1, -1]
-    return x * tf.reshape(tf.cast(keep, x.dtype), shape)
+    return tf.cast(tf.logical_or(idx < start, idx >= start + w), tf.float32)
 
 
 def token_dropout(ids: tf.Tensor, seed: tf.Tensor, rate: float) -> tf.Tensor:
     """Set each non-pad token to [UNK] (id 1) with probability `rate`."""
-    if not rate:
-        return ids
-    drop = tf.random.stateless_uniform(tf.shape(ids), seed) < rate
-    return tf.where(drop & (ids > 0), tf.ones_like(ids), ids)
+    return drop_tokens(ids, token_drops(tf.shape(ids), seed, rate))
+
+
+def token_drops(shape, seed: tf.Tensor, rate: float) -> tf.Tensor:
+    """Which token positions `token_dropout` hits (bool), drawn per clip before batching."""
+    return tf.random.stateless_uniform(shape, seed) < rate
+
+
+def drop_tokens(ids: tf.Tensor, drops: tf.Tensor) -> tf.Tensor:
+    """Non-pad ids where `drops` is set become [UNK] (id 1)."""
+    return tf.where(drops & (ids > 0), tf.ones_like(ids), ids)

@@ -1,10 +1,11 @@
 """`vdg benchmark pipeline`: input throughput measured side by side in one run.
 
-(a) the tf.data pipeline (threads decoding in parallel), (b) a sequential Python loop with
-the same decoder and features, (c) the raw decode-only limit: PyAV demuxing and decoding
-the same streams on every core with no resize, resampling or features, (d) the same
-pipeline fed by a process pool instead of threads. Also: how long a training step of
-the demo model waits on input, and resident memory over streamed epochs.
+(a) the tf.data pipeline, decoding in threads and in worker processes, (b) a sequential
+Python loop with the same decoder and features, (c) the raw decode-only limit: PyAV
+demuxing and decoding the same streams on every core with no resize, resampling or
+features (the faster of one FFmpeg thread per clip and FFmpeg's own threads). Also: how
+long a training step of the demo model waits on input, and resident memory over
+streamed epochs.
 """
 
 from __future__ import annotations
@@ -14,19 +15,17 @@ import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import av
 import numpy as np
 import tensorflow as tf
 
-from vdg_tf._quiet import silence_worker
 from vdg_tf.config import Config, DataConfig
 from vdg_tf.data.decode import DecodeError, _clip_bounds, decode_clip, sample_times
 from vdg_tf.data.features import TextTokenizer, log_mel
 from vdg_tf.data.manifest import ClipRow, label_vocabulary, read_manifest
-from vdg_tf.data.pipeline import SkipLog, batched_features, decoded_dataset
+from vdg_tf.data.pipeline import SkipLog, batched_features, decode_pool, decoded_dataset
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -39,13 +38,18 @@ def _count(ds: tf.data.Dataset) -> int:
     return sum(int(y.shape[0]) for _, y in ds)
 
 
-def decode_only(row: ClipRow, cfg: DataConfig) -> int:
-    """Demux and decode both streams up to the last sampled frame time; no conversion."""
+def decode_only(row: ClipRow, cfg: DataConfig, threads: int = 1) -> int:
+    """Demux and decode both streams up to the last sampled frame time; no conversion.
+
+    `threads`: FFmpeg's own decode threads (0: one per core), as in `decode_clip`.
+    """
     with av.open(row.video) as c:
         lo, hi = _clip_bounds(c, row.start, row.end)
         last = float(sample_times(lo, hi, cfg.video)[-1])
         streams = [c.streams.video[0], *c.streams.audio[:1]]
-        streams[0].thread_type = "AUTO"
+        streams[0].codec_context.thread_count = threads
+        if threads != 1:
+            streams[0].thread_type = "AUTO"
         frames = 0
         for packet in c.demux(streams):
             for frame in packet.decode():
@@ -56,18 +60,29 @@ def decode_only(row: ClipRow, cfg: DataConfig) -> int:
         return frames
 
 
-def sequential(rows: list[ClipRow], cfg: DataConfig, tokenizer: TextTokenizer) -> int:
-    """The same work as the pipeline, one clip after another in a Python loop; features
-    run as one traced graph per clip (eager ops would add ~10 ms a clip and flatter tf.data)."""
+def clip_features(cfg: DataConfig, tokenizer: TextTokenizer):
+    """The pipeline's features for one clip as one traced graph (eager ops would add ~10 ms
+    a clip and flatter tf.data). Build it once: each new tf.function traces again (~1 s)."""
 
     @tf.function
     def features(frames, samples, text):
         return tf.cast(frames, tf.float32) / 255.0, log_mel(samples, cfg.audio), tokenizer(text)
 
+    return features
+
+
+def sequential(rows: list[ClipRow], cfg: DataConfig, features, threads: int = 1) -> int:
+    """The same work as the pipeline, one clip after another in a Python loop.
+
+    `threads=1` is the pipeline's own decoder setting; 0 lets FFmpeg decode each clip
+    with a thread per core, the best a sequential loop can do.
+    """
     n = 0
     for row in rows:
         try:
-            clip = decode_clip(row.video, cfg.video, cfg.audio, row.start, row.end, row.audio)
+            clip = decode_clip(
+                row.video, cfg.video, cfg.audio, row.start, row.end, row.audio, threads=threads
+            )
         except DecodeError:
             continue
         features(clip.frames, clip.audio, tf.constant(row.text))
@@ -75,60 +90,45 @@ def sequential(rows: list[ClipRow], cfg: DataConfig, tokenizer: TextTokenizer) -
     return n
 
 
-def _proc_decode(args):
-    row, cfg = args
+def _decode_all(rows: list[ClipRow], cfg: DataConfig, threads: int, workers: int) -> int:
+    """Decode-only over every clip in `workers` threads; returns the number of clips."""
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda r: decode_only(r, cfg, threads), rows))
+    return len(rows)
+
+
+def _median_rate(runs: dict[str, callable], repeats: int) -> dict[str, float]:
+    """Clips per second of each run, median of `repeats`, the runs interleaved so that
+    a slow spell of the machine hits every one alike."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            t, n = _timed(fn)
+            rates[name].append(n / t)
+    return {name: float(np.median(r)) for name, r in rates.items()}
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident set size of a process in MiB (Linux /proc; falls back to our peak)."""
     try:
-        clip = decode_clip(row.video, cfg.video, cfg.audio, row.start, row.end, row.audio)
-        return clip.frames, clip.audio, np.float32(clip.has_audio), row.text
-    except DecodeError:
-        return None
-
-
-def process_pool_dataset(
-    rows, cfg: DataConfig, labels: list[str], tokenizer, workers: int
-) -> tf.data.Dataset:
-    """Decoding in worker processes (no GIL at all), fed to tf.data through a generator."""
-    index = {name: i for i, name in enumerate(labels)}
-    v, a = cfg.video, cfg.audio
-
-    def gen():
-        with get_context("spawn").Pool(workers, initializer=silence_worker) as pool:
-            for row, out in zip(
-                rows, pool.imap(_proc_decode, [(r, cfg) for r in rows], chunksize=4), strict=True
-            ):
-                if out is not None:
-                    frames, samples, mask, text = out
-                    clip = {"frames": frames, "samples": samples, "audio_mask": mask, "text": text}
-                    yield clip, np.int32(index.get(row.label, 0))
-
-    sig = (
-        {
-            "frames": tf.TensorSpec([v.frames, v.size, v.size, 3], tf.uint8),
-            "samples": tf.TensorSpec([a.samples], tf.float32),
-            "audio_mask": tf.TensorSpec([], tf.float32),
-            "text": tf.TensorSpec([], tf.string),
-        },
-        tf.TensorSpec([], tf.int32),
-    )
-    return batched_features(
-        tf.data.Dataset.from_generator(gen, output_signature=sig), cfg, tokenizer
-    )
-
-
-def rss_mb() -> float:
-    """Current resident set size in MiB (Linux /proc; falls back to the peak)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if pid == "self" else 0.0
+
+
+def total_rss_mb(cfg: DataConfig) -> float:
+    """This process plus its decode worker processes, in MiB."""
+    pool = decode_pool(cfg)
+    return rss_mb() + sum(rss_mb(pid) for pid in (pool.pids() if pool else []))
 
 
 def input_wait_fraction(rows, cfg: Config, labels, tokenizer, steps: int = 24) -> dict:
     """Share of a demo-model training step spent waiting on input, with prefetch.
 
     Times `steps` steps fed by the pipeline against the same steps replayed from memory,
-    for `streaming` (decode every epoch) and `cached` (decoded clips kept in memory).
+    streaming (decoding every epoch, in threads and in worker processes) and `cached`
+    (decoded clips kept in memory, as `data.cache: true` does after the first epoch).
     """
     from vdg_tf.data.features import log_mel_frames
     from vdg_tf.models.builder import build_classifier
@@ -137,8 +137,13 @@ def input_wait_fraction(rows, cfg: Config, labels, tokenizer, steps: int = 24) -
     model = build_classifier(cfg, len(labels), tokenizer.vocab_size, log_mel_frames(cfg.data.audio))
     compile_classifier(model, cfg, steps)
     out = {}
-    for name, cache in (("streaming", False), ("cached", True)):
-        dcfg = replace(cfg.data, cache=cache)
+    runs = (
+        ("streaming_threads", False, "threads"),
+        ("streaming_processes", False, "processes"),
+        ("cached", True, cfg.data.decoder),
+    )
+    for name, cache, decoder in runs:
+        dcfg = replace(cfg.data, cache=cache, decoder=decoder)
         decoded = decoded_dataset(rows, dcfg, labels, training=True)
         ds = with_head_targets(
             batched_features(decoded, dcfg, tokenizer, True), model.output_names
@@ -159,27 +164,35 @@ def input_wait_fraction(rows, cfg: Config, labels, tokenizer, steps: int = 24) -
 
 
 def memory_growth(rows, cfg: DataConfig, labels, tokenizer, epochs: int) -> dict:
-    """Resident memory after epoch 1 and after `epochs` streamed epochs (no cache)."""
+    """Resident memory (this process plus decode workers) after epoch 1 and after `epochs`
+    streamed epochs (no cache), with a figure per epoch to tell growth from noise."""
     dcfg = replace(cfg, cache=False)
     ds = batched_features(decoded_dataset(rows, dcfg, labels, training=True), dcfg, tokenizer, True)
-    first = last = 0.0
-    for e in range(epochs):
+    pool = decode_pool(dcfg)
+    per_epoch, workers = [], []
+    for _ in range(epochs):
         for _ in ds:
             pass
-        if e == 0:
-            first = rss_mb()
-        last = rss_mb()
+        per_epoch.append(total_rss_mb(dcfg))
+        workers.append(sum(rss_mb(pid) for pid in (pool.pids() if pool else [])))
     return {
         "epochs": epochs,
-        "rss_mb_epoch1": first,
-        "rss_mb_last": last,
-        "growth": last / first - 1,
+        "decoder": dcfg.decoder,
+        "rss_mb_epoch1": per_epoch[0],
+        "rss_mb_last": per_epoch[-1],
+        "growth": per_epoch[-1] / per_epoch[0] - 1,
+        "rss_mb_per_epoch": [round(m, 1) for m in per_epoch],
+        "workers_rss_mb_per_epoch": [round(m, 1) for m in workers],
     }
 
 
 def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | None = None,
-                  memory_epochs: int = 0, wait_steps: int = 24, log=print) -> dict:  # fmt: skip
-    """All measurements in one run; ratios are between figures taken here, on this machine."""
+                  memory_epochs: int = 0, wait_steps: int = 24, repeats: int = 3,
+                  log=print) -> dict:  # fmt: skip
+    """All measurements in one run; ratios are between figures taken here, on this machine.
+
+    Each throughput is the median of `repeats` passes over the clips, interleaved.
+    """
     cfg = cfg or Config()
     dcfg = replace(cfg.data, cache=False, augment=None, deterministic=False)
     rows, _ = read_manifest(manifest)
@@ -191,50 +204,64 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
     skips = SkipLog()
 
     # built and traced before the clock starts (as every epoch after a training run's
-    # first sees it); a rebuilt dataset re-traces its map functions, ~1 s here
-    pipe_ds = batched_features(decoded_dataset(rows, dcfg, labels, skips=skips), dcfg, tokenizer)
-    _count(pipe_ds.take(1))
-    sequential(rows[:2], dcfg, tokenizer)  # warm up: imports, kernels
-    log(f"pipeline: {len(rows)} clips on {cores} cores")
-    t_pipe, n_pipe = _timed(lambda: _count(pipe_ds))
-    log("sequential loop")
-    t_seq, n_seq = _timed(lambda: sequential(rows, dcfg, tokenizer))
-    log("decode-only limit")
-    with ThreadPoolExecutor(cores) as pool:
-        t_raw, _ = _timed(lambda: list(pool.map(lambda r: decode_only(r, dcfg), rows)))
-    log("process-pool decoding")
-    t_proc, n_proc = _timed(
-        lambda: _count(process_pool_dataset(rows, dcfg, labels, tokenizer, cores))
+    # first sees it); a rebuilt dataset re-traces its map functions, ~1 s here. The
+    # worker processes start here too: they live as long as the training process.
+    pipes = {}
+    for decoder in ("threads", "processes"):
+        c = replace(dcfg, decoder=decoder)
+        # training order (no augmentation: the loop below computes the same features)
+        decoded = decoded_dataset(
+            rows, c, labels, training=True, skips=skips if decoder == "threads" else None
+        )
+        pipes[decoder] = batched_features(decoded, c, tokenizer, training=True)
+        _count(pipes[decoder].take(1))
+    features = clip_features(dcfg, tokenizer)
+    sequential(rows[:2], dcfg, features)  # warm up: trace, kernels
+    log(f"{len(rows)} clips on {cores} cores, median of {repeats} interleaved passes")
+    rate = _median_rate(
+        {
+            "threads": lambda: _count(pipes["threads"]),
+            "processes": lambda: _count(pipes["processes"]),
+            "sequential": lambda: sequential(rows, dcfg, features, threads=1),
+            "sequential_ffmpeg_threads": lambda: sequential(rows, dcfg, features, threads=0),
+            "decode_only": lambda: _decode_all(rows, dcfg, 1, cores),
+            "decode_only_ffmpeg_threads": lambda: _decode_all(rows, dcfg, 0, cores),
+        },
+        repeats,
     )
+    best = max(("threads", "processes"), key=rate.get)
+    limit = max(rate["decode_only"], rate["decode_only_ffmpeg_threads"])
     result = {
         "clips": len(rows),
         "cores": cores,
         "frames_per_clip": frames,
-        "pipeline_clips_per_s": n_pipe / t_pipe,
-        "pipeline_frames_per_s": n_pipe * frames / t_pipe,
-        "sequential_clips_per_s": n_seq / t_seq,
-        "decode_only_clips_per_s": len(rows) / t_raw,
-        "decode_only_frames_per_s": len(rows) * frames / t_raw,
-        "process_pool_clips_per_s": n_proc / t_proc,
+        "repeats": repeats,
+        "decoder": best,
+        "pipeline_clips_per_s": rate[best],
+        "pipeline_frames_per_s": rate[best] * frames,
+        "threads_clips_per_s": rate["threads"],
+        "processes_clips_per_s": rate["processes"],
+        "sequential_clips_per_s": rate["sequential"],
+        "sequential_ffmpeg_threads_clips_per_s": rate["sequential_ffmpeg_threads"],
+        "decode_only_clips_per_s": limit,
+        "decode_only_frames_per_s": limit * frames,
+        "decode_only_by_setting": {
+            "one_thread_per_clip": rate["decode_only"],
+            "ffmpeg_threads_per_clip": rate["decode_only_ffmpeg_threads"],
+        },
         "skipped": skips.count,
     }
-    result["pipeline_vs_sequential"] = (
-        result["pipeline_clips_per_s"] / result["sequential_clips_per_s"]
-    )
-    result["pipeline_vs_decode_only"] = (
-        result["pipeline_frames_per_s"] / result["decode_only_frames_per_s"]
-    )
-    result["threads_vs_processes"] = (
-        result["pipeline_clips_per_s"] / result["process_pool_clips_per_s"]
-    )
-    if wait_steps:
-        log("input wait of a training step")
-        result["input_wait_fraction"] = input_wait_fraction(
-            rows, cfg, labels, tokenizer, wait_steps
-        )
+    result["pipeline_vs_sequential"] = rate[best] / rate["sequential"]
+    result["pipeline_vs_decode_only"] = rate[best] / limit
+    result["processes_vs_threads"] = rate["processes"] / rate["threads"]
     if memory_epochs:
         log(f"memory over {memory_epochs} streamed epochs")
         result["memory"] = memory_growth(
             rows, replace(cfg.data, augment=cfg.data.augment), labels, tokenizer, memory_epochs
+        )
+    if wait_steps:
+        log("input wait of a training step")
+        result["input_wait_fraction"] = input_wait_fraction(
+            rows, cfg, labels, tokenizer, wait_steps
         )
     return result

@@ -91,11 +91,13 @@ def decode_clip(
     end: float | None = None,
     audio_path: str | None = None,
     rng: np.random.Generator | None = None,
+    threads: int = 0,
 ) -> Clip:
     """Decode frames and audio of one clip; raises DecodeError naming the file on failure.
 
     Missing audio gives silence with `has_audio=False`. `rng` (training) randomises the
-    fps-window position; uniform sampling is deterministic.
+    fps-window position; uniform sampling is deterministic. `threads`: FFmpeg decode
+    threads for this clip (0: one per core; 1 when clips already decode in parallel).
     """
     if not Path(path).is_file():
         raise DecodeError(f"{path}: file not found")
@@ -107,22 +109,30 @@ def decode_clip(
                 raise DecodeError(f"{path}: no video stream")
             lo, hi = _clip_bounds(container, start, end)
             frames, samples, has_audio, last = _decode_streams(
-                container, path, video, audio, lo, hi, rng, read_audio=audio_path is None
+                container, path, video, audio, lo, hi, rng, audio_path is None, threads
             )
     except DecodeError:
         raise
     except (av.FFmpegError, OSError, ValueError, IndexError) as e:
         raise DecodeError(f"{path}: cannot decode: {e}") from None
     if audio_path is not None:
-        samples, has_audio = decode_audio_file(audio_path, audio, lo, hi), True
+        samples, has_audio = (
+            decode_audio_file(audio_path, audio, *_audio_window(lo, hi, audio)),
+            True,
+        )
     hi = min(hi, last) if last else hi
     return Clip(frames, _fit_audio(samples, audio), has_audio, max(hi - lo, 0.0))
 
 
-def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool):
-    """One demux pass: keep frames nearest the target times, resample all audio in [lo, hi)."""
+def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool, threads=0):
+    """One demux pass that stops as soon as it has what the clip needs: the frames nearest
+    the target times, and the audio window `_audio_window` gives (resampled to mono)."""
     vs = container.streams.video[0]
-    vs.thread_type = "AUTO"
+    if threads == 1:
+        vs.codec_context.thread_count = 1
+    else:
+        vs.thread_type = "AUTO"
+        vs.codec_context.thread_count = threads
     streams = [vs]
     aus = container.streams.audio[0] if (read_audio and container.streams.audio) else None
     if aus is not None:
@@ -131,12 +141,14 @@ def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool
     if lo > SEEK_AFTER_S:
         container.seek(int(lo * av.time_base), backward=True)
     times = sample_times(lo, hi, video, rng)
+    alo, ahi = _audio_window(lo, hi, audio)
     scaler = VideoReformatter()
     picked: list[np.ndarray | None] = [None] * len(times)
     prev = None
     k = 0
     chunks: list[np.ndarray] = []
     audio_t0 = None
+    audio_end = 0.0  # time the decoded audio reaches
     last_t = 0.0
     video_done = False
     for packet in container.demux(streams):
@@ -155,21 +167,18 @@ def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool
                     picked[k] = _resize(src, video.size, video.resize, scaler)
                     k += 1
                 prev = frame
-                if t >= hi:
+                if k == len(times) or t >= hi:
                     video_done = True
                     break
-        elif aus is not None:
+        elif aus is not None and audio_end < ahi:
             for frame in packet.decode():
-                if frame.time is not None and frame.time >= hi:
-                    continue
                 for rs in _to_mono(frame, resampler, audio.sample_rate):
                     if audio_t0 is None:
                         audio_t0 = float(rs.time) if rs.time is not None else 0.0
-                    chunks.append(rs.to_ndarray().reshape(-1))
-        if video_done and (
-            aus is None
-            or (audio_t0 is not None and _audio_len(chunks) / audio.sample_rate + audio_t0 >= hi)
-        ):
+                        audio_end = audio_t0
+                    chunks.append(np.frombuffer(rs.planes[0], np.float32, rs.samples))
+                    audio_end += rs.samples / audio.sample_rate
+        if video_done and (aus is None or audio_end >= ahi):
             break
     if prev is None:
         raise DecodeError(f"{path}: no decodable video frames")
@@ -178,10 +187,15 @@ def _decode_streams(container, path, video, audio, lo, hi, rng, read_audio: bool
         k += 1
     samples = np.zeros(0, np.float32)
     if chunks:
-        samples = np.concatenate(chunks).astype(np.float32)
-        skip = int(round(max(lo - (audio_t0 or 0.0), 0.0) * audio.sample_rate))
-        samples = samples[skip : skip + int(round((hi - lo) * audio.sample_rate))]
-    return np.stack(picked), samples, bool(chunks), last_t
+        skip = int(round(max(alo - (audio_t0 or 0.0), 0.0) * audio.sample_rate))
+        samples = np.concatenate(chunks)[skip : skip + audio.samples]
+    return np.stack(picked), samples, bool(chunks), (last_t if not video_done else hi)
+
+
+def _audio_window(lo: float, hi: float, audio: AudioSpec) -> tuple[float, float]:
+    """The audio a clip keeps: its centre `audio.seconds` (all of it when shorter)."""
+    spare = max(hi - lo - audio.seconds, 0.0)
+    return lo + spare / 2, hi - spare / 2
 
 
 def _to_mono(frame: av.AudioFrame, resampler: av.AudioResampler, rate: int) -> list:
@@ -194,10 +208,6 @@ def _to_mono(frame: av.AudioFrame, resampler: av.AudioResampler, rate: int) -> l
     ):
         return [frame]
     return resampler.resample(frame)
-
-
-def _audio_len(chunks: list[np.ndarray]) -> int:
-    return sum(len(c) for c in chunks)
 
 
 def decode_audio_file(

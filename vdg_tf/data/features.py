@@ -22,15 +22,25 @@ RESERVED_TOKENS = ["[PAD]", "[UNK]"]
 
 
 def log_mel(samples: tf.Tensor, spec: AudioSpec) -> tf.Tensor:
-    """Mono float samples [N] -> log-mel [frames, mels, 1], scaled to about [-1, 1]."""
-    stft = tfio.audio.spectrogram(samples, nfft=spec.nfft, window=spec.window, stride=spec.stride)
+    """Mono float samples [N] (or a batch [B, N]) -> log-mel [(B,) frames, mels, 1] in about
+    [-1, 1], each clip relative to its own peak. A batch costs a third of its clips one by one.
+    """
+    samples = tf.convert_to_tensor(samples)
+    batch = samples if samples.shape.rank == 2 else samples[tf.newaxis]
+    stft = tfio.audio.spectrogram(batch, nfft=spec.nfft, window=spec.window, stride=spec.stride)
     mel = tfio.audio.melscale(
         stft, rate=spec.sample_rate, mels=spec.mels, fmin=spec.fmin, fmax=spec.fmax
     )
-    db = tfio.audio.dbscale(mel, top_db=spec.top_db)  # floored at peak - top_db
+    # tfio's dbscale floors at the peak of its whole input: vectorized_map keeps it per clip
+    db = (
+        tf.vectorized_map(lambda m: tfio.audio.dbscale(m, top_db=spec.top_db), mel)
+        if samples.shape.rank == 2
+        else tfio.audio.dbscale(mel, top_db=spec.top_db)
+    )
     # relative to the clip's peak, so loudness does not shift features: [-top_db, 0] -> [-1, 1]
-    rel = db - tf.reduce_max(db)
-    return (rel / (spec.top_db / 2) + 1.0)[..., tf.newaxis]
+    rel = db - tf.reduce_max(db, axis=[1, 2], keepdims=True)
+    out = (rel / (spec.top_db / 2) + 1.0)[..., tf.newaxis]
+    return out if samples.shape.rank == 2 else out[0]
 
 
 def log_mel_frames(spec: AudioSpec) -> int:

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from vdg_tf.config import DataConfig
 from vdg_tf.data.manifest import read_manifest
-from vdg_tf.data.pipeline import SkipLog, decode_rows, usable_rows
+from vdg_tf.data.pipeline import SkipLog, decode_rows, ordered, usable_rows
 from vdg_tf.data.targets import row_names, row_text, row_value, target_encoder, task_labels
 from vdg_tf.files import write_json
 
@@ -146,9 +146,9 @@ def records_dataset(
     ds = ds.interleave(
         tf.data.TFRecordDataset,
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=cfg.deterministic,
+        deterministic=ordered(cfg, training),
     )
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=cfg.deterministic)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered(cfg, training))
     if training and cfg.task == "anomaly":  # normal clips only
         ds = ds.filter(lambda clip, t: tf.reduce_any(tf.equal(t[1][:1, None], normal)))
     elif cfg.task in ("classification", "vqa"):

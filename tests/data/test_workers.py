@@ -1,0 +1,117 @@
+"""Decode worker processes: same clips as in-process decoding; crashes and hangs cost one clip."""
+
+import dataclasses
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vdg_tf.config import AudioSpec, DataConfig, TextSpec, VideoSpec
+from vdg_tf.data.decode import DecodeError
+from vdg_tf.data.features import TextTokenizer
+from vdg_tf.data.manifest import label_vocabulary, read_manifest
+from vdg_tf.data.pipeline import make_dataset
+from vdg_tf.data.workers import DecodeJob, DecodePool
+
+VS, AS = VideoSpec(frames=4, size=32), AudioSpec(seconds=1.0)
+
+
+class CrashJob(DecodeJob):
+    """A job whose worker process dies mid-decode (what a segfault in FFmpeg looks like)."""
+
+    def run(self):
+        os._exit(3)
+
+
+@pytest.fixture
+def pool():
+    p = DecodePool(2)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def clip_path(sample_data):
+    rows, _ = read_manifest(sample_data["manifest_eval"])
+    return rows[0].video
+
+
+def test_workers_decode_what_the_process_decodes(pool, clip_path):
+    job = DecodeJob(clip_path, VS, AS, seed=(0, 1, 2))
+    here, there = job.run(), pool.decode(job)
+    np.testing.assert_array_equal(here.frames, there.frames)
+    np.testing.assert_array_equal(here.audio, there.audio)
+    assert there.has_audio and len(pool.pids()) == 2
+
+
+def test_bad_file_error_names_the_file(pool, tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"garbage" * 50)
+    with pytest.raises(DecodeError, match="junk.mp4: cannot decode"):
+        pool.decode(DecodeJob(str(junk), VS, AS))
+
+
+def test_a_crash_costs_one_clip_and_the_worker_is_replaced(pool, clip_path):
+    pool.decode(DecodeJob(clip_path, VS, AS))
+    before = set(pool.pids())
+    with pytest.raises(DecodeError, match="decoder process crashed"):
+        pool.decode(CrashJob(clip_path, VS, AS))
+    assert pool.decode(DecodeJob(clip_path, VS, AS)).frames.shape == (4, 32, 32, 3)
+    assert len(pool.pids()) == 2 and set(pool.pids()) != before
+
+
+def test_a_worker_killed_while_idle_is_replaced_before_use(pool, clip_path):
+    pool.decode(DecodeJob(clip_path, VS, AS))
+    for pid in pool.pids():
+        os.kill(pid, signal.SIGKILL)
+    for pid in pool.pids():  # a zombie once the kernel is done with it
+        while Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z":
+            time.sleep(0.01)
+    for _ in range(3):
+        assert pool.decode(DecodeJob(clip_path, VS, AS)).has_audio
+
+
+def test_a_hung_decode_times_out_and_the_worker_is_replaced(pool, clip_path):
+    pool.decode(DecodeJob(clip_path, VS, AS))
+    before = set(pool.pids())
+    with pytest.raises(DecodeError, match="took over"):
+        pool.decode(DecodeJob(clip_path, VS, AS), timeout=1e-4)  # far below one decode
+    assert pool.decode(DecodeJob(clip_path, VS, AS)).has_audio
+    assert set(pool.pids()) != before
+
+
+def test_close_ends_every_worker(clip_path):
+    pool = DecodePool(2)
+    pool.decode(DecodeJob(clip_path, VS, AS))
+    procs = [Path(f"/proc/{pid}") for pid in pool.pids()]
+    pool.close()
+    assert pool.pids() == [] and not any(p.exists() for p in procs)
+
+
+def test_threads_and_processes_give_the_same_batches(sample_data):
+    rows, _ = read_manifest(sample_data["manifest_eval"])
+    labels = label_vocabulary(rows)
+    base = DataConfig(
+        video=VS, audio=AS, text=TextSpec(max_tokens=8, vocab_size=80), batch_size=4,
+        deterministic=True,
+    )  # fmt: skip
+    tok = TextTokenizer.fit([r.text for r in rows], base.text)
+    batches = {}
+    for decoder in ("threads", "processes"):
+        cfg = dataclasses.replace(base, decoder=decoder)
+        batches[decoder] = list(make_dataset(rows, cfg, labels, tok).as_numpy_iterator())
+    assert len(batches["threads"]) == len(batches["processes"]) > 0
+    for (xa, ya), (xb, yb) in zip(batches["threads"], batches["processes"], strict=True):
+        np.testing.assert_array_equal(ya, yb)
+        for k in xa:
+            np.testing.assert_array_equal(xa[k], xb[k])
+
+
+def test_unknown_decoder_is_a_clear_error(sample_data):
+    rows, _ = read_manifest(sample_data["manifest_eval"])
+    cfg = DataConfig(decoder="gpu")
+    with pytest.raises(ValueError, match="data.decoder: unknown 'gpu'"):
+        make_dataset(rows, cfg, label_vocabulary(rows), TextTokenizer(TextSpec(tokenizer="byte")))
