@@ -92,7 +92,9 @@ def test_benchmark_pipeline_reports_every_figure(sample_data):
         assert r[key] > 0, key
     assert r["pipeline_clips_per_s"] == max(r["threads_clips_per_s"], r["processes_clips_per_s"])
     assert r["clips"] == 6 and r["skipped"] == 0
-    assert set(r["input_wait_fraction"]) == {"streaming_threads", "streaming_processes", "cached"}
+    wait = r["input_wait_fraction"]
+    for name in ("streaming_threads", "streaming_processes", "cached"):
+        assert 0.0 <= wait[name] < 1.0 and wait[f"{name}_step_ms"] > 0
 
 
 def test_preprocess_then_evaluate_from_the_folder(trained_run, sample_data, tmp_path):
