@@ -112,3 +112,35 @@ def test_epochs_draw_new_augmentations(sample_data):
     first = [x["video"].numpy() for x, _ in ds.take(1)][0]
     second = [x["video"].numpy() for x, _ in ds.take(1)][0]
     assert not np.allclose(first, second)
+
+
+EXIT_SCRIPT = """
+import sys
+from vdg_tf.config import DataConfig
+from vdg_tf.data.features import TextTokenizer
+from vdg_tf.data.manifest import label_vocabulary, read_manifest
+from vdg_tf.data.pipeline import make_dataset
+rows, _ = read_manifest(sys.argv[1])
+cfg = DataConfig(batch_size=4, decoder=sys.argv[2], cache=False)  # streaming: decodes in flight
+tok = TextTokenizer.fit([r.text for r in rows], cfg.text)
+it = iter(make_dataset(rows, cfg, label_vocabulary(rows), tok, training=True).repeat())
+next(it)
+print("read one batch", flush=True)
+"""
+
+
+@pytest.mark.parametrize("decoder", ["threads", "processes"])
+def test_a_script_exits_with_an_iterator_still_open(sample_data, decoder):
+    """Decodes are still in flight when the script ends; the process must exit, not hang."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, str(sample_data["manifest_train"]), decoder],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "read one batch" in done.stdout

@@ -8,6 +8,8 @@ what gets cached, so augmentation still differs every epoch.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import threading
 from dataclasses import dataclass, field
@@ -186,6 +188,19 @@ def ordered(cfg: DataConfig, training: bool) -> bool:
     """Whether parallel stages keep input order: always outside training (predictions line
     up with manifest rows), and in training when `cfg.deterministic` asks for it."""
     return cfg.deterministic or not training
+
+
+@atexit.register
+def release_iterators() -> None:
+    """Free every tf.data iterator still open at exit, while Python can still finish the
+    decode calls in flight. Left to interpreter teardown, a half-read iterator (say
+    `it = iter(ds); next(it)` at the end of a script) waits forever on a decode thread
+    that Python has already stopped: the process hangs instead of exiting. Registered
+    after TensorFlow's own exit hooks and the decode workers' (so it runs before them)."""
+    for obj in gc.get_objects():
+        if isinstance(obj, tf.data.Iterator):
+            obj.__dict__.pop("_iterator_resource", None)  # tf.data has no public close()
+    gc.collect()
 
 
 def decode_pool(cfg: DataConfig) -> DecodePool | None:
