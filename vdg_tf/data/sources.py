@@ -10,7 +10,7 @@ import tensorflow as tf
 from vdg_tf.config import DataConfig
 from vdg_tf.data.features import TextTokenizer
 from vdg_tf.data.manifest import read_manifest
-from vdg_tf.data.pipeline import SkipLog, batched_features, decoded_dataset
+from vdg_tf.data.pipeline import SkipLog, batched_features, decoded_dataset, usable_rows
 from vdg_tf.data.records import read_index, records_dataset
 from vdg_tf.data.targets import row_text, task_labels
 
@@ -22,7 +22,14 @@ class Source:
     decoded: tf.data.Dataset
     labels: list[str]
     texts: list[str]
-    count: int
+    count: int  # manifest lines (or preprocessed clips): what a skip summary is out of
+    # clips an epoch tries to yield: rows with no problem the task cares about (for a
+    # preprocessed folder, every clip in it: anomaly training there keeps the normal ones)
+    usable: int
+
+    def steps(self, batch_size: int) -> int:
+        """Batches in one epoch (clips that fail to decode make the last one smaller)."""
+        return max(1, -(-self.usable // batch_size))
 
 
 def open_source(
@@ -42,12 +49,20 @@ def open_source(
         ds = records_dataset(path, cfg, labels, training)
         if shard is not None:
             ds = ds.shard(*shard)
-        return Source(ds, labels, index["texts"], index["clips"])
+        usable = _sharded(index["clips"], shard)
+        return Source(ds, labels, index["texts"], index["clips"], usable)
     rows, problems = read_manifest(path, strict=cfg.strict)
     skips.extend(problems)
     labels = labels or task_labels(rows, cfg.task, cfg.normal_labels)
     ds = decoded_dataset(rows, cfg, labels, training, skips, shard)
-    return Source(ds, labels, [row_text(r, cfg.task) for r in rows], len(rows) + len(problems))
+    usable = _sharded(len(usable_rows(rows, cfg, labels, skips, training)), shard)
+    texts = [row_text(r, cfg.task) for r in rows]
+    return Source(ds, labels, texts, len(rows) + len(problems), usable)
+
+
+def _sharded(clips: int, shard: tuple[int, int] | None) -> int:
+    """How many of `clips` one input worker reads under `shard=(n, i)`."""
+    return clips if shard is None else len(range(shard[1], clips, shard[0]))
 
 
 def dataset_from(
