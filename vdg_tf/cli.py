@@ -172,6 +172,7 @@ def cmd_benchmark(a: argparse.Namespace) -> dict:
             f"  tf.data pipeline      {r['pipeline_clips_per_s']:8.1f} clips/s  {r['pipeline_frames_per_s']:8.1f} frames/s  (decoding in {r['decoder']})",
             f"    threads             {r['threads_clips_per_s']:8.1f} clips/s",
             f"    worker processes    {r['processes_clips_per_s']:8.1f} clips/s  -> {r['processes_vs_threads']:.2f}x threads",
+            f"    new iterator/epoch  {r['processes_new_iterator_clips_per_s']:8.1f} clips/s  (processes; threads {r['threads_new_iterator_clips_per_s']:.1f})",
             f"  sequential loop       {r['sequential_clips_per_s']:8.1f} clips/s  -> pipeline is {r['pipeline_vs_sequential']:.2f}x",
             f"    with FFmpeg threads {r['sequential_ffmpeg_threads_clips_per_s']:8.1f} clips/s",
             f"  decode-only limit     {r['decode_only_clips_per_s']:8.1f} clips/s  {r['decode_only_frames_per_s']:8.1f} frames/s -> pipeline at {r['pipeline_vs_decode_only']:.2f}x",

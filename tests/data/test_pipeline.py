@@ -20,13 +20,14 @@ CFG = DataConfig(
 )
 
 
-def build(manifest, cfg=CFG, training=False):
+def build(manifest, cfg=CFG, training=False, repeat=False):
     rows, problems = read_manifest(manifest)
     labels = label_vocabulary(rows)
     tok = TextTokenizer.fit([r.text for r in rows], cfg.text)
     skips = SkipLog()
     skips.extend(problems)
-    return make_dataset(rows, cfg, labels, tok, training=training, skips=skips), rows, skips
+    ds = make_dataset(rows, cfg, labels, tok, training=training, skips=skips, repeat=repeat)
+    return ds, rows, skips
 
 
 def test_row_becomes_contracted_tensors(sample_data):
@@ -115,17 +116,18 @@ def test_epochs_draw_new_augmentations(sample_data):
 
 
 def test_one_repeated_stream_reshuffles_and_redraws_each_epoch(sample_data):
-    """Training reads one `.repeat()`ed stream: every pass must still be a new epoch."""
+    """Training reads one endless stream: every pass must still be a new epoch."""
     cfg = dataclasses.replace(CFG, deterministic=True, cache=False)
-    ds, rows, skips = build(sample_data["manifest_train"], cfg, training=True)
-    steps = -(-len(rows) // cfg.batch_size)
-    batches = [(x["video"].numpy(), y.numpy()) for x, y in ds.repeat().take(2 * steps)]
+    ds, rows, skips = build(sample_data["manifest_train"], cfg, training=True, repeat=True)
+    assert len(rows) % cfg.batch_size == 0  # so that batch `steps` starts the second epoch
+    steps = len(rows) // cfg.batch_size
+    batches = [(x["video"].numpy(), y.numpy()) for x, y in ds.take(2 * steps)]
     first, second = batches[:steps], batches[steps:]
     order = [np.concatenate([y for _, y in epoch]) for epoch in (first, second)]
     assert sorted(order[0]) == sorted(order[1]) and len(order[0]) == len(rows) - skips.count
     assert not np.array_equal(order[0], order[1])  # reshuffled
     cached = dataclasses.replace(CFG, deterministic=True, shuffle_buffer=1)  # same order
-    ds = build(sample_data["manifest_train"], cached, training=True)[0].repeat()
+    ds = build(sample_data["manifest_train"], cached, training=True, repeat=True)[0]
     videos = [x["video"].numpy() for x, _ in ds.take(steps + 1)]
     assert not np.allclose(videos[0], videos[steps])  # the same clips, new augmentation
 

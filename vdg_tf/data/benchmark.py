@@ -1,11 +1,12 @@
 """`vdg benchmark pipeline`: input throughput measured side by side in one run.
 
-(a) the tf.data pipeline, decoding in threads and in worker processes, (b) a sequential
-Python loop with the same decoder and features, (c) the raw decode-only limit: PyAV
-demuxing and decoding the same streams on every core with no resize, resampling or
-features (the faster of one FFmpeg thread per clip and FFmpeg's own threads). Also: how
-long a training step of the demo model waits on input, and resident memory over
-streamed epochs.
+(a) the tf.data pipeline, decoding in threads and in worker processes, read as `vdg
+train` reads it (one repeated stream, epoch after epoch) and with a new iterator per
+epoch; (b) a sequential Python loop with the same decoder and features; (c) the raw
+decode-only limit: PyAV demuxing and decoding the same streams on every core with no
+resize, resampling or features (the fastest of one clip per thread, FFmpeg's own
+threads, and one clip per worker process). Also: how long a training step of the demo
+model waits on input, and resident memory over streamed epochs.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import av
 import numpy as np
 import tensorflow as tf
 
 from vdg_tf.config import Config, DataConfig
-from vdg_tf.data.decode import DecodeError, _clip_bounds, decode_clip, sample_times
+from vdg_tf.data.decode import DecodeError, decode_clip
+from vdg_tf.data.decode_limit import DecodeOnlyJob, decode_only
 from vdg_tf.data.features import TextTokenizer, log_mel
 from vdg_tf.data.manifest import ClipRow, label_vocabulary, read_manifest
 from vdg_tf.data.pipeline import SkipLog, batched_features, decode_pool, decoded_dataset
+from vdg_tf.data.workers import DecodePool
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -36,28 +38,6 @@ def _timed(fn) -> tuple[float, object]:
 
 def _count(ds: tf.data.Dataset) -> int:
     return sum(int(y.shape[0]) for _, y in ds)
-
-
-def decode_only(row: ClipRow, cfg: DataConfig, threads: int = 1) -> int:
-    """Demux and decode both streams up to the last sampled frame time; no conversion.
-
-    `threads`: FFmpeg's own decode threads (0: one per core), as in `decode_clip`.
-    """
-    with av.open(row.video) as c:
-        lo, hi = _clip_bounds(c, row.start, row.end)
-        last = float(sample_times(lo, hi, cfg.video)[-1])
-        streams = [c.streams.video[0], *c.streams.audio[:1]]
-        streams[0].codec_context.thread_count = threads
-        if threads != 1:
-            streams[0].thread_type = "AUTO"
-        frames = 0
-        for packet in c.demux(streams):
-            for frame in packet.decode():
-                if packet.stream.type == "video":
-                    frames += 1
-                    if frame.time is not None and frame.time > last:
-                        return frames
-        return frames
 
 
 def clip_features(cfg: DataConfig, tokenizer: TextTokenizer):
@@ -95,6 +75,27 @@ def _decode_all(rows: list[ClipRow], cfg: DataConfig, threads: int, workers: int
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(lambda r: decode_only(r, cfg, threads), rows))
     return len(rows)
+
+
+def _decode_all_in(processes: DecodePool, rows: list[ClipRow], cfg: DataConfig) -> int:
+    """Decode-only over every clip, one clip at a time in each worker process."""
+    with ThreadPoolExecutor(processes.workers) as pool:
+        list(pool.map(lambda r: processes.decode(DecodeOnlyJob(r, cfg)), rows))
+    return len(rows)
+
+
+def _stream_rates(ds: tf.data.Dataset, clips: int, batch: int, epochs: int) -> list[float]:
+    """Clips per second of each of `epochs` consecutive epochs read from one repeated
+    stream (as `vdg train` reads it), after one untimed epoch that builds and fills it."""
+    steps = -(-clips // batch)
+    it = iter(ds)
+    for _ in range(steps):
+        next(it)
+    rates = []
+    for _ in range(epochs):
+        t, n = _timed(lambda: sum(int(next(it)[1].shape[0]) for _ in range(steps)))
+        rates.append(n / t)
+    return rates
 
 
 def _rates(runs: dict[str, callable], repeats: int) -> dict[str, list[float]]:
@@ -202,7 +203,9 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
                   log=print) -> dict:  # fmt: skip
     """All measurements in one run; ratios are between figures taken here, on this machine.
 
-    Each throughput is the median of `repeats` passes over the clips, interleaved.
+    Each throughput is the median of `repeats` passes over the clips: consecutive epochs
+    of one stream for the pipelines, interleaved passes for everything else (so that a
+    slow spell of the machine hits every one alike).
     """
     cfg = cfg or Config()
     dcfg = replace(cfg.data, cache=False, augment=None, deterministic=False)
@@ -217,7 +220,7 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
     # built and traced before the clock starts (as every epoch after a training run's
     # first sees it); a rebuilt dataset re-traces its map functions, ~1 s here. The
     # worker processes start here too: they live as long as the training process.
-    pipes = {}
+    pipes, streams = {}, {}
     for decoder in ("threads", "processes"):
         c = replace(dcfg, decoder=decoder)
         # training order (no augmentation: the loop below computes the same features)
@@ -225,24 +228,34 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
             rows, c, labels, training=True, skips=skips if decoder == "threads" else None
         )
         pipes[decoder] = batched_features(decoded, c, tokenizer, training=True)
+        streams[decoder] = batched_features(decoded, c, tokenizer, training=True, repeat=True)
         _count(pipes[decoder].take(1))
     features = clip_features(dcfg, tokenizer)
     sequential(rows[:2], dcfg, features)  # warm up: trace, kernels
-    log(f"{len(rows)} clips on {cores} cores, median of {repeats} interleaved passes")
-    passes = _rates(
+    log(f"{len(rows)} clips on {cores} cores, median of {repeats} passes")
+    batch = dcfg.batch_size
+    passes = {d: _stream_rates(streams[d], len(rows), batch, repeats) for d in streams}
+    processes = decode_pool(replace(dcfg, decoder="processes"))
+    passes |= _rates(
         {
-            "threads": lambda: _count(pipes["threads"]),
-            "processes": lambda: _count(pipes["processes"]),
+            "threads_new_iterator": lambda: _count(pipes["threads"]),
+            "processes_new_iterator": lambda: _count(pipes["processes"]),
             "sequential": lambda: sequential(rows, dcfg, features, threads=1),
             "sequential_ffmpeg_threads": lambda: sequential(rows, dcfg, features, threads=0),
             "decode_only": lambda: _decode_all(rows, dcfg, 1, cores),
             "decode_only_ffmpeg_threads": lambda: _decode_all(rows, dcfg, 0, cores),
+            "decode_only_processes": lambda: _decode_all_in(processes, rows, dcfg),
         },
         repeats,
     )
     rate = {name: float(np.median(r)) for name, r in passes.items()}
     best = max(("threads", "processes"), key=rate.get)
-    limit = max(rate["decode_only"], rate["decode_only_ffmpeg_threads"])
+    settings = {
+        "one_thread_per_clip": rate["decode_only"],
+        "ffmpeg_threads_per_clip": rate["decode_only_ffmpeg_threads"],
+        "one_process_per_clip": rate["decode_only_processes"],
+    }
+    limit = max(settings.values())
     result = {
         "clips": len(rows),
         "cores": cores,
@@ -253,14 +266,13 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
         "pipeline_frames_per_s": rate[best] * frames,
         "threads_clips_per_s": rate["threads"],
         "processes_clips_per_s": rate["processes"],
+        "threads_new_iterator_clips_per_s": rate["threads_new_iterator"],
+        "processes_new_iterator_clips_per_s": rate["processes_new_iterator"],
         "sequential_clips_per_s": rate["sequential"],
         "sequential_ffmpeg_threads_clips_per_s": rate["sequential_ffmpeg_threads"],
         "decode_only_clips_per_s": limit,
         "decode_only_frames_per_s": limit * frames,
-        "decode_only_by_setting": {
-            "one_thread_per_clip": rate["decode_only"],
-            "ffmpeg_threads_per_clip": rate["decode_only_ffmpeg_threads"],
-        },
+        "decode_only_by_setting": settings,
         "skipped": skips.count,
         "passes_clips_per_s": {name: [round(x, 1) for x in r] for name, r in passes.items()},
     }

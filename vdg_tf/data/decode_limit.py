@@ -1,0 +1,51 @@
+"""The raw decode-only limit of `vdg benchmark pipeline`: what PyAV alone costs per clip.
+
+Kept free of TensorFlow: worker processes import this module to run `DecodeOnlyJob`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import av
+
+from vdg_tf.config import DataConfig
+from vdg_tf.data.decode import _clip_bounds, sample_times
+from vdg_tf.data.manifest import ClipRow
+
+
+def decode_only(row: ClipRow, cfg: DataConfig, threads: int = 1) -> int:
+    """Demux and decode both streams up to the last sampled frame time; no conversion.
+
+    `threads`: FFmpeg's own decode threads (0: one per core), as in `decode_clip`.
+    """
+    with av.open(row.video) as c:
+        lo, hi = _clip_bounds(c, row.start, row.end)
+        last = float(sample_times(lo, hi, cfg.video)[-1])
+        streams = [c.streams.video[0], *c.streams.audio[:1]]
+        streams[0].codec_context.thread_count = threads
+        if threads != 1:
+            streams[0].thread_type = "AUTO"
+        frames = 0
+        for packet in c.demux(streams):
+            for frame in packet.decode():
+                if packet.stream.type == "video":
+                    frames += 1
+                    if frame.time is not None and frame.time > last:
+                        return frames
+        return frames
+
+
+@dataclass(frozen=True)
+class DecodeOnlyJob:
+    """`decode_only` as a job for the decode worker processes: the limit without a GIL."""
+
+    row: ClipRow
+    cfg: DataConfig
+
+    @property
+    def path(self) -> str:  # what a worker names when the job fails
+        return self.row.video
+
+    def run(self) -> int:
+        return decode_only(self.row, self.cfg, 1)
