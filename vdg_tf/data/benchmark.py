@@ -153,9 +153,8 @@ def input_wait_fraction(rows, cfg: Config, labels, tokenizer, steps: int = 24,
     for name, cache, decoder in runs:
         dcfg = replace(cfg.data, cache=cache, decoder=decoder)
         decoded = decoded_dataset(rows, dcfg, labels, training=True)
-        ds = with_head_targets(
-            batched_features(decoded, dcfg, tokenizer, True), model.output_names
-        ).repeat()
+        stream = batched_features(decoded, dcfg, tokenizer, True, repeat=True)  # as vdg train
+        ds = with_head_targets(stream, model.output_names)
         if cache:  # fill the cache first: the steady state is what a cached run sees
             for _ in ds.take(-(-len(rows) // dcfg.batch_size)):
                 pass
