@@ -58,3 +58,46 @@ def test_window_deep_in_a_long_file_seeks_to_the_right_frames(tmp_path):
     levels = clip.frames.reshape(4, -1).mean(1)
     expected = np.array([181, 184, 187, 190]) * 255 // n
     np.testing.assert_allclose(levels, expected, atol=3)
+    # single-threaded, as in the pipeline, skipping the frames no target needs
+    one = decode_clip(
+        str(tmp_path / "long.mp4"), VideoSpec(frames=4, size=32), AS, 15.0, 16.0, threads=1
+    )
+    np.testing.assert_array_equal(one.frames, clip.frames)
+
+
+@pytest.mark.parametrize(
+    "suffix, vcodec", [(".mp4", "h264"), (".webm", "libvpx-vp9"), (".mkv", "mpeg4")]
+)
+@pytest.mark.parametrize("spec", [VS, VideoSpec(frames=4, size=64, fps=6.0)])
+def test_skipping_unneeded_frames_keeps_the_sampled_frames(tmp_path, media, suffix, vcodec, spec):
+    frames, audio = media
+    path = str(tmp_path / f"clip{suffix}")
+    acodec = {".mp4": "aac", ".webm": "libopus", ".mkv": "flac"}[suffix]
+    write_clip(path, frames, 12, audio, 48000, vcodec, acodec)
+    full = decode_clip(path, spec, AS, threads=1, skip_unneeded=False)
+    skipped = decode_clip(path, spec, AS, threads=1)
+    np.testing.assert_array_equal(full.frames, skipped.frames)
+    np.testing.assert_array_equal(full.audio, skipped.audio)
+
+
+def test_h264_frames_between_targets_are_not_decoded(tmp_path, media):
+    """x264's non-reference B-frames that no target picks never reach the output."""
+    import av
+
+    from vdg_tf.data.decode import FrameSkipper, sample_times
+
+    write_clip(tmp_path / "clip.mp4", media[0], 12, None)
+
+    def frames_out(skip: bool) -> int:
+        with av.open(str(tmp_path / "clip.mp4")) as c:
+            vs = c.streams.video[0]
+            vs.codec_context.thread_count = 1
+            skipper = FrameSkipper(vs, sample_times(0.0, 2.0, VideoSpec(frames=3)))
+            out = 0
+            for packet in c.demux(vs):  # the last, empty packet flushes the decoder
+                if skip:
+                    skipper.before(packet)
+                out += len(packet.decode())
+            return out
+
+    assert frames_out(skip=False) == 24 and frames_out(skip=True) < 24

@@ -10,28 +10,32 @@ from dataclasses import dataclass
 import av
 
 from vdg_tf.config import DataConfig
-from vdg_tf.data.decode import _clip_bounds, sample_times
+from vdg_tf.data.decode import FrameSkipper, _clip_bounds, sample_times
 from vdg_tf.data.manifest import ClipRow
 
 
 def decode_only(row: ClipRow, cfg: DataConfig, threads: int = 1) -> int:
     """Demux and decode both streams up to the last sampled frame time; no conversion.
 
-    `threads`: FFmpeg's own decode threads (0: one per core), as in `decode_clip`.
+    `threads`: FFmpeg's own decode threads (0: one per core), as in `decode_clip`; with
+    one thread it skips the frames `decode_clip` skips (`FrameSkipper`): the same frames.
     """
     with av.open(row.video) as c:
         lo, hi = _clip_bounds(c, row.start, row.end)
-        last = float(sample_times(lo, hi, cfg.video)[-1])
         streams = [c.streams.video[0], *c.streams.audio[:1]]
         streams[0].codec_context.thread_count = threads
         if threads != 1:
             streams[0].thread_type = "AUTO"
+        times = sample_times(lo, hi, cfg.video)
+        skipper = FrameSkipper(streams[0], times) if threads == 1 else None
         frames = 0
         for packet in c.demux(streams):
+            if skipper is not None and packet.stream.type == "video":
+                skipper.before(packet)
             for frame in packet.decode():
                 if packet.stream.type == "video":
                     frames += 1
-                    if frame.time is not None and frame.time > last:
+                    if frame.time is not None and frame.time > times[-1]:
                         return frames
         return frames
 
