@@ -27,7 +27,6 @@ from vdg_tf.data.decode_limit import DecodeOnlyJob, decode_only
 from vdg_tf.data.features import TextTokenizer, log_mel
 from vdg_tf.data.manifest import ClipRow, label_vocabulary, read_manifest
 from vdg_tf.data.pipeline import SkipLog, batched_features, decode_pool, decoded_dataset
-from vdg_tf.data.workers import DecodePool
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -70,17 +69,10 @@ def sequential(rows: list[ClipRow], cfg: DataConfig, features, threads: int = 1)
     return n
 
 
-def _decode_all(rows: list[ClipRow], cfg: DataConfig, threads: int, workers: int) -> int:
-    """Decode-only over every clip in `workers` threads; returns the number of clips."""
+def _decode_all(rows: list[ClipRow], decode, workers: int) -> int:
+    """`decode(row)` over every clip from `workers` threads; returns the number of clips."""
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda r: decode_only(r, cfg, threads), rows))
-    return len(rows)
-
-
-def _decode_all_in(processes: DecodePool, rows: list[ClipRow], cfg: DataConfig) -> int:
-    """Decode-only over every clip, one clip at a time in each worker process."""
-    with ThreadPoolExecutor(processes.workers) as pool:
-        list(pool.map(lambda r: processes.decode(DecodeOnlyJob(r, cfg)), rows))
+        list(pool.map(decode, rows))
     return len(rows)
 
 
@@ -116,12 +108,6 @@ def rss_mb(pid: int | str = "self") -> float:
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if pid == "self" else 0.0
-
-
-def total_rss_mb(cfg: DataConfig) -> float:
-    """This process plus its decode worker processes, in MiB."""
-    pool = decode_pool(cfg)
-    return rss_mb() + sum(rss_mb(pid) for pid in (pool.pids() if pool else []))
 
 
 def _fit_seconds(model, ds: tf.data.Dataset, steps: int) -> float:
@@ -184,8 +170,8 @@ def memory_growth(rows, cfg: DataConfig, labels, tokenizer, epochs: int) -> dict
     for _ in range(epochs):
         for _ in ds:
             pass
-        per_epoch.append(total_rss_mb(dcfg))
         workers.append(sum(rss_mb(pid) for pid in (pool.pids() if pool else [])))
+        per_epoch.append(rss_mb() + workers[-1])
     return {
         "epochs": epochs,
         "decoder": dcfg.decoder,
@@ -241,9 +227,13 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
             "processes_new_iterator": lambda: _count(pipes["processes"]),
             "sequential": lambda: sequential(rows, dcfg, features, threads=1),
             "sequential_ffmpeg_threads": lambda: sequential(rows, dcfg, features, threads=0),
-            "decode_only": lambda: _decode_all(rows, dcfg, 1, cores),
-            "decode_only_ffmpeg_threads": lambda: _decode_all(rows, dcfg, 0, cores),
-            "decode_only_processes": lambda: _decode_all_in(processes, rows, dcfg),
+            "decode_only": lambda: _decode_all(rows, lambda r: decode_only(r, dcfg, 1), cores),
+            "decode_only_ffmpeg_threads": lambda: _decode_all(
+                rows, lambda r: decode_only(r, dcfg, 0), cores
+            ),
+            "decode_only_processes": lambda: _decode_all(
+                rows, lambda r: processes.decode(DecodeOnlyJob(r, dcfg)), processes.workers
+            ),
         },
         repeats,
     )

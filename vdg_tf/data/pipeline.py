@@ -39,6 +39,7 @@ from vdg_tf.data.targets import (
 from vdg_tf.data.workers import DecodeJob, DecodePool, shared_pool
 
 AUTOTUNE = tf.data.AUTOTUNE
+_DECODING = threading.Event()  # set once a dataset of this process has decoded a clip
 
 
 @dataclass
@@ -138,6 +139,7 @@ def decode_rows(
     pool = decode_pool(cfg)
 
     def decode(i, epoch_seed):
+        _DECODING.set()
         row = rows[int(i)]
         job = DecodeJob(
             row.video, vspec, aspec, row.start, row.end, row.audio,
@@ -196,11 +198,13 @@ def release_iterators() -> None:
     decode calls in flight. Left to interpreter teardown, a half-read iterator (say
     `it = iter(ds); next(it)` at the end of a script) waits forever on a decode thread
     that Python has already stopped: the process hangs instead of exiting. Registered
-    after TensorFlow's own exit hooks and the decode workers' (so it runs before them)."""
+    after TensorFlow's own exit hooks and the decode workers' (so it runs before them).
+    Scanning the heap costs ~0.15 s, so a process that never decoded skips it."""
+    if not _DECODING.is_set():
+        return
     for obj in gc.get_objects():
         if isinstance(obj, tf.data.Iterator):
             obj.__dict__.pop("_iterator_resource", None)  # tf.data has no public close()
-    gc.collect()
 
 
 def decode_pool(cfg: DataConfig) -> DecodePool | None:
