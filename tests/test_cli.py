@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 VDG = [sys.executable, "-m", "vdg_tf.cli"]
 
@@ -112,3 +113,20 @@ def test_preprocess_then_evaluate_from_the_folder(trained_run, sample_data, tmp_
     out = run("evaluate", str(trained_run.out), "--data", str(tmp_path / "pre"), "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["n"] == 16
+
+
+def test_decode_cost_tool_reports_the_cpu_split(sample_data):
+    """tools/decode_cost.py backs the CPU table in BENCHMARKS.md: it must run and add up."""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(root / "tools" / "decode_cost.py"), str(sample_data["manifest_train"]),
+         "--clips", "8", "--repeats", "1", "--batches", "3", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout)
+    assert r["bare_decode_ms"] > 0 and r["decode_clip_ms"] > 0
+    assert 0 < r["frames_decoded"] <= r["frames_decoded_no_skip"]
+    s = r["streaming"]
+    assert s["worker_ms_per_clip"] > 0 and s["training_process_ms_per_clip"] > 0
+    assert 0 < s["machine_busy"] <= 1
