@@ -179,9 +179,10 @@ def cmd_benchmark(a: argparse.Namespace) -> dict:
         ]
         if "input_wait_fraction" in r:
             w = r["input_wait_fraction"]
-            lines.append(
-                f"  input wait per step   streaming {w['streaming_threads']:.1%} (threads), {w['streaming_processes']:.1%} (processes), cached {w['cached']:.1%}"
-            )
+            lines += [
+                f"  input wait per step   cached {w['cached']:.1%}, streaming {w['streaming_processes']:.1%} (processes), {w['streaming_threads']:.1%} (threads)",
+                f"    step slower than from memory: cached {w['cached_slowdown']:.1%}, streaming {w['streaming_processes_slowdown']:.1%} (processes), {w['streaming_threads_slowdown']:.1%} (threads)",
+            ]
         if "memory" in r:
             m = r["memory"]
             lines.append(

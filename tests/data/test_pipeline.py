@@ -132,6 +132,33 @@ def test_one_repeated_stream_reshuffles_and_redraws_each_epoch(sample_data):
     assert not np.allclose(videos[0], videos[steps])  # the same clips, new augmentation
 
 
+def test_cached_and_streamed_inputs_are_the_same(sample_data):
+    """With a cache, tokens and log-mel are computed before it: the inputs must not change."""
+    streamed = build(sample_data["manifest_eval"], dataclasses.replace(CFG, cache=False))[0]
+    cached = build(sample_data["manifest_eval"], dataclasses.replace(CFG, cache=True))[0]
+    for (xs, ys), (xc, yc) in zip(streamed, cached, strict=True):
+        np.testing.assert_array_equal(ys, yc)
+        assert set(xs) == set(xc)
+        for k in xs:
+            np.testing.assert_allclose(xs[k], xc[k], atol=1e-6)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_waveform_augmentation_reaches_the_log_mel(sample_data, cache):
+    """Gain and noise change the waveform, so the log-mel must come after them (and after
+    the cache): two epochs of the same clip differ in `audio`, not only in SpecAugment."""
+    aug = dataclasses.replace(DataConfig().augment, noise_snr_db=5.0, freq_mask=0, time_mask=0)
+    cfg = dataclasses.replace(CFG, deterministic=True, shuffle_buffer=1, cache=cache, augment=aug)
+    ds, rows, skips = build(sample_data["manifest_train"], cfg, training=True, repeat=True)
+    steps = -(-(len(rows) - skips.count) // cfg.batch_size)
+    audio = [x["audio"].numpy() for x, _ in ds.take(steps + 1)]
+    assert audio[0].shape[1:] == (log_mel_frames(CFG.audio), CFG.audio.mels, 1)
+    assert np.all(np.isfinite(audio[0]))
+    if not cache:  # a streamed epoch is reshuffled; a cached one with shuffle_buffer=1 is not
+        return
+    assert not np.allclose(audio[0], audio[steps], atol=1e-3)
+
+
 EXIT_SCRIPT = """
 import sys
 from vdg_tf.config import DataConfig

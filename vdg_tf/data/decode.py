@@ -7,6 +7,7 @@ resampled to mono float32 at the target rate. Windows deep in a long file seek f
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,7 +218,7 @@ class FrameSkipper:
 
     def __init__(self, stream: av.video.stream.VideoStream, times: np.ndarray):
         self.ctx = stream.codec_context
-        self.times = np.asarray(times)
+        self.times = sorted(float(t) for t in times)  # plain floats: checked per packet
         tb = stream.time_base
         self.tb = float(tb) if tb else None
         end = (stream.start_time or 0) + stream.duration if stream.duration else None
@@ -230,8 +231,8 @@ class FrameSkipper:
         t0, dur = packet.pts * self.tb, packet.duration * self.tb
         if t0 + 2 * dur >= self.end - self.MARGIN_S:  # one of the last two frames
             return True
-        lo, hi = t0 - self.MARGIN_S, t0 + dur + self.MARGIN_S
-        return bool(np.any((self.times >= lo) & (self.times < hi)))
+        first = bisect.bisect_left(self.times, t0 - self.MARGIN_S)  # a target in the span?
+        return first < len(self.times) and self.times[first] < t0 + dur + self.MARGIN_S
 
     def before(self, packet: av.Packet) -> None:
         """Set the decoder's skip level for this packet (only when it changes)."""
