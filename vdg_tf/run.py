@@ -43,8 +43,8 @@ from vdg_tf.compression import (
 )
 from vdg_tf.compression.cluster import ClusterConfig, cluster, distinct_values
 from vdg_tf.config import Config
-from vdg_tf.data.pipeline import SkipLog
-from vdg_tf.data.sources import dataset_from
+from vdg_tf.data.pipeline import SkipLog, batched_features
+from vdg_tf.data.sources import dataset_from, open_source
 from vdg_tf.export.inspect import inspect_tflite, latency_ms
 from vdg_tf.export.tflite import ExportConfig, convert
 from vdg_tf.export.verify import agreement, predict_tflite, representative_inputs
@@ -240,7 +240,14 @@ def run_pipeline(
         if kind == "prune":
             pc = _options(PruneConfig, params, f"stage {key}")
             log(f"prune to {pc.target_sparsity:.0%} ({pc.schedule}, {pc.epochs} epochs)")
-            state.model = prune(state.model, ctx["fit"], pc, compile_fn, verbose=verbose)
+            state.model = prune(
+                state.model,
+                ctx["fit"],
+                pc,
+                compile_fn,
+                verbose=verbose,
+                steps_per_epoch=ctx["steps"],
+            )
             entry = _saved_entry(state.model, out / f"{key}.keras", ctx, state.labels)
             entry |= {
                 "sparsity": overall_sparsity(state.model, pc),
@@ -251,7 +258,14 @@ def run_pipeline(
         elif kind == "cluster":
             cc = _options(ClusterConfig, params, f"stage {key}")
             log(f"cluster to {cc.clusters} values per kernel ({cc.epochs} epochs)")
-            state.model = cluster(state.model, ctx["fit"], cc, compile_fn, verbose=verbose)
+            state.model = cluster(
+                state.model,
+                ctx["fit"],
+                cc,
+                compile_fn,
+                verbose=verbose,
+                steps_per_epoch=ctx["steps"],
+            )
             entry = _saved_entry(state.model, out / f"{key}.keras", ctx, state.labels)
             entry |= {"distinct_values": distinct_values(state.model, cc)}
             finish(key, {"clustered": entry})
@@ -261,7 +275,14 @@ def run_pipeline(
                 "C" if qc.preserve_clusters else ""
             )
             log(f"quantization-aware training ({kind_name or 'plain '}QAT, {qc.epochs} epochs)")
-            result = qat(state.model, ctx["fit"], qc, compile_fn, verbose=verbose)
+            result = qat(
+                state.model,
+                ctx["fit"],
+                qc,
+                compile_fn,
+                verbose=verbose,
+                steps_per_epoch=ctx["steps"],
+            )
             state.qat_model, state.float_layers = result.model, result.float_layers
             entry = _saved_entry(state.qat_model, _stage_file(out, key, kind), ctx, state.labels)
             entry["layers_left_float"] = result.float_layers
@@ -343,7 +364,14 @@ def _sweep(sc: SweepConfig, folder: Path, state, ctx, compile_fn, verbose, log) 
             else:
                 pc = _options(PruneConfig, {**sc.prune, "target_sparsity": s}, f"sweep {tag}")
                 log(f"sweep: prune to {s:.0%}")
-                model = prune(state.model, ctx["fit"], pc, compile_fn, verbose=verbose)
+                model = prune(
+                    state.model,
+                    ctx["fit"],
+                    pc,
+                    compile_fn,
+                    verbose=verbose,
+                    steps_per_epoch=ctx["steps"],
+                )
                 save_model_atomic(model, pfile)
         for target in sc.targets:
             name = (
@@ -364,7 +392,14 @@ def _sweep(sc: SweepConfig, folder: Path, state, ctx, compile_fn, verbose, log) 
                             QATConfig, {"preserve_sparsity": s > 0, **sc.qat}, f"sweep {tag}"
                         )
                         log(f"sweep: QAT at sparsity {s:.0%}")
-                        qat_model = qat(model, ctx["fit"], qc, compile_fn, verbose=verbose).model
+                        qat_model = qat(
+                            model,
+                            ctx["fit"],
+                            qc,
+                            compile_fn,
+                            verbose=verbose,
+                            steps_per_epoch=ctx["steps"],
+                        ).model
                         save_model_atomic(qat_model, qfile)
                 source = qat_model
             log(f"sweep: export {target} at sparsity {s:.0%}, verify in LiteRT")
@@ -377,10 +412,14 @@ def _sweep(sc: SweepConfig, folder: Path, state, ctx, compile_fn, verbose, log) 
 
 def _context(cfg: Config, train_data, eval_data, labels, tokenizer, output_names) -> dict:
     skips = SkipLog()
-    train_ds = dataset_from(train_data, cfg.data, labels, tokenizer, training=True, skips=skips)
+    source = open_source(train_data, cfg.data, labels, training=True, skips=skips)
+    # one endless stream, read `steps` batches an epoch (as `vdg train` reads it): no
+    # counting pass to learn an epoch's length, no new iterator per fine-tuning epoch
+    train_ds = batched_features(source.decoded, cfg.data, tokenizer, training=True, repeat=True)
     plain = dataset_from(train_data, cfg.data, labels, tokenizer, training=False)
     return {
         "fit": with_head_targets(train_ds, output_names),
+        "steps": source.steps(cfg.data.batch_size),
         "train_plain": plain,  # un-augmented: representative data for int8 calibration
         "eval": dataset_from(eval_data, cfg.data, labels, tokenizer, skips=skips),
         "tokenizer": tokenizer,

@@ -29,9 +29,14 @@ def train_ds(trained_run, sample_data):
 def test_clustered_kernels_hold_at_most_n_values(trained_run, train_ds):
     cfg = ClusterConfig(clusters=8, epochs=1, preserve_sparsity=False, min_weights=256)
     fit = with_head_targets(train_ds, trained_run.model.output_names)
-    clustered = cluster(
-        trained_run.model, fit, cfg, lambda m, s: compile_classifier(m, tiny_config(), s)
-    )
+    steps = []
+
+    def compile_fn(m, s):
+        steps.append(s)
+        compile_classifier(m, tiny_config(), s)
+
+    clustered = cluster(trained_run.model, fit, cfg, compile_fn)
+    assert steps == [sum(1 for _ in fit)]  # a filtered stream's epoch, counted (was 1)
     counts = distinct_values(clustered, cfg)
     assert counts and all(n <= 8 for n in counts.values()), counts
     assert (

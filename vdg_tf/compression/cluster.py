@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
+from vdg_tf.compression.fitting import epoch_steps
 from vdg_tf.compression.prune import PruneConfig, selected_for_pruning
 
 clustering = tfmot.clustering.keras
@@ -59,12 +60,15 @@ def cluster(
     cfg: ClusterConfig,
     compile_fn: Callable[[keras.Model, int], None],
     verbose: int = 0,
+    steps_per_epoch: int | None = None,
 ) -> keras.Model:
-    """Cluster, fine-tune and strip; returns a plain model whose kernels hold <= `clusters` values."""
+    """Cluster, fine-tune and strip; returns a plain model whose kernels hold <= `clusters` values.
+
+    `steps_per_epoch`: batches an epoch when `train_ds` is an endless stream.
+    """
     wrapped = wrap_for_clustering(model, cfg)
-    steps = int(train_ds.cardinality())
-    compile_fn(wrapped, max(steps, 1))
-    wrapped.fit(train_ds, epochs=cfg.epochs, verbose=verbose)
+    compile_fn(wrapped, epoch_steps(train_ds, steps_per_epoch))
+    wrapped.fit(train_ds, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs, verbose=verbose)
     return clustering.strip_clustering(wrapped)
 
 

@@ -15,6 +15,8 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
+from vdg_tf.compression.fitting import epoch_steps
+
 sparsity = tfmot.sparsity.keras
 PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Embedding)
 
@@ -126,20 +128,22 @@ def prune(
     compile_fn: Callable[[keras.Model, int], None],
     validation_ds: tf.data.Dataset | None = None,
     verbose: int = 0,
+    steps_per_epoch: int | None = None,
 ) -> keras.Model:
     """Prune `model` to `cfg.target_sparsity` while fine-tuning; returns the stripped model.
 
     Args:
       compile_fn: compiles a model for `(model, steps_per_epoch)`, so pruning trains with
         the same loss as training did.
+      steps_per_epoch: batches an epoch when `train_ds` is an endless stream (see
+        `fitting.epoch_steps`); the pruning schedule ends with the last epoch.
     """
-    steps = int(train_ds.cardinality())
-    if steps <= 0:
-        steps = sum(1 for _ in train_ds)
+    steps = epoch_steps(train_ds, steps_per_epoch)
     wrapped = wrap_for_pruning(model, steps, cfg)
     compile_fn(wrapped, steps)
     wrapped.fit(
         train_ds,
+        steps_per_epoch=steps_per_epoch,
         validation_data=validation_ds,
         epochs=cfg.epochs,
         callbacks=[sparsity.UpdatePruningStep()],

@@ -34,6 +34,8 @@ from tensorflow_model_optimization.python.core.quantization.keras.default_8bit i
     default_8bit_quantize_registry,
 )
 
+from vdg_tf.compression.fitting import epoch_steps
+
 quant = tfmot.quantization.keras
 
 _REGISTRY = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
@@ -142,14 +144,21 @@ def qat(
     compile_fn: Callable[[keras.Model, int], None],
     validation_ds: tf.data.Dataset | None = None,
     verbose: int = 0,
+    steps_per_epoch: int | None = None,
 ) -> QATResult:
-    """Quantization-aware fine-tuning of `model`; returns the QAT model and its float layers."""
+    """Quantization-aware fine-tuning of `model`; returns the QAT model and its float layers.
+
+    `steps_per_epoch`: batches an epoch when `train_ds` is an endless stream.
+    """
     result = quantize_aware(model, cfg.preserve_sparsity, cfg.preserve_clusters)
-    steps = int(train_ds.cardinality())
-    if steps <= 0:
-        steps = sum(1 for _ in train_ds)
-    compile_fn(result.model, steps)
-    result.model.fit(train_ds, validation_data=validation_ds, epochs=cfg.epochs, verbose=verbose)
+    compile_fn(result.model, epoch_steps(train_ds, steps_per_epoch))
+    result.model.fit(
+        train_ds,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=validation_ds,
+        epochs=cfg.epochs,
+        verbose=verbose,
+    )
     return result
 
 
