@@ -83,6 +83,36 @@ def test_a_hung_decode_times_out_and_the_worker_is_replaced(pool, clip_path):
     assert set(pool.pids()) != before
 
 
+def test_jobs_queued_behind_a_crash_go_to_a_new_worker(clip_path):
+    """Jobs wait in a worker's pipe; a crash fails only the job that caused it."""
+    pool = DecodePool(1)
+    try:
+        jobs = [DecodeJob(clip_path, VS, AS), CrashJob(clip_path, VS, AS)]
+        jobs += [DecodeJob(clip_path, VS, AS, seed=(0, i)) for i in range(3)]
+        futures = [pool.submit(job) for job in jobs]  # all queued before the first is done
+        assert futures[0].result().has_audio
+        with pytest.raises(DecodeError, match="decoder process crashed"):
+            futures[1].result()
+        for f in futures[2:]:
+            assert f.result().frames.shape == (4, 32, 32, 3)
+        assert len(pool.pids()) == 1
+    finally:
+        pool.close()
+
+
+def test_jobs_queued_behind_a_hang_go_to_a_new_worker(clip_path):
+    pool = DecodePool(1)
+    try:
+        pool.decode(DecodeJob(clip_path, VS, AS))
+        hung = pool.submit(DecodeJob(clip_path, VS, AS), timeout=1e-4)
+        behind = [pool.submit(DecodeJob(clip_path, VS, AS)) for _ in range(2)]
+        with pytest.raises(DecodeError, match="took over"):
+            hung.result()
+        assert all(f.result().has_audio for f in behind)
+    finally:
+        pool.close()
+
+
 def test_close_ends_every_worker(clip_path):
     pool = DecodePool(2)
     pool.decode(DecodeJob(clip_path, VS, AS))

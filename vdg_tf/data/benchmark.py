@@ -243,8 +243,8 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
             "decode_only_ffmpeg_threads": lambda: _decode_all(
                 rows, lambda r: decode_only(r, dcfg, 0), cores
             ),
-            "decode_only_processes": lambda: _decode_all(
-                rows, lambda r: processes.decode(DecodeOnlyJob(r, dcfg)), processes.workers
+            "decode_only_processes": lambda: _decode_all(  # jobs queued as the pipeline's are
+                rows, lambda r: processes.decode(DecodeOnlyJob(r, dcfg)), 3 * processes.workers
             ),
         },
         repeats,

@@ -11,23 +11,26 @@ worker); these import only PyAV, numpy and the decoder.
 
 POSIX only (it waits on pipes with `select`); on Windows the pipeline decodes in threads.
 One pool per process, shared by every dataset, started on first use and kept until exit,
-so an epoch never pays start-up. A worker that dies (a crash inside FFmpeg) or hangs on
-a file is replaced and that clip reported; the epoch goes on.
+so an epoch never pays start-up. Jobs queue on the workers' pipes, so a worker never
+waits for the next one. A worker that dies (a crash inside FFmpeg) or hangs on a file is
+replaced and that clip reported; the jobs queued behind it go to another worker.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import os
 import pickle
-import queue
 import select
 import struct
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -92,14 +95,17 @@ def _recv(fd: int) -> object:
     return pickle.loads(_recv_exact(fd, size))
 
 
-class _WorkerGone(Exception):
-    """The worker was dead before it got the job; the job can go to another."""
-
-
 class _Worker:
-    """One decode process; used by one thread at a time."""
+    """One decode process and the thread that reads its replies.
 
-    def __init__(self) -> None:
+    Jobs are written to its stdin as they come (`submit`), so the process finds its next
+    job waiting the moment it finishes one: it never idles while the training process,
+    busy on the same cores, gets round to collecting a reply and handing out the next job
+    (on 2 cores that gap left ~15% of the machine idle). The process answers in order,
+    so the reader thread hands each reply to the oldest waiting job.
+    """
+
+    def __init__(self, on_lost) -> None:
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])  # importable without an install
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
@@ -112,32 +118,82 @@ class _Worker:
             bufsize=0,
         )
         _widen(self.proc.stdout.fileno())
+        self._on_lost = on_lost  # (worker, unanswered jobs) -> None: replace it, resend them
+        self.pending: collections.deque[_Job] = collections.deque()
+        self._cond = threading.Condition()  # guards pending, stdin writes and `ended`
+        self.ended = False  # dead, killed or closed: takes no more jobs
+        self._head_since = 0.0  # when the oldest pending job reached the front
+        threading.Thread(target=self._read_replies, daemon=True, name="vdg-decode-reader").start()
 
-    def decode(self, job: DecodeJob, timeout: float) -> Clip:
-        """The clip, or DecodeError: the file's own error, a crash, or no answer in `timeout`."""
-        try:
-            _send(self.proc.stdin.fileno(), job)
-        except OSError:  # it died before this job reached it: not the file's fault
-            self.kill()
-            raise _WorkerGone from None
-        try:
-            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-            if not ready:
-                self.kill()
-                raise DecodeError(f"{job.path}: decoding took over {timeout:.0f} s")
-            status, value = _recv(self.proc.stdout.fileno())
-        except (EOFError, OSError):
-            self.kill()
-            raise DecodeError(f"{job.path}: the decoder process crashed on this file") from None
-        if status != "ok":
-            raise DecodeError(value)
-        return value
+    @property
+    def load(self) -> int:
+        return len(self.pending)
+
+    def submit(self, job: _Job) -> bool:
+        """Queue `job` on this process; False if it is gone (the job can go elsewhere)."""
+        with self._cond:
+            if self.ended:
+                return False
+            try:
+                _send(self.proc.stdin.fileno(), job.job)
+            except OSError:  # died while idle: not the job's fault
+                self.ended = True
+                return False
+            if not self.pending:
+                self._head_since = time.monotonic()
+            self.pending.append(job)
+            self._cond.notify()
+        return True
+
+    def _read_replies(self) -> None:
+        fd = self.proc.stdout.fileno()
+        while True:
+            with self._cond:
+                while not self.pending and not self.ended:
+                    self._cond.wait()
+                if not self.pending:
+                    return
+                head, since = self.pending[0], self._head_since
+            left = since + head.timeout - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(left, 0.0))
+            if not ready or time.monotonic() > since + head.timeout:  # late, even if here now
+                self._lose(DecodeError(f"{head.path}: decoding took over {head.timeout:.0f} s"))
+                return
+            try:
+                status, value = _recv(fd)
+            except (EOFError, OSError):
+                self._lose(DecodeError(f"{head.path}: the decoder process crashed on this file"))
+                return
+            with self._cond:
+                if not self.pending or self.pending[0] is not head:
+                    return  # closed meanwhile: its jobs were failed there
+                self.pending.popleft()
+                self._head_since = time.monotonic()
+            if status == "ok":
+                head.future.set_result(value)
+            else:
+                head.future.set_exception(DecodeError(value))
+
+    def _lose(self, error: DecodeError) -> None:
+        """The process died or hung on the oldest job: that job fails with `error`, the
+        ones queued behind it go to other workers (the pool replaces this one first)."""
+        self.kill()
+        with self._cond:
+            if not self.pending:  # closed meanwhile: its jobs were failed there
+                return
+            head, *rest = self.pending
+            self.pending.clear()
+        self._on_lost(self, rest)
+        head.future.set_exception(error)
 
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def kill(self) -> None:
+        with self._cond:
+            self.ended = True
+            self._cond.notify()
         if self.alive:
             self.proc.kill()
         self.proc.wait()
@@ -146,56 +202,77 @@ class _Worker:
                 pipe.close()
 
     def close(self) -> None:
-        """Ask the worker to exit (end of its input), then make sure it did."""
+        """Ask the worker to exit (end of its input), then make sure it did; jobs still
+        queued fail (the pool is shutting down)."""
+        with self._cond:
+            self.ended = True
+            left = list(self.pending)
+            self.pending.clear()
+            self._cond.notify()
         try:
             self.proc.stdin.close()
             self.proc.wait(timeout=5)
         except (OSError, subprocess.TimeoutExpired):
             pass
         self.kill()
+        for job in left:
+            job.future.set_exception(DecodeError(f"{job.path}: the decode pool was closed"))
+
+
+@dataclass
+class _Job:
+    """A job on its way through a worker: what to run, how long it may take, who waits."""
+
+    job: DecodeJob
+    timeout: float
+    future: Future = field(default_factory=Future)
+
+    @property
+    def path(self) -> str:
+        return self.job.path
 
 
 class DecodePool:
-    """`workers` decode processes; `decode` blocks the calling thread (not the GIL) on one."""
+    """`workers` decode processes; jobs queue on the least loaded one.
+
+    `decode` blocks the calling thread (not the GIL) until its clip is back; `submit`
+    returns at once with a Future, for callers that keep several clips in flight.
+    """
 
     def __init__(self, workers: int):
         self.workers = workers
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
 
-    def _start(self) -> None:
-        with self._lock:
-            while len(self._all) < self.workers:
-                worker = _Worker()
-                self._all.append(worker)
-                self._idle.put(worker)
+    def submit(self, job: DecodeJob, timeout: float = DECODE_TIMEOUT_S) -> Future:
+        """Queue `job`; its Future gives the Clip or raises DecodeError naming the file."""
+        item = _Job(job, timeout)
+        self._dispatch(item)
+        return item.future
 
     def decode(self, job: DecodeJob, timeout: float = DECODE_TIMEOUT_S) -> Clip:
-        """Decode `job` in a free worker; DecodeError names the file on any failure."""
-        if len(self._all) < self.workers:
-            self._start()
-        worker = self._replace_if_dead(self._idle.get())
-        try:
-            try:
-                return worker.decode(job, timeout)
-            except _WorkerGone:
-                worker = self._replace_if_dead(worker)
-                return worker.decode(job, timeout)
-        finally:
-            self._idle.put(self._replace_if_dead(worker))
+        """Decode `job` in a worker; DecodeError names the file on any failure."""
+        return self.submit(job, timeout).result()
 
-    def _replace_if_dead(self, worker: _Worker) -> _Worker:
-        """A worker that crashed, was killed after a hang, or died while idle -> a new one."""
-        if worker.alive:
-            return worker
+    def _dispatch(self, item: _Job) -> None:
+        for _ in range(3):  # a worker found dead is replaced and the next one tried
+            with self._lock:
+                while len(self._all) < self.workers:
+                    self._all.append(_Worker(self._lost))
+                worker = min(self._all, key=lambda w: w.load)
+            if worker.submit(item):
+                return
+            self._lost(worker, [])
+        item.future.set_exception(DecodeError(f"{item.path}: no decoder process would start"))
+
+    def _lost(self, worker: _Worker, unanswered: list[_Job]) -> None:
+        """Replace a dead, hung or idle-killed worker; resend the jobs it never answered."""
         worker.kill()
         with self._lock:
             if worker in self._all:
-                self._all.remove(worker)
-            fresh = _Worker()
-            self._all.append(fresh)
-        return fresh
+                self._all[self._all.index(worker)] = _Worker(self._lost)
+        for item in unanswered:
+            self._dispatch(item)
 
     def pids(self) -> list[int]:
         """Process ids of the workers (started on first use)."""
@@ -206,7 +283,6 @@ class DecodePool:
         """Stop every worker; a later `decode` starts new ones."""
         with self._lock:
             workers, self._all = self._all, []
-            self._idle = queue.SimpleQueue()
         for worker in workers:
             worker.close()
 
