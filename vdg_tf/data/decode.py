@@ -8,6 +8,7 @@ resampled to mono float32 at the target rate. Windows deep in a long file seek f
 from __future__ import annotations
 
 import bisect
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,14 +56,16 @@ def sample_times(
 def _resize(frame: av.VideoFrame, size: int, mode: str, scaler: VideoReformatter) -> np.ndarray:
     """Short-side resize + centre crop (`crop`) or long-side resize + black pad (`pad`).
 
-    One swscale context per clip (`scaler`), single-threaded: PyAV's default builds a new
-    context with a thread per core for every frame, which for a small frame costs more
-    than the scaling and stalls badly when decode threads already fill the cores.
+    One swscale context per thread (`scaler`), single-threaded: PyAV's default builds a
+    new context with a thread per core for every frame, which for a small frame costs more
+    than the scaling and stalls badly when decode threads already fill the cores. Area
+    averaging: it does not alias when shrinking, and costs 19 us a frame here against
+    bilinear's 27 (96x96 -> 64x64, PyAV 18).
     """
     w, h = frame.width, frame.height
     scale = size / min(w, h) if mode == "crop" else size / max(w, h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    img = scaler.reformat(frame, nw, nh, "rgb24", threads=1).to_ndarray()
+    img = scaler.reformat(frame, nw, nh, "rgb24", interpolation="AREA", threads=1).to_ndarray()
     if mode == "crop":
         y, x = (nh - size) // 2, (nw - size) // 2
         return img[y : y + size, x : x + size]
@@ -70,6 +73,18 @@ def _resize(frame: av.VideoFrame, size: int, mode: str, scaler: VideoReformatter
     y, x = (size - nh) // 2, (size - nw) // 2
     out[y : y + nh, x : x + nw] = img
     return out
+
+
+_SCALERS = threading.local()
+
+
+def _thread_scaler() -> VideoReformatter:
+    """This thread's swscale context, kept across clips: FFmpeg reuses it while sizes and
+    formats stay the same, and building one cost as much as the clip's 8 resizes."""
+    scaler = getattr(_SCALERS, "scaler", None)
+    if scaler is None:
+        scaler = _SCALERS.scaler = VideoReformatter()
+    return scaler
 
 
 def _clip_bounds(container: av.container.InputContainer, start, end) -> tuple[float, float]:
@@ -150,7 +165,7 @@ def _decode_streams(
     times = sample_times(lo, hi, video, rng)
     skipper = FrameSkipper(vs, times) if skip_unneeded and threads == 1 else None
     alo, ahi = _audio_window(lo, hi, audio)
-    scaler = VideoReformatter()
+    scaler = _thread_scaler()
     picked: list[np.ndarray | None] = [None] * len(times)
     prev = None
     k = 0
