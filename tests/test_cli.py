@@ -96,6 +96,7 @@ def test_benchmark_pipeline_reports_every_figure(sample_data):
     wait = r["input_wait_fraction"]
     for name in ("streaming_threads", "streaming_processes", "cached"):
         assert 0.0 <= wait[name] < 1.0 and wait[f"{name}_step_ms"] > 0
+        assert 0.0 <= wait[f"{name}_slowdown"] < 1.0
 
 
 def test_preprocess_then_evaluate_from_the_folder(trained_run, sample_data, tmp_path):

@@ -195,7 +195,7 @@ def _threads_for(calls: int) -> tf.data.Options:
     A call to a worker process blocks its tf.data thread until the clip is back. With
     tf.data's default pool (a thread per core) only `cores` clips were ever in flight, so
     each worker finished a clip and then waited for its next job: every job found its
-    worker idle, and on 2 cores 13% of the machine sat idle (`vdg benchmark pipeline`).
+    worker idle, and on 2 cores 13% of the machine sat idle (`tools/decode_cost.py`).
     """
     options = tf.data.Options()
     options.threading.private_threadpool_size = calls + (os.cpu_count() or 1)
@@ -291,7 +291,8 @@ def batched_features(
 
 def fixed_features(clip: dict, cfg: DataConfig, tokenizer: TextTokenizer, mel: bool) -> dict:
     """A batch of decoded clips -> what no augmentation changes: token ids, text mask and,
-    when `mel`, the log-mel (silent where the clip has no audio) in place of the waveform."""
+    when `mel`, the log-mel in place of the waveform (`model_inputs` masks clips without
+    audio)."""
     out = {
         "frames": clip["frames"],
         "audio_mask": clip["audio_mask"],
