@@ -279,12 +279,14 @@ class DecodePool:
         return self.submit(job, timeout).result()
 
     def _dispatch(self, item: _Job) -> None:
-        for _ in range(3):  # a worker found dead is replaced and the next one tried
+        for _ in range(self.workers + 2):  # a worker found dead is replaced, the next tried
             with self._lock:
                 while len(self._all) < self.workers:
                     self._all.append(_Worker(self._lost))
                 worker = min(self._all, key=lambda w: w.load)
-            if worker.submit(item):
+            # one that died while idle is replaced before it gets the job; a failed write
+            # (it died since) is caught by `submit`
+            if worker.alive and worker.submit(item):
                 return
             self._lost(worker, [])
         item.future.set_exception(DecodeError(f"{item.path}: no decoder process would start"))
