@@ -7,7 +7,7 @@ Text: token dropout. Temporal jitter happens at decode time (`decode.sample_time
 
 Every transform works on a whole batch with its own draw per clip: one op over the
 batch instead of a dozen tiny ops per clip, which on a CPU cost more than the pixels
-(`vdg benchmark pipeline`). The single-clip functions run the batch ones on a batch of 1.
+(BENCHMARKS.md, data pipeline). The single-clip functions run the batch ones on a batch of 1.
 """
 
 from __future__ import annotations
