@@ -113,6 +113,25 @@ def test_jobs_queued_behind_a_hang_go_to_a_new_worker(clip_path):
         pool.close()
 
 
+def test_a_worker_killed_with_jobs_queued_loses_at_most_the_one_it_was_on(clip_path):
+    """Killed from outside mid-queue: no job hangs; only the clip in progress may fail."""
+    pool = DecodePool(1)
+    try:
+        pool.decode(DecodeJob(clip_path, VS, AS))
+        futures = [pool.submit(DecodeJob(clip_path, VS, AS, seed=(1, i))) for i in range(4)]
+        os.kill(pool.pids()[0], signal.SIGKILL)
+        failed = 0
+        for f in futures:
+            try:
+                assert f.result(timeout=60).frames.shape == (4, 32, 32, 3)
+            except DecodeError as e:
+                assert "decoder process crashed" in str(e)
+                failed += 1
+        assert failed <= 1 and pool.decode(DecodeJob(clip_path, VS, AS)).has_audio
+    finally:
+        pool.close()
+
+
 def test_close_ends_every_worker(clip_path):
     pool = DecodePool(2)
     pool.decode(DecodeJob(clip_path, VS, AS))

@@ -170,7 +170,15 @@ class _Worker:
         return True
 
     def _read_replies(self) -> None:
-        fd = self.proc.stdout.fileno()
+        """Reader thread: owns the stdout pipe (closes it when it ends), so no other thread
+        can close the descriptor under a `select` or a read in progress."""
+        try:
+            self._reply_loop(self.proc.stdout.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                self.proc.stdout.close()
+
+    def _reply_loop(self, fd: int) -> None:
         while True:
             with self._cond:
                 while not self.pending and not self.ended:
@@ -179,14 +187,16 @@ class _Worker:
                     return
                 head, since = self.pending[0], self._head_since
             left = since + head.timeout - time.monotonic()
-            ready, _, _ = select.select([fd], [], [], max(left, 0.0))
-            if not ready or time.monotonic() > since + head.timeout:  # late, even if here now
-                self._lose(DecodeError(f"{head.path}: decoding took over {head.timeout:.0f} s"))
-                return
             try:
-                status, value = _recv(fd)
+                ready, _, _ = select.select([fd], [], [], max(left, 0.0))
+                late = not ready or time.monotonic() > since + head.timeout  # even if here now
+                if not late:
+                    status, value = _recv(fd)
             except (EOFError, OSError):
                 self._lose(DecodeError(f"{head.path}: the decoder process crashed on this file"))
+                return
+            if late:
+                self._lose(DecodeError(f"{head.path}: decoding took over {head.timeout:.0f} s"))
                 return
             with self._cond:
                 if not self.pending or self.pending[0] is not head:
@@ -221,9 +231,8 @@ class _Worker:
             self.ended = True
             self._cond.notify()
         self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(OSError):
-                pipe.close()
+        with contextlib.suppress(OSError):  # stdout is the reader thread's to close
+            self.proc.stdin.close()
 
     def close(self) -> None:
         """Ask the worker to exit (end of its input), then make sure it did; jobs still
