@@ -240,14 +240,7 @@ def run_pipeline(
         if kind == "prune":
             pc = _options(PruneConfig, params, f"stage {key}")
             log(f"prune to {pc.target_sparsity:.0%} ({pc.schedule}, {pc.epochs} epochs)")
-            state.model = prune(
-                state.model,
-                ctx["fit"],
-                pc,
-                compile_fn,
-                verbose=verbose,
-                steps_per_epoch=ctx["steps"],
-            )
+            state.model = _fine_tune(prune, state.model, pc, ctx, compile_fn, verbose)
             entry = _saved_entry(state.model, out / f"{key}.keras", ctx, state.labels)
             entry |= {
                 "sparsity": overall_sparsity(state.model, pc),
@@ -258,14 +251,7 @@ def run_pipeline(
         elif kind == "cluster":
             cc = _options(ClusterConfig, params, f"stage {key}")
             log(f"cluster to {cc.clusters} values per kernel ({cc.epochs} epochs)")
-            state.model = cluster(
-                state.model,
-                ctx["fit"],
-                cc,
-                compile_fn,
-                verbose=verbose,
-                steps_per_epoch=ctx["steps"],
-            )
+            state.model = _fine_tune(cluster, state.model, cc, ctx, compile_fn, verbose)
             entry = _saved_entry(state.model, out / f"{key}.keras", ctx, state.labels)
             entry |= {"distinct_values": distinct_values(state.model, cc)}
             finish(key, {"clustered": entry})
@@ -275,14 +261,7 @@ def run_pipeline(
                 "C" if qc.preserve_clusters else ""
             )
             log(f"quantization-aware training ({kind_name or 'plain '}QAT, {qc.epochs} epochs)")
-            result = qat(
-                state.model,
-                ctx["fit"],
-                qc,
-                compile_fn,
-                verbose=verbose,
-                steps_per_epoch=ctx["steps"],
-            )
+            result = _fine_tune(qat, state.model, qc, ctx, compile_fn, verbose)
             state.qat_model, state.float_layers = result.model, result.float_layers
             entry = _saved_entry(state.qat_model, _stage_file(out, key, kind), ctx, state.labels)
             entry["layers_left_float"] = result.float_layers
@@ -364,14 +343,7 @@ def _sweep(sc: SweepConfig, folder: Path, state, ctx, compile_fn, verbose, log) 
             else:
                 pc = _options(PruneConfig, {**sc.prune, "target_sparsity": s}, f"sweep {tag}")
                 log(f"sweep: prune to {s:.0%}")
-                model = prune(
-                    state.model,
-                    ctx["fit"],
-                    pc,
-                    compile_fn,
-                    verbose=verbose,
-                    steps_per_epoch=ctx["steps"],
-                )
+                model = _fine_tune(prune, state.model, pc, ctx, compile_fn, verbose)
                 save_model_atomic(model, pfile)
         for target in sc.targets:
             name = (
@@ -392,14 +364,7 @@ def _sweep(sc: SweepConfig, folder: Path, state, ctx, compile_fn, verbose, log) 
                             QATConfig, {"preserve_sparsity": s > 0, **sc.qat}, f"sweep {tag}"
                         )
                         log(f"sweep: QAT at sparsity {s:.0%}")
-                        qat_model = qat(
-                            model,
-                            ctx["fit"],
-                            qc,
-                            compile_fn,
-                            verbose=verbose,
-                            steps_per_epoch=ctx["steps"],
-                        ).model
+                        qat_model = _fine_tune(qat, model, qc, ctx, compile_fn, verbose).model
                         save_model_atomic(qat_model, qfile)
                 source = qat_model
             log(f"sweep: export {target} at sparsity {s:.0%}, verify in LiteRT")
@@ -408,6 +373,14 @@ def _sweep(sc: SweepConfig, folder: Path, state, ctx, compile_fn, verbose, log) 
             write_json(rec, entry)
             entries[name] = entry
     return entries
+
+
+def _fine_tune(stage, model, stage_cfg, ctx: dict, compile_fn, verbose: int):
+    """Run a compression stage (`prune`, `cluster`, `qat`) on the run's training stream:
+    `steps` batches an epoch of the one repeated stream `_context` built."""
+    return stage(
+        model, ctx["fit"], stage_cfg, compile_fn, verbose=verbose, steps_per_epoch=ctx["steps"]
+    )
 
 
 def _context(cfg: Config, train_data, eval_data, labels, tokenizer, output_names) -> dict:

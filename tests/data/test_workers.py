@@ -34,6 +34,14 @@ def pool():
 
 
 @pytest.fixture
+def one_worker():
+    """A pool of one process: every job queues behind the one before it."""
+    p = DecodePool(1)
+    yield p
+    p.close()
+
+
+@pytest.fixture
 def clip_path(sample_data):
     rows, _ = read_manifest(sample_data["manifest_eval"])
     return rows[0].video
@@ -83,53 +91,41 @@ def test_a_hung_decode_times_out_and_the_worker_is_replaced(pool, clip_path):
     assert set(pool.pids()) != before
 
 
-def test_jobs_queued_behind_a_crash_go_to_a_new_worker(clip_path):
+def test_jobs_queued_behind_a_crash_go_to_a_new_worker(one_worker, clip_path):
     """Jobs wait in a worker's pipe; a crash fails only the job that caused it."""
-    pool = DecodePool(1)
-    try:
-        jobs = [DecodeJob(clip_path, VS, AS), CrashJob(clip_path, VS, AS)]
-        jobs += [DecodeJob(clip_path, VS, AS, seed=(0, i)) for i in range(3)]
-        futures = [pool.submit(job) for job in jobs]  # all queued before the first is done
-        assert futures[0].result().has_audio
-        with pytest.raises(DecodeError, match="decoder process crashed"):
-            futures[1].result()
-        for f in futures[2:]:
-            assert f.result().frames.shape == (4, 32, 32, 3)
-        assert len(pool.pids()) == 1
-    finally:
-        pool.close()
+    jobs = [DecodeJob(clip_path, VS, AS), CrashJob(clip_path, VS, AS)]
+    jobs += [DecodeJob(clip_path, VS, AS, seed=(0, i)) for i in range(3)]
+    futures = [one_worker.submit(job) for job in jobs]  # all queued before the first is done
+    assert futures[0].result().has_audio
+    with pytest.raises(DecodeError, match="decoder process crashed"):
+        futures[1].result()
+    for f in futures[2:]:
+        assert f.result().frames.shape == (4, 32, 32, 3)
+    assert len(one_worker.pids()) == 1
 
 
-def test_jobs_queued_behind_a_hang_go_to_a_new_worker(clip_path):
-    pool = DecodePool(1)
-    try:
-        pool.decode(DecodeJob(clip_path, VS, AS))
-        hung = pool.submit(DecodeJob(clip_path, VS, AS), timeout=1e-4)
-        behind = [pool.submit(DecodeJob(clip_path, VS, AS)) for _ in range(2)]
-        with pytest.raises(DecodeError, match="took over"):
-            hung.result()
-        assert all(f.result().has_audio for f in behind)
-    finally:
-        pool.close()
+def test_jobs_queued_behind_a_hang_go_to_a_new_worker(one_worker, clip_path):
+    one_worker.decode(DecodeJob(clip_path, VS, AS))
+    hung = one_worker.submit(DecodeJob(clip_path, VS, AS), timeout=1e-4)
+    behind = [one_worker.submit(DecodeJob(clip_path, VS, AS)) for _ in range(2)]
+    with pytest.raises(DecodeError, match="took over"):
+        hung.result()
+    assert all(f.result().has_audio for f in behind)
 
 
-def test_a_worker_killed_with_jobs_queued_loses_at_most_the_one_it_was_on(clip_path):
+def test_a_worker_killed_with_jobs_queued_loses_at_most_the_one_it_was_on(one_worker, clip_path):
     """Killed from outside mid-queue: no job hangs; only the clip in progress may fail."""
-    pool = DecodePool(1)
-    try:
-        pool.decode(DecodeJob(clip_path, VS, AS))
-        futures = [pool.submit(DecodeJob(clip_path, VS, AS, seed=(1, i))) for i in range(4)]
-        os.kill(pool.pids()[0], signal.SIGKILL)
-        failed = 0
-        for f in futures:
-            try:
-                assert f.result(timeout=60).frames.shape == (4, 32, 32, 3)
-            except DecodeError as e:
-                assert "decoder process crashed" in str(e)
-                failed += 1
-        assert failed <= 1 and pool.decode(DecodeJob(clip_path, VS, AS)).has_audio
-    finally:
-        pool.close()
+    one_worker.decode(DecodeJob(clip_path, VS, AS))
+    futures = [one_worker.submit(DecodeJob(clip_path, VS, AS, seed=(1, i))) for i in range(4)]
+    os.kill(one_worker.pids()[0], signal.SIGKILL)
+    failed = 0
+    for f in futures:
+        try:
+            assert f.result(timeout=60).frames.shape == (4, 32, 32, 3)
+        except DecodeError as e:
+            assert "decoder process crashed" in str(e)
+            failed += 1
+    assert failed <= 1 and one_worker.decode(DecodeJob(clip_path, VS, AS)).has_audio
 
 
 def test_close_ends_every_worker(clip_path):
