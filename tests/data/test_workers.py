@@ -13,7 +13,7 @@ from vdg_tf.config import AudioSpec, DataConfig, TextSpec, VideoSpec
 from vdg_tf.data.decode import DecodeError
 from vdg_tf.data.features import TextTokenizer
 from vdg_tf.data.manifest import label_vocabulary, read_manifest
-from vdg_tf.data.pipeline import make_dataset
+from vdg_tf.data.pipeline import DECODE_GROUP, SkipLog, make_dataset
 from vdg_tf.data.workers import DecodeJob, DecodePool
 
 VS, AS = VideoSpec(frames=4, size=32), AudioSpec(seconds=1.0)
@@ -136,9 +136,15 @@ def test_close_ends_every_worker(clip_path):
     assert pool.pids() == [] and not any(p.exists() for p in procs)
 
 
-def test_threads_and_processes_give_the_same_batches(sample_data):
-    rows, _ = read_manifest(sample_data["manifest_eval"])
+def test_threads_and_processes_give_the_same_batches(sample_data, tmp_path):
+    """Processes decode a group of clips a call: bad clips inside a group, and a last
+    group cut short, must give what threads give clip by clip."""
+    rows, _ = read_manifest(sample_data["manifest_train"])
     labels = label_vocabulary(rows)
+    rows = rows[: 2 * DECODE_GROUP + 3]
+    assert len(rows) % DECODE_GROUP == 3
+    for i in (2, DECODE_GROUP + 1):  # a missing file inside the first two groups
+        rows[i] = dataclasses.replace(rows[i], video=str(tmp_path / f"gone{i}.mp4"))
     base = DataConfig(
         video=VS, audio=AS, text=TextSpec(max_tokens=8, vocab_size=80), batch_size=4,
         deterministic=True,
@@ -147,8 +153,12 @@ def test_threads_and_processes_give_the_same_batches(sample_data):
     batches = {}
     for decoder in ("threads", "processes"):
         cfg = dataclasses.replace(base, decoder=decoder)
-        batches[decoder] = list(make_dataset(rows, cfg, labels, tok).as_numpy_iterator())
-    assert len(batches["threads"]) == len(batches["processes"]) > 0
+        skips = SkipLog()
+        batches[decoder] = list(
+            make_dataset(rows, cfg, labels, tok, skips=skips).as_numpy_iterator()
+        )
+        assert skips.count == 2 and "gone" in skips.reasons[0]
+    assert sum(len(y) for _, y in batches["processes"]) == len(rows) - 2
     for (xa, ya), (xb, yb) in zip(batches["threads"], batches["processes"], strict=True):
         np.testing.assert_array_equal(ya, yb)
         for k in xa:
