@@ -31,14 +31,12 @@ def log_mel(samples: tf.Tensor, spec: AudioSpec) -> tf.Tensor:
     mel = tfio.audio.melscale(
         stft, rate=spec.sample_rate, mels=spec.mels, fmin=spec.fmin, fmax=spec.fmax
     )
-    # tfio's dbscale floors at the peak of its whole input: vectorized_map keeps it per clip
-    db = (
-        tf.vectorized_map(lambda m: tfio.audio.dbscale(m, top_db=spec.top_db), mel)
-        if samples.shape.rank == 2
-        else tfio.audio.dbscale(mel, top_db=spec.top_db)
-    )
+    # tfio's dbscale floors at the peak of its whole input (the batch): floor per clip here
+    # instead (vectorized_map of dbscale gave the same values for ~0.05 ms a clip more)
+    db = tfio.audio.dbscale(mel, top_db=float("inf"))
+    peak = tf.reduce_max(db, axis=[1, 2], keepdims=True)
     # relative to the clip's peak, so loudness does not shift features: [-top_db, 0] -> [-1, 1]
-    rel = db - tf.reduce_max(db, axis=[1, 2], keepdims=True)
+    rel = tf.maximum(db, peak - spec.top_db) - peak
     out = (rel / (spec.top_db / 2) + 1.0)[..., tf.newaxis]
     return out if samples.shape.rank == 2 else out[0]
 
