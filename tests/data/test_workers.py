@@ -128,6 +128,26 @@ def test_a_worker_killed_with_jobs_queued_loses_at_most_the_one_it_was_on(one_wo
     assert failed <= 1 and one_worker.decode(DecodeJob(clip_path, VS, AS)).has_audio
 
 
+def test_a_group_decodes_in_order_and_names_each_bad_file(one_worker, clip_path, tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"garbage" * 50)
+    jobs = [DecodeJob(clip_path, VS, AS, seed=(0, i)) for i in range(3)]
+    jobs.insert(1, DecodeJob(str(junk), VS, AS))
+    out = one_worker.decode_many(jobs)
+    assert isinstance(out[1], DecodeError) and "junk.mp4: cannot decode" in str(out[1])
+    for job, clip in zip(jobs[::2] + jobs[3:], out[::2] + out[3:], strict=True):
+        np.testing.assert_array_equal(clip.frames, job.run().frames)
+
+
+def test_a_group_that_crashes_its_worker_loses_only_the_clip_at_fault(pool, clip_path):
+    jobs = [DecodeJob(clip_path, VS, AS, seed=(0, i)) for i in range(4)]
+    jobs.insert(2, CrashJob(clip_path, VS, AS))
+    out = pool.decode_many(jobs)
+    assert isinstance(out[2], DecodeError) and "decoder process crashed" in str(out[2])
+    assert all(c.frames.shape == (4, 32, 32, 3) for i, c in enumerate(out) if i != 2)
+    assert len(pool.pids()) == 2
+
+
 def test_close_ends_every_worker(clip_path):
     pool = DecodePool(2)
     pool.decode(DecodeJob(clip_path, VS, AS))

@@ -5,8 +5,9 @@ train` reads it (one repeated stream, epoch after epoch) and with a new iterator
 epoch; (b) a sequential Python loop with the same decoder and features; (c) the raw
 decode-only limit: PyAV demuxing and decoding the same streams on every core with no
 resize, resampling or features (the fastest of one clip per thread, FFmpeg's own
-threads, and one clip per worker process). Also: how long a training step of the demo
-model waits on input, and resident memory over streamed epochs.
+threads, and worker processes fed groups of clips as the pipeline feeds them). Also: how
+long a training step of the demo model waits on input, and resident memory over streamed
+epochs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from vdg_tf.data.decode import DecodeError, decode_clip
 from vdg_tf.data.decode_limit import DecodeOnlyJob, decode_only
 from vdg_tf.data.features import TextTokenizer, log_mel
 from vdg_tf.data.manifest import ClipRow, label_vocabulary, read_manifest
-from vdg_tf.data.pipeline import SkipLog, batched_features, decode_pool, decoded_dataset
+from vdg_tf.data.pipeline import (
+    SkipLog,
+    batched_features,
+    decode_grouping,
+    decode_pool,
+    decoded_dataset,
+)
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -69,11 +76,15 @@ def sequential(rows: list[ClipRow], cfg: DataConfig, features, threads: int = 1)
     return n
 
 
-def _decode_all(rows: list[ClipRow], decode, workers: int) -> int:
-    """`decode(row)` over every clip from `workers` threads; returns the number of clips."""
+def _decode_all(items: list, decode, workers: int) -> int:
+    """`decode(item)` over every item from `workers` threads; returns the number of clips."""
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(decode, rows))
-    return len(rows)
+        list(pool.map(decode, items))
+    return sum(len(i) if isinstance(i, list) else 1 for i in items)
+
+
+def _groups(rows: list[ClipRow], size: int) -> list[list[ClipRow]]:
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 def _stream_rates(ds: tf.data.Dataset, clips: int, batch: int, epochs: int) -> list[float]:
@@ -233,6 +244,7 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
     batch = dcfg.batch_size
     passes = {d: _stream_rates(streams[d], len(rows), batch, repeats) for d in streams}
     processes = decode_pool(replace(dcfg, decoder="processes"))
+    group, calls = decode_grouping(processes.workers)
     passes |= _rates(
         {
             "threads_new_iterator": lambda: _count(pipes["threads"]),
@@ -243,8 +255,10 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
             "decode_only_ffmpeg_threads": lambda: _decode_all(
                 rows, lambda r: decode_only(r, dcfg, 0), cores
             ),
-            "decode_only_processes": lambda: _decode_all(  # jobs queued as the pipeline's are
-                rows, lambda r: processes.decode(DecodeOnlyJob(r, dcfg)), 3 * processes.workers
+            "decode_only_processes": lambda: _decode_all(  # grouped and queued as the pipeline's
+                _groups(rows, group),
+                lambda g: processes.decode_many([DecodeOnlyJob(r, dcfg) for r in g]),
+                calls,
             ),
         },
         repeats,
@@ -254,7 +268,7 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
     settings = {
         "one_thread_per_clip": rate["decode_only"],
         "ffmpeg_threads_per_clip": rate["decode_only_ffmpeg_threads"],
-        "one_process_per_clip": rate["decode_only_processes"],
+        "worker_processes": rate["decode_only_processes"],
     }
     limit = max(settings.values())
     result = {

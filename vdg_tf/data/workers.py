@@ -63,6 +63,32 @@ class DecodeJob:
         )
 
 
+@dataclass(frozen=True)
+class DecodeGroup:
+    """Clips decoded one after another by one worker, one message each way for the lot: a
+    message per clip cost the training process's reader thread ~0.14 ms a clip."""
+
+    jobs: tuple[DecodeJob, ...]
+
+    @property
+    def path(self) -> str:  # what a worker names when the group fails as a whole
+        return ", ".join(job.path for job in self.jobs)
+
+    def run(self) -> list[Clip | str]:
+        """Each clip, or the one-line error that names its file."""
+        return [_run_or_error(job) for job in self.jobs]
+
+
+def _run_or_error(job) -> object:
+    """What `job.run()` returns, or the one-line error naming its file."""
+    try:
+        return job.run()
+    except DecodeError as e:
+        return str(e)
+    except Exception as e:  # noqa: BLE001 - a worker must answer, whatever the file did
+        return f"{job.path}: cannot decode: {type(e).__name__}: {e}"
+
+
 def _send(fd: int, obj: object) -> None:
     """Write `obj` as a pickle whose array buffers travel out of band: the header (sizes),
     the pickle, then each buffer straight from the array's memory. Pickling a 226 KB clip
@@ -287,6 +313,18 @@ class DecodePool:
         """Decode `job` in a worker; DecodeError names the file on any failure."""
         return self.submit(job, timeout).result()
 
+    def decode_many(
+        self, jobs: list[DecodeJob], timeout: float = DECODE_TIMEOUT_S
+    ) -> list[Clip | DecodeError]:
+        """Decode `jobs` in one worker, one message each way; a DecodeError naming the file
+        in place of each clip that failed. A group that crashes or hangs its worker is
+        decoded again a clip a job, so only the clip at fault is lost."""
+        try:
+            results = self.submit(DecodeGroup(tuple(jobs)), timeout).result()
+        except DecodeError:
+            return [_outcome(future) for future in [self.submit(j, timeout) for j in jobs]]
+        return [r if isinstance(r, Clip) else DecodeError(r) for r in results]
+
     def _dispatch(self, item: _Job) -> None:
         for _ in range(self.workers + 2):  # a worker found dead is replaced, the next tried
             with self._lock:
@@ -322,6 +360,13 @@ class DecodePool:
             worker.close()
 
 
+def _outcome(future: Future) -> Clip | DecodeError:
+    try:
+        return future.result()
+    except DecodeError as e:
+        return e
+
+
 _SHARED: dict[int, DecodePool] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -352,13 +397,8 @@ def serve() -> None:
             job = _recv(proto_in)
         except EOFError:
             return
-        try:
-            reply = ("ok", job.run())
-        except DecodeError as e:
-            reply = ("error", str(e))
-        except Exception as e:  # noqa: BLE001 - a worker must answer, whatever the file did
-            reply = ("error", f"{job.path}: cannot decode: {type(e).__name__}: {e}")
-        _send(proto_out, reply)
+        out = _run_or_error(job)  # a group answers a list, errors inside it
+        _send(proto_out, ("error", out) if isinstance(out, str) else ("ok", out))
 
 
 if __name__ == "__main__":
