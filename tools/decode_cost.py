@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vdg_tf.config import Config, DataConfig
+from vdg_tf.data.benchmark import machine_ticks
 from vdg_tf.data.decode import decode_clip
 from vdg_tf.data.decode_limit import decode_only
 from vdg_tf.data.manifest import ClipRow, label_vocabulary, read_manifest
@@ -43,11 +44,6 @@ def _proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _machine_busy() -> tuple[int, int]:
-    ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
-
-
 def streaming_split(rows: list[ClipRow], cfg: DataConfig, batches: int) -> dict:
     """CPU per clip in the decode workers and in this process while streaming."""
     from vdg_tf.data.features import TextTokenizer
@@ -62,11 +58,11 @@ def streaming_split(rows: list[ClipRow], cfg: DataConfig, batches: int) -> dict:
         next(it)
     pids = decode_pool(cfg).pids()
     workers0, main0 = [_proc_cpu_s(p) for p in pids], _proc_cpu_s(os.getpid())
-    busy0, all0 = _machine_busy()
+    busy0, all0 = machine_ticks()
     t = time.perf_counter()
     clips = sum(int(next(it)[1].shape[0]) for _ in range(batches))
     wall = time.perf_counter() - t
-    busy1, all1 = _machine_busy()
+    busy1, all1 = machine_ticks()
     workers = sum(_proc_cpu_s(p) - c for p, c in zip(pids, workers0, strict=True))
     main = _proc_cpu_s(os.getpid()) - main0
     return {

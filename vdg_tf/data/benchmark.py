@@ -87,29 +87,54 @@ def _groups(rows: list[ClipRow], size: int) -> list[list[ClipRow]]:
     return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
-def _stream_rates(ds: tf.data.Dataset, clips: int, batch: int, epochs: int) -> list[float]:
-    """Clips per second of each of `epochs` consecutive epochs read from one repeated
-    stream (as `vdg train` reads it), after one untimed epoch that builds and fills it."""
-    steps = -(-clips // batch)
-    it = iter(ds)
-    for _ in range(steps):
-        next(it)
-    rates = []
-    for _ in range(epochs):
-        t, n = _timed(lambda: sum(int(next(it)[1].shape[0]) for _ in range(steps)))
-        rates.append(n / t)
-    return rates
+def _epoch_of(it, steps: int) -> int:
+    """Clips in the next `steps` batches of the iterator `it` (one epoch of a stream)."""
+    return sum(int(next(it)[1].shape[0]) for _ in range(steps))
 
 
-def _rates(runs: dict[str, callable], repeats: int) -> dict[str, list[float]]:
+def _rates(
+    runs: dict[str, callable], repeats: int, streams: dict[str, callable] | None = None
+) -> dict[str, list[float]]:
     """Clips per second of each run over `repeats` passes, the runs interleaved so that a
-    slow spell of the machine hits every one alike."""
+    slow spell of the machine hits every one alike.
+
+    `streams[name]` reads an untimed epoch of a long-lived stream before each of that
+    run's passes (draining what it buffered while the other runs had the machine) and,
+    after it, the machine is let settle while the stream refills its buffers, so that
+    work lands on no other run.
+    """
+    streams = streams or {}
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():
+            if name in streams:
+                streams[name]()
             t, n = _timed(fn)
             rates[name].append(n / t)
+            if name in streams:
+                _settle()
     return rates
+
+
+def _settle(idle: float = 0.2, most_s: float = 3.0) -> None:
+    """Wait (at most `most_s`) until the machine is mostly idle for 0.1 s (Linux /proc;
+    elsewhere a plain 0.5 s)."""
+    if not Path("/proc/stat").exists():
+        time.sleep(0.5)
+        return
+    end = time.monotonic() + most_s
+    while time.monotonic() < end:
+        busy0, all0 = machine_ticks()
+        time.sleep(0.1)
+        busy1, all1 = machine_ticks()
+        if (busy1 - busy0) <= idle * max(all1 - all0, 1):
+            return
+
+
+def machine_ticks() -> tuple[int, int]:
+    """Busy and total CPU ticks of the whole machine so far (Linux /proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
 
 
 def rss_mb(pid: int | str = "self") -> float:
@@ -211,9 +236,9 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
                   log=print) -> dict:  # fmt: skip
     """All measurements in one run; ratios are between figures taken here, on this machine.
 
-    Each throughput is the median of `repeats` passes over the clips: consecutive epochs
-    of one stream for the pipelines, interleaved passes for everything else (so that a
-    slow spell of the machine hits every one alike).
+    Each throughput is the median of `repeats` passes over the clips, every kind of pass
+    interleaved with the others (so that a slow spell of the machine hits every one
+    alike); a pipeline's pass is an epoch of one repeated stream, as `vdg train` reads it.
     """
     cfg = cfg or Config()
     dcfg = replace(cfg.data, cache=False, augment=None, deterministic=False)
@@ -241,12 +266,16 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
     features = clip_features(dcfg, tokenizer)
     sequential(rows[:2], dcfg, features)  # warm up: trace, kernels
     log(f"{len(rows)} clips on {cores} cores, median of {repeats} passes")
-    batch = dcfg.batch_size
-    passes = {d: _stream_rates(streams[d], len(rows), batch, repeats) for d in streams}
+    steps = -(-len(rows) // dcfg.batch_size)
+    # the pipelines as `vdg train` reads them: epochs of one repeated stream, timed
+    # between the other runs like every run (see `_rates` for how they stay apart)
+    its = {d: iter(streams[d]) for d in streams}
     processes = decode_pool(replace(dcfg, decoder="processes"))
     group, calls = decode_grouping(processes.workers)
-    passes |= _rates(
+    passes = _rates(
         {
+            "threads": lambda: _epoch_of(its["threads"], steps),
+            "processes": lambda: _epoch_of(its["processes"], steps),
             "threads_new_iterator": lambda: _count(pipes["threads"]),
             "processes_new_iterator": lambda: _count(pipes["processes"]),
             "sequential": lambda: sequential(rows, dcfg, features, threads=1),
@@ -262,6 +291,7 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
             ),
         },
         repeats,
+        streams={d: (lambda d=d: _epoch_of(its[d], steps)) for d in its},
     )
     rate = {name: float(np.median(r)) for name, r in passes.items()}
     best = max(("threads", "processes"), key=rate.get)
