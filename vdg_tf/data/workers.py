@@ -318,7 +318,9 @@ class DecodePool:
     ) -> list[Clip | DecodeError]:
         """Decode `jobs` in one worker, one message each way; a DecodeError naming the file
         in place of each clip that failed. A group that crashes or hangs its worker is
-        decoded again a clip a job, so only the clip at fault is lost."""
+        decoded again a clip a job, so only the clip at fault is lost. `timeout` bounds
+        the whole group, then each clip of the retry: a group merely slower than that
+        costs its time twice, never its clips."""
         try:
             results = self.submit(DecodeGroup(tuple(jobs)), timeout).result()
         except DecodeError:
