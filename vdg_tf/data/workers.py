@@ -313,11 +313,9 @@ class DecodePool:
         """Decode `job` in a worker; DecodeError names the file on any failure."""
         return self.submit(job, timeout).result()
 
-    def decode_many(
-        self, jobs: list[DecodeJob], timeout: float = DECODE_TIMEOUT_S
-    ) -> list[Clip | DecodeError]:
-        """Decode `jobs` in one worker, one message each way; a DecodeError naming the file
-        in place of each clip that failed. A group that crashes or hangs its worker is
+    def decode_many(self, jobs: list[DecodeJob], timeout: float = DECODE_TIMEOUT_S) -> list:
+        """Run `jobs` in one worker, one message each way: what each returns (a Clip for a
+        DecodeJob), or a DecodeError naming the file in place of each that failed. A group that crashes or hangs its worker is
         decoded again a clip a job, so only the clip at fault is lost. `timeout` bounds
         the whole group, then each clip of the retry: a group merely slower than that
         costs its time twice, never its clips."""
@@ -325,7 +323,7 @@ class DecodePool:
             results = self.submit(DecodeGroup(tuple(jobs)), timeout).result()
         except DecodeError:
             return [_outcome(future) for future in [self.submit(j, timeout) for j in jobs]]
-        return [r if isinstance(r, Clip) else DecodeError(r) for r in results]
+        return [DecodeError(r) if isinstance(r, str) else r for r in results]
 
     def _dispatch(self, item: _Job) -> None:
         for _ in range(self.workers + 2):  # a worker found dead is replaced, the next tried
@@ -362,7 +360,7 @@ class DecodePool:
             worker.close()
 
 
-def _outcome(future: Future) -> Clip | DecodeError:
+def _outcome(future: Future) -> object:
     try:
         return future.result()
     except DecodeError as e:
