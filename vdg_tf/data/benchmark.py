@@ -76,15 +76,13 @@ def sequential(rows: list[ClipRow], cfg: DataConfig, features, threads: int = 1)
     return n
 
 
-def _decode_all(items: list, decode, workers: int) -> int:
-    """`decode(item)` over every item from `workers` threads; returns the number of clips."""
+def _decode_all(rows: list[ClipRow], decode, workers: int, group: int = 0) -> int:
+    """`decode(row)` over every clip from `workers` threads, or `decode(rows)` over groups
+    of `group` rows; returns the number of clips."""
+    items = [rows[i : i + group] for i in range(0, len(rows), group)] if group else rows
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(decode, items))
-    return sum(len(i) if isinstance(i, list) else 1 for i in items)
-
-
-def _groups(rows: list[ClipRow], size: int) -> list[list[ClipRow]]:
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
+    return len(rows)
 
 
 def _epoch_of(it, steps: int) -> int:
@@ -298,9 +296,10 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
             ),
             "decode_only_processes": _per_s(  # grouped and queued as the pipeline's
                 lambda: _decode_all(
-                    _groups(rows, group),
+                    rows,
                     lambda g: processes.decode_many([DecodeOnlyJob(r, dcfg) for r in g]),
                     calls,
+                    group,
                 )
             ),
         },
