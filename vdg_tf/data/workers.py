@@ -37,6 +37,7 @@ import numpy as np
 
 from vdg_tf.config import AudioSpec, VideoSpec
 from vdg_tf.data.decode import Clip, DecodeError, decode_clip
+from vdg_tf.data.heap import keep_freed_memory
 
 DECODE_TIMEOUT_S = 300.0  # one clip: far above any sane clip, short of a stuck run
 _HEADER = struct.Struct("<Q")
@@ -388,6 +389,7 @@ def _close_shared() -> None:
 
 def serve() -> None:
     """Worker main loop: a job in on stdin, `("ok", clip)` or `("error", message)` out."""
+    keep_freed_memory()
     proto_in, proto_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):  # stray prints or FFmpeg logs must not corrupt the protocol
