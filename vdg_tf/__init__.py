@@ -5,8 +5,10 @@ each stage is a plain Python API and the `vdg` command line calls it.
 """
 
 from vdg_tf._quiet import quiet_environment
+from vdg_tf.data.heap import pool_tensorflow_memory
 
 quiet_environment()
+pool_tensorflow_memory()  # before TensorFlow makes its first tensor
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""glibc keeps freed buffers for reuse once `keep_freed_memory` has run (Linux only)."""
+"""Freed memory is reused: glibc in the decode workers, TensorFlow's pool in the training process."""
 
 import platform
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 
 from vdg_tf.data.heap import keep_freed_memory
 
-pytestmark = pytest.mark.skipif(
+glibc_only = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
 )
 
@@ -34,6 +34,7 @@ def _refill_faults(mode: str) -> int:
     return int(out.stdout.strip())
 
 
+@glibc_only
 def test_freed_buffer_is_reused_without_page_faults():
     kept, default = _refill_faults("keep"), _refill_faults("default")
     # by default glibc hands the buffer back and faults it in again (4 KiB pages, or 2 MiB
@@ -42,5 +43,30 @@ def test_freed_buffer_is_reused_without_page_faults():
     assert kept * 10 < default
 
 
+@glibc_only
 def test_keep_freed_memory_is_idempotent():
     assert keep_freed_memory() and keep_freed_memory()
+
+
+_POOLED = """
+import vdg_tf
+import tensorflow as tf
+x = tf.ones([256, 256])
+try:
+    print(tf.config.experimental.get_memory_info("CPU:0")["current"] > 0)
+except ValueError:  # the default CPU allocator keeps no statistics: not the pool
+    print("unpooled")
+"""
+
+
+@pytest.mark.parametrize(
+    "env, expected", [({}, "True"), ({"TF_CPU_ALLOCATOR_USE_BFC": "false"}, "unpooled")]
+)
+def test_tensorflow_pools_cpu_memory_unless_the_user_says_no(env, expected):
+    import os
+
+    full = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"} | env
+    out = subprocess.run(
+        [sys.executable, "-c", _POOLED], capture_output=True, text=True, check=True, env=full
+    )
+    assert out.stdout.strip().splitlines()[-1] == expected

@@ -27,7 +27,6 @@ from vdg_tf.data.augment import (
 )
 from vdg_tf.data.decode import DecodeError
 from vdg_tf.data.features import TextTokenizer, log_mel
-from vdg_tf.data.heap import keep_freed_memory
 from vdg_tf.data.manifest import ClipRow
 from vdg_tf.data.targets import (
     is_normal,
@@ -136,7 +135,6 @@ def decode_rows(
     Decoding runs in the worker processes, `DECODE_GROUP` clips a call, or in threads
     (`cfg.decoder: threads`), a clip a call: PyAV releases the GIL while FFmpeg decodes.
     """
-    keep_freed_memory()
     skips = skips if skips is not None else SkipLog()
     vspec, aspec, seed = cfg.video, cfg.audio, cfg.seed
     jitter = training and (cfg.augment is not None and cfg.augment.temporal_jitter)
@@ -306,7 +304,6 @@ def batched_features(
     drain: a new iterator per epoch costs ~0.15 s to build (tfio's STFT and mel matrix,
     the tokenizer) and idles the decoders while it refills.
     """
-    keep_freed_memory()
     aug = cfg.augment if training else None
     early_mel = aug is None or not (aug.gain_db or aug.noise_snr_db)
     order = ordered(cfg, training)
