@@ -8,7 +8,7 @@ streaming on 2 cores, and 5% of a decode worker's (`perf record -a`, session 13)
 
 - The training process: TensorFlow's own pooling allocator (BFC, what it uses on GPUs),
   switched on for CPU by `TF_CPU_ALLOCATOR_USE_BFC` before TensorFlow makes its first
-  tensor. Kernel share 37% -> ~11%, memory flat over 20 epochs (+2%).
+  tensor. Kernel share 37% -> ~11%, memory flat over 20 epochs (+0.4-1.7%).
 - The decode workers (no TensorFlow): glibc's thresholds raised (`keep_freed_memory`).
   Raising them in the training process instead gave the same speed but a heap that crept
   up 15% over 20 epochs (fragmentation); the BFC pool stays flat.
