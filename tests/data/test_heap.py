@@ -1,5 +1,6 @@
 """Freed memory is reused: glibc in the decode workers, TensorFlow's pool in the training process."""
 
+import os
 import platform
 import subprocess
 import sys
@@ -63,8 +64,6 @@ except ValueError:  # the default CPU allocator keeps no statistics: not the poo
     "env, expected", [({}, "True"), ({"TF_CPU_ALLOCATOR_USE_BFC": "false"}, "unpooled")]
 )
 def test_tensorflow_pools_cpu_memory_unless_the_user_says_no(env, expected):
-    import os
-
     full = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"} | env
     out = subprocess.run(
         [sys.executable, "-c", _POOLED], capture_output=True, text=True, check=True, env=full

@@ -46,5 +46,6 @@ def keep_freed_memory() -> bool:
 
 def pool_tensorflow_memory() -> None:
     """Have TensorFlow pool its CPU tensors (BFC allocator) unless the user set
-    `TF_CPU_ALLOCATOR_USE_BFC` already; read once, when TensorFlow makes its CPU device."""
+    `TF_CPU_ALLOCATOR_USE_BFC` already; read once, when TensorFlow makes its CPU device.
+    The pool caps CPU tensors at 64 GiB (`TF_CPU_BFC_MEM_LIMIT_IN_MB` raises it)."""
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
