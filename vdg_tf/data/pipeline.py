@@ -160,10 +160,9 @@ def decode_rows(
         _DECODING.set()
         row, job = job_for(i, epoch_seed)
         try:
-            clip = job.run()
+            return _clip_fields(job.run())
         except DecodeError as e:
             return skipped(row, e)
-        return clip.frames, clip.audio, np.float32(clip.has_audio), True
 
     def decode_group(index, epoch_seed):
         """A group of clips decoded by one worker, in order."""
@@ -171,9 +170,7 @@ def decode_rows(
         rows_jobs = [job_for(i, e) for i, e in zip(index, epoch_seed, strict=True)]
         clips = pool.decode_many([job for _, job in rows_jobs])
         out = [
-            skipped(row, clip)
-            if isinstance(clip, DecodeError)
-            else (clip.frames, clip.audio, np.float32(clip.has_audio), True)
+            skipped(row, clip) if isinstance(clip, DecodeError) else _clip_fields(clip)
             for (row, _), clip in zip(rows_jobs, clips, strict=True)
         ]
         frames, samples, mask, ok = zip(*out, strict=True)
@@ -217,6 +214,11 @@ def decode_rows(
         ds = ds.batch(group).map(decode_tf, num_parallel_calls=calls, deterministic=order)
         ds = ds.with_options(_threads_for(calls)).unbatch()
     return ds.filter(_is_ok).map(_drop_ok)
+
+
+def _clip_fields(clip) -> tuple:
+    """A decoded clip as the decode stage's outputs: frames, samples, audio mask, ok."""
+    return clip.frames, clip.audio, np.float32(clip.has_audio), True
 
 
 def decode_grouping(workers: int) -> tuple[int, int]:

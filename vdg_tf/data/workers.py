@@ -316,10 +316,11 @@ class DecodePool:
 
     def decode_many(self, jobs: list[DecodeJob], timeout: float = DECODE_TIMEOUT_S) -> list:
         """Run `jobs` in one worker, one message each way: what each returns (a Clip for a
-        DecodeJob), or a DecodeError naming the file in place of each that failed. A group that crashes or hangs its worker is
-        decoded again a clip a job, so only the clip at fault is lost. `timeout` bounds
-        the whole group, then each clip of the retry: a group merely slower than that
-        costs its time twice, never its clips."""
+        DecodeJob), or a DecodeError naming the file in place of each that failed.
+
+        A group that crashes or hangs its worker is decoded again a clip a job, so only the
+        clip at fault is lost. `timeout` bounds the whole group, then each clip of the
+        retry: a group merely slower than that costs its time twice, never its clips."""
         try:
             results = self.submit(DecodeGroup(tuple(jobs)), timeout).result()
         except DecodeError:
@@ -362,6 +363,7 @@ class DecodePool:
 
 
 def _outcome(future: Future) -> object:
+    """What a job's future holds: its result, or the DecodeError it failed with."""
     try:
         return future.result()
     except DecodeError as e:
