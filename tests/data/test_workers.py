@@ -75,8 +75,10 @@ def test_a_worker_killed_while_idle_is_replaced_before_use(pool, clip_path):
     pool.decode(DecodeJob(clip_path, VS, AS))
     for pid in pool.pids():
         os.kill(pid, signal.SIGKILL)
-    for pid in pool.pids():  # a zombie once the kernel is done with it
-        while Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z":
+    # dead once it can be reaped (WNOWAIT leaves the reaping to the pool); a "Z" in /proc
+    # came too early: the main thread is a zombie while the others still hold the pipes
+    for pid in pool.pids():
+        while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
             time.sleep(0.01)
     for _ in range(3):
         assert pool.decode(DecodeJob(clip_path, VS, AS)).has_audio
