@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
+
 VDG = [sys.executable, "-m", "vdg_tf.cli"]
 
 
@@ -131,3 +133,20 @@ def test_decode_cost_tool_reports_the_cpu_split(sample_data):
     s = r["streaming"]
     assert s["worker_ms_per_clip"] > 0 and s["training_process_ms_per_clip"] > 0
     assert 0 < s["machine_busy"] <= 1
+
+
+def test_make_sample_data_writes_the_asked_frame_size_and_rate(tmp_path):
+    out = run("make-sample-data", str(tmp_path / "d"), "--clips", "2", "--size", "48x32",
+              "--fps", "10", "--seconds", "1", "1.5", "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    for clip in sorted((tmp_path / "d" / "clips").glob("*.mp4")):
+        with av.open(str(clip)) as c:
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        assert frames[0].shape == (32, 48, 3)
+        assert 10 <= len(frames) <= 15  # 1 to 1.5 s at 10 fps
+
+
+def test_make_sample_data_rejects_a_bad_size_in_one_line(tmp_path):
+    out = run("make-sample-data", str(tmp_path / "d"), "--size", "320")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("vdg make-sample-data: error: --size")

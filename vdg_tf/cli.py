@@ -25,9 +25,24 @@ def _emit(obj: dict, as_json: bool, text: str | None = None) -> None:
 
 
 def cmd_make_sample_data(a: argparse.Namespace) -> dict:
-    from vdg_tf.data.sample import make_sample_data
+    from vdg_tf.data.sample import SampleSpec, make_sample_data
 
-    return make_sample_data(a.out, a.clips, a.seed, progress=not a.json)
+    width, height = _frame_size(a.size)
+    if not 0 < a.seconds[0] <= a.seconds[1]:
+        raise ValueError(f"--seconds: need 0 < MIN <= MAX, got {a.seconds[0]} {a.seconds[1]}")
+    spec = SampleSpec(width, height, a.fps, min_seconds=a.seconds[0], max_seconds=a.seconds[1])
+    return make_sample_data(a.out, a.clips, a.seed, spec=spec, progress=not a.json)
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    """`WIDTHxHEIGHT` (e.g. 320x240) -> (width, height); a clear error otherwise."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size: expected WIDTHxHEIGHT such as 320x240, got '{text}'") from None
+    if min(width, height) < 16 or width % 2 or height % 2:
+        raise ValueError(f"--size: {text}: both sides even and at least 16 pixels (H.264 4:2:0)")
+    return width, height
 
 
 def cmd_train(a: argparse.Namespace) -> dict:
@@ -248,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("out", help="output folder")
     sp.add_argument("--clips", type=int, default=240)
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--size", default="96x96", help="frame WIDTHxHEIGHT (320x240: UCF101's)")
+    sp.add_argument("--fps", type=int, default=12, help="frames per second (UCF101: 25)")
+    sp.add_argument(
+        "--seconds", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
+        help="clip lengths, drawn uniformly between MIN and MAX",
+    )  # fmt: skip
 
     sp = add("train", cmd_train, "train a multimodal classifier into a run folder")
     sp.add_argument("--data", required=True, help="training manifest (JSON Lines)")

@@ -85,9 +85,11 @@ FILLER = [
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """Sizes of generated clips."""
+    """Sizes of generated clips: `width` x `height` pixels (96 x 96 keeps the demo fast;
+    320 x 240 at 25 fps is UCF101's format, for benchmarks on realistic frames)."""
 
-    size: int = 96
+    width: int = 96
+    height: int = 96
     fps: int = 12
     sample_rate: int = 16000
     min_seconds: float = 1.0
@@ -168,26 +170,35 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = 16000) -> 
     write_audio(Path(path).with_suffix(".wav"), audio, sample_rate)
 
 
-def render_frames(rng: np.random.Generator, direction: str, n: int, size: int) -> np.ndarray:
-    """A square crossing the frame (left, right, up or down) over noise with a drifting circle."""
-    yy, xx = np.mgrid[0:size, 0:size]
+def render_frames(
+    rng: np.random.Generator, direction: str, n: int, width: int, height: int | None = None
+) -> np.ndarray:
+    """A square crossing the frame (left, right, up or down) over noise with a drifting circle.
+
+    `height` defaults to `width` (square frames); the square's size follows the short side.
+    """
+    height = height or width
+    short = min(width, height)
+    yy, xx = np.mgrid[0:height, 0:width]
     bg = rng.integers(0, 90, size=3)
-    side = int(rng.integers(size // 7, size // 4))
-    travel = rng.uniform(0.45, 0.75) * (size - side)
-    path = rng.uniform(0, size - side - travel) + travel * np.linspace(0, 1, n)
+    side = int(rng.integers(short // 7, short // 4))
+    extent = width if direction in ("left", "right") else height  # along the motion
+    across = height if direction in ("left", "right") else width
+    travel = rng.uniform(0.45, 0.75) * (extent - side)
+    path = rng.uniform(0, extent - side - travel) + travel * np.linspace(0, 1, n)
     if direction in ("left", "up"):
         path = path[::-1]
-    fixed = np.full(n, float(rng.integers(0, size - side)))
+    fixed = np.full(n, float(rng.integers(0, across - side)))
     xs, ys = (path, fixed) if direction in ("left", "right") else (fixed, path)
     color = rng.integers(150, 256, size=3)
     circle_c = rng.integers(60, 256, size=3)
-    cy, cx = rng.uniform(0, size, size=2)
-    vy, vx = rng.uniform(-1.5, 1.5, size=2)
-    r = rng.uniform(size / 12, size / 7)
-    out = np.empty((n, size, size, 3), np.uint8)
+    cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+    vy, vx = rng.uniform(-1.5, 1.5, size=2) * short / 96  # same speed relative to the frame
+    r = rng.uniform(short / 12, short / 7)
+    out = np.empty((n, height, width, 3), np.uint8)
     for t in range(n):
-        img = np.broadcast_to(bg, (size, size, 3)).astype(np.int16)
-        img = img + rng.integers(-12, 13, size=(size, size, 3))
+        img = np.broadcast_to(bg, (height, width, 3)).astype(np.int16)
+        img = img + rng.integers(-12, 13, size=(height, width, 3))
         disk = (yy - cy - vy * t) ** 2 + (xx - cx - vx * t) ** 2 < r * r
         img[disk] = circle_c
         x, y = int(round(xs[t])), int(round(ys[t]))
@@ -265,7 +276,7 @@ def make_sample_data(
         name = f"clips/{i:05d}.mp4"
         write_clip(
             out / name,
-            render_frames(rng, direction, n, spec.size),
+            render_frames(rng, direction, n, spec.width, spec.height),
             spec.fps,
             render_audio(rng, pitch, n / spec.fps, spec.sample_rate),
             spec.sample_rate,
