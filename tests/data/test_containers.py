@@ -80,13 +80,18 @@ def test_skipping_unneeded_frames_keeps_the_sampled_frames(tmp_path, media, suff
     np.testing.assert_array_equal(full.audio, skipped.audio)
 
 
-def test_h264_frames_between_targets_are_not_decoded(tmp_path, media):
+def test_h264_frames_between_targets_are_not_decoded(tmp_path):
     """x264's non-reference B-frames that no target picks never reach the output."""
     import av
 
     from vdg_tf.data.decode import FrameSkipper, sample_times
 
-    write_clip(tmp_path / "clip.mp4", media[0], 12, None)
+    # 96x96, the demo's size: at 64x64 x264 (core 165) writes no B-frames at all, even
+    # with b-adapt=0, so there would be nothing to skip
+    write_clip(tmp_path / "clip.mp4", render_frames(np.random.default_rng(5), "left", 24, 96), 12)
+    with av.open(str(tmp_path / "clip.mp4")) as c:
+        kinds = [int(f.pict_type) for f in c.decode(video=0)]
+    assert kinds.count(int(av.video.frame.PictureType.B)) >= 8, kinds
 
     def frames_out(skip: bool) -> int:
         with av.open(str(tmp_path / "clip.mp4")) as c:
