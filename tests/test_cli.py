@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import av
+import pytest
 
 VDG = [sys.executable, "-m", "vdg_tf.cli"]
 
@@ -95,6 +96,9 @@ def test_benchmark_pipeline_reports_every_figure(sample_data):
         assert r[key] > 0, key
     assert r["pipeline_clips_per_s"] == max(r["threads_clips_per_s"], r["processes_clips_per_s"])
     assert r["clips"] == 6 and r["skipped"] == 0
+    ms = r["machine_ms_per_clip"]  # wall time x cores a clip, of the limit and the pipeline
+    assert ms["decode_only"] == pytest.approx(1000 * r["cores"] / r["decode_only_clips_per_s"])
+    assert ms["overhead"] == pytest.approx(ms["pipeline"] - ms["decode_only"])
     wait = r["input_wait_fraction"]
     for name in ("streaming_threads", "streaming_processes", "cached"):
         assert 0.0 <= wait[name] < 1.0 and wait[f"{name}_step_ms"] > 0

@@ -191,6 +191,9 @@ def cmd_benchmark(a: argparse.Namespace) -> dict:
             f"  sequential loop       {r['sequential_clips_per_s']:8.1f} clips/s  -> pipeline is {r['pipeline_vs_sequential']:.2f}x",
             f"    with FFmpeg threads {r['sequential_ffmpeg_threads_clips_per_s']:8.1f} clips/s",
             f"  decode-only limit     {r['decode_only_clips_per_s']:8.1f} clips/s  {r['decode_only_frames_per_s']:8.1f} frames/s -> pipeline at {r['pipeline_vs_decode_only']:.2f}x",
+            "    machine time a clip limit {decode_only:.1f} ms, pipeline {pipeline:.1f} ms: the pipeline adds {overhead:.1f} ms".format(
+                **r["machine_ms_per_clip"]
+            ),
         ]
         if "input_wait_fraction" in r:
             w = r["input_wait_fraction"]
