@@ -75,12 +75,21 @@ def test_bad_input_is_a_one_line_error(tmp_path):
     assert "Traceback" not in out.stderr
 
 
-def test_benchmark_pipeline_reports_every_figure(sample_data):
+def test_benchmark_pipeline_reports_every_figure(sample_data, tmp_path):
+    root = Path(sample_data["manifest_eval"]).parent
+    rows = [
+        json.loads(line) for line in Path(sample_data["manifest_eval"]).read_text().splitlines()
+    ]
+    rows = [{**r, "video": str(root / r["video"])} for r in rows[:5]]
+    manifest = tmp_path / "m.jsonl"  # 5 clips and one missing file: every pass skips it
+    manifest.write_text(
+        "".join(json.dumps(r) + "\n" for r in [*rows, {**rows[0], "video": "gone.mp4"}])
+    )
     out = run(
         "benchmark",
         "pipeline",
         "--data",
-        sample_data["manifest_eval"],
+        str(manifest),
         "--clips",
         "6",
         "--wait-steps",
@@ -95,7 +104,7 @@ def test_benchmark_pipeline_reports_every_figure(sample_data):
                 "threads_clips_per_s", "processes_clips_per_s", "pipeline_vs_sequential"):  # fmt: skip
         assert r[key] > 0, key
     assert r["pipeline_clips_per_s"] == max(r["threads_clips_per_s"], r["processes_clips_per_s"])
-    assert r["clips"] == 6 and r["skipped"] == 0
+    assert r["clips"] == 6 and r["skipped"] == 1
     ms = r["machine_ms_per_clip"]  # wall time x cores a clip, of the limit and the pipeline
     assert ms["decode_only"] == pytest.approx(1000 * r["cores"] / r["decode_only_clips_per_s"])
     assert ms["overhead"] == pytest.approx(ms["pipeline"] - ms["decode_only"])

@@ -5,7 +5,7 @@ import pytest
 
 from vdg_tf.config import AudioSpec, VideoSpec
 from vdg_tf.data.decode import DecodeError, decode_clip, sample_times
-from vdg_tf.data.sample import render_audio, render_frames, write_clip, write_wav
+from vdg_tf.data.sample import render_audio, render_frames, write_audio, write_clip, write_wav
 
 VS, AS = VideoSpec(frames=6, size=32), AudioSpec(seconds=1.0)
 
@@ -21,6 +21,11 @@ def clip_files(tmp_path_factory):
     write_wav(d / "tone.wav", audio)
     (d / "empty.mp4").write_bytes(b"")
     (d / "junk.mp4").write_bytes(b"this is not a video file" * 100)
+    whole = (d / "av.mp4").read_bytes()
+    (d / "truncated.mp4").write_bytes(whole[: len(whole) // 2])  # a download cut short
+    # the sample entry's codec tag renamed: a codec this FFmpeg has no decoder for
+    (d / "unknown_codec.mp4").write_bytes(whole.replace(b"avc1", b"zzzz"))
+    write_audio(d / "audio_only.m4a", audio, 16000)
     return d
 
 
@@ -68,7 +73,14 @@ def test_uniform_times_cover_the_clip():
 
 @pytest.mark.parametrize(
     "name, problem",
-    [("missing.mp4", "not found"), ("empty.mp4", "empty"), ("junk.mp4", "cannot decode")],
+    [
+        ("missing.mp4", "not found"),
+        ("empty.mp4", "empty"),
+        ("junk.mp4", "cannot decode"),
+        ("truncated.mp4", "cannot decode"),
+        ("unknown_codec.mp4", "unknown or unsupported video codec"),
+        ("audio_only.m4a", "no video stream"),
+    ],
 )
 def test_bad_files_raise_naming_the_file(clip_files, name, problem):
     with pytest.raises(DecodeError, match=problem) as e:

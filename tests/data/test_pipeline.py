@@ -43,20 +43,22 @@ def test_row_becomes_contracted_tensors(sample_data):
     assert y.shape == (4,) and skips.count == 0
 
 
-def test_bad_clips_are_skipped_reported_and_the_epoch_completes(sample_data, tmp_path):
+@pytest.mark.parametrize("decoder", ["processes", "threads"])
+def test_bad_clips_are_skipped_reported_and_the_epoch_completes(sample_data, tmp_path, decoder):
     good = [
         json.loads(line) for line in Path(sample_data["manifest_eval"]).read_text().splitlines()
     ]
     root = sample_data["manifest_eval"].rsplit("/", 1)[0]
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "junk.mp4").write_bytes(b"garbage" * 50)
+    whole = Path(root, good[0]["video"]).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "odd_codec.mp4").write_bytes(whole.replace(b"avc1", b"zzzz"))
     rows = [{**r, "video": f"{root}/{r['video']}"} for r in good]
     bad = [
-        {"video": "missing.mp4", "label": good[0]["label"]},
-        {"video": "empty.mp4", "label": good[0]["label"]},
-        {"video": "junk.mp4", "label": good[0]["label"]},
-        {"video": rows[0]["video"], "label": "no-such-label"},
-    ]
+        {"video": name, "label": good[0]["label"]}
+        for name in ("missing.mp4", "empty.mp4", "junk.mp4", "cut.mp4", "odd_codec.mp4")
+    ] + [{"video": rows[0]["video"], "label": "no-such-label"}]
     m = tmp_path / "m.jsonl"
     m.write_text("".join(json.dumps(r) + "\n" for r in rows + bad) + "{broken\n")
     rows_read, problems = read_manifest(m)
@@ -64,20 +66,23 @@ def test_bad_clips_are_skipped_reported_and_the_epoch_completes(sample_data, tmp
     tok = TextTokenizer.fit([r.text for r in rows_read], CFG.text)
     skips = SkipLog()
     skips.extend(problems)
-    ds = make_dataset(rows_read, CFG, labels, tok, skips=skips)
+    cfg = dataclasses.replace(CFG, decoder=decoder)
+    ds = make_dataset(rows_read, cfg, labels, tok, skips=skips)
     n = sum(int(y.shape[0]) for _, y in ds)
     assert n == len(rows)
-    assert skips.count == 5
+    assert skips.count == 7
     text = " | ".join(skips.reasons)
     for needle in (
         "missing.mp4: file not found",
         "empty.mp4: file is empty",
         "junk.mp4: cannot decode",
+        "cut.mp4: cannot decode",
+        "odd_codec.mp4: unknown or unsupported video codec",
         "label 'no-such-label' not in labels",
         "invalid JSON",
     ):
         assert needle in text
-    assert skips.summary(len(rows) + 5).startswith(f"skipped 5 of {len(rows) + 5} clips: ")
+    assert skips.summary(len(rows) + 7).startswith(f"skipped 7 of {len(rows) + 7} clips: ")
 
 
 def test_strict_mode_raises_on_first_bad_clip(sample_data, tmp_path):

@@ -126,6 +126,7 @@ def decode_clip(
         with av.open(path) as container:
             if not container.streams.video:
                 raise DecodeError(f"{path}: no video stream")
+            _require_decoder(container.streams.video[0], path)
             lo, hi = _clip_bounds(container, start, end)
             frames, samples, has_audio, last = _decode_streams(
                 container, path, video, audio, lo, hi, rng, audio_path is None, threads,
@@ -142,6 +143,13 @@ def decode_clip(
         )
     hi = min(hi, last) if last else hi
     return Clip(frames, _fit_audio(samples, audio), has_audio, max(hi - lo, 0.0))
+
+
+def _require_decoder(stream: av.stream.Stream, path: str) -> None:
+    """DecodeError when FFmpeg has no decoder for `stream`'s codec (PyAV then gives the
+    stream no codec context, and the first use of it would fail as an AttributeError)."""
+    if stream.codec_context is None:
+        raise DecodeError(f"{path}: unknown or unsupported {stream.type} codec (no FFmpeg decoder)")
 
 
 def _decode_streams(
@@ -285,6 +293,7 @@ def decode_audio_file(
         with av.open(path) as container:
             if not container.streams.audio:
                 raise DecodeError(f"{path}: no audio stream")
+            _require_decoder(container.streams.audio[0], path)
             resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
             chunks = [
                 rs.to_ndarray().reshape(-1)

@@ -19,8 +19,18 @@ def decode_only(row: ClipRow, cfg: DataConfig, threads: int = 1) -> int:
 
     `threads`: FFmpeg's own decode threads (0: one per core), as in `decode_clip`; with
     one thread it skips the frames `decode_clip` skips (`FrameSkipper`): the same frames.
+    A file that cannot be decoded counts 0 frames (the pipeline skips and reports it).
     """
+    try:
+        return _decoded_frames(row, cfg, threads)
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        return 0
+
+
+def _decoded_frames(row: ClipRow, cfg: DataConfig, threads: int) -> int:
     with av.open(row.video) as c:
+        if not c.streams.video or c.streams.video[0].codec_context is None:
+            return 0
         lo, hi = _clip_bounds(c, row.start, row.end)
         streams = [c.streams.video[0], *c.streams.audio[:1]]
         streams[0].codec_context.thread_count = threads

@@ -36,7 +36,7 @@ from vdg_tf.data.targets import (
     row_value,
     target_encoder,
 )
-from vdg_tf.data.workers import DecodeJob, DecodePool, shared_pool
+from vdg_tf.data.workers import DecodeJob, DecodePool, run_or_error, shared_pool
 
 AUTOTUNE = tf.data.AUTOTUNE
 DECODE_GROUP = 8  # clips per call into the decode worker processes (`decode_grouping`)
@@ -159,10 +159,8 @@ def decode_rows(
     def decode(i, epoch_seed):
         _DECODING.set()
         row, job = job_for(i, epoch_seed)
-        try:
-            return _clip_fields(job.run())
-        except DecodeError as e:
-            return skipped(row, e)
+        clip = run_or_error(job)
+        return skipped(row, DecodeError(clip)) if isinstance(clip, str) else _clip_fields(clip)
 
     def decode_group(index, epoch_seed):
         """A group of clips decoded by one worker, in order."""

@@ -77,11 +77,12 @@ class DecodeGroup:
 
     def run(self) -> list[Clip | str]:
         """Each clip, or the one-line error that names its file."""
-        return [_run_or_error(job) for job in self.jobs]
+        return [run_or_error(job) for job in self.jobs]
 
 
-def _run_or_error(job) -> object:
-    """What `job.run()` returns, or the one-line error naming its file."""
+def run_or_error(job) -> object:
+    """What `job.run()` returns, or the one-line error naming its file: a decoder must
+    answer whatever the file did (worker processes and the threads decoder alike)."""
     try:
         return job.run()
     except DecodeError as e:
@@ -401,7 +402,7 @@ def serve() -> None:
             job = _recv(proto_in)
         except EOFError:
             return
-        out = _run_or_error(job)  # a group answers a list, errors inside it
+        out = run_or_error(job)  # a group answers a list, errors inside it
         _send(proto_out, ("error", out) if isinstance(out, str) else ("ok", out))
 
 
