@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import av
 
 from vdg_tf.config import DataConfig
-from vdg_tf.data.decode import FrameSkipper, _clip_bounds, sample_times
+from vdg_tf.data.decode import FrameSkipper, _clip_bounds, _require_decoder, sample_times
 from vdg_tf.data.manifest import ClipRow
 
 
@@ -29,8 +29,7 @@ def decode_only(row: ClipRow, cfg: DataConfig, threads: int = 1) -> int:
 
 def _decoded_frames(row: ClipRow, cfg: DataConfig, threads: int) -> int:
     with av.open(row.video) as c:
-        if not c.streams.video or c.streams.video[0].codec_context is None:
-            return 0
+        _require_decoder(c.streams.video[0], row.video)  # a DecodeError is a ValueError
         lo, hi = _clip_bounds(c, row.start, row.end)
         streams = [c.streams.video[0], *c.streams.audio[:1]]
         streams[0].codec_context.thread_count = threads
