@@ -9,7 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 from vdg_tf._quiet import import_tensorflow_quietly  # noqa: E402
+from vdg_tf.media.heap import pool_tensorflow_memory  # noqa: E402
 
+pool_tensorflow_memory()  # as the `vdg` entry point does, before TensorFlow starts
 import_tensorflow_quietly()
 
 from vdg_tf.config import Config, DataConfig, ModelConfig, TextSpec, TrainConfig, VideoSpec  # noqa: E402

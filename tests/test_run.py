@@ -1,11 +1,13 @@
 """`vdg run`: stages in order, a report with every stage's figures, and resume on rerun."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from vdg_tf.run import Pipeline, format_report, run_pipeline
+from vdg_tf.pipeline import PipelineSpec, format_report, run_pipeline
 
 TINY = {
     "data": {
@@ -20,7 +22,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def pipeline_run(sample_data, tmp_path_factory):
-    spec = Pipeline.from_dict({
+    spec = PipelineSpec.from_dict({
         "name": "tiny",
         "config": TINY,
         "stages": [
@@ -94,22 +96,65 @@ def test_rerun_resumes_finished_stages(pipeline_run, sample_data):
     assert again["stages"] == report["stages"]
 
 
+def test_a_changed_stage_reruns_with_the_stages_after_it(pipeline_run, sample_data):
+    """Only the export stage changed: earlier models are reused, the new target is written."""
+    spec, out, report = pipeline_run
+    earlier = {p: p.stat().st_mtime_ns for p in out.glob("0[0-3]_*.*")}
+    changed = PipelineSpec.from_dict(
+        {"name": "tiny", "config": TINY, "stages": [
+            {"train": {}}, {"prune": {"target_sparsity": 0.5, "epochs": 2, "min_weights": 256}},
+            {"cluster": {"clusters": 8, "epochs": 1, "min_weights": 256}},
+            {"qat": {"epochs": 1, "preserve_clusters": True}},
+            {"export": {"targets": ["float32", "cpu-dynamic"]}},
+        ]}
+    )  # fmt: skip
+    again = run_pipeline(
+        changed, sample_data["manifest_train"], sample_data["manifest_eval"], out, progress=False
+    )
+    assert {p: p.stat().st_mtime_ns for p in earlier} == earlier
+    assert "tflite_dynamic" in again["stages"] and "tflite_int8" not in again["stages"]
+    assert again["stages"]["keras_float"] == report["stages"]["keras_float"]
+
+
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"stages": [{"prune": {}}]}, "first stage must be 'train'"),
-        ({"stages": [{"train": {}}, {"squash": {}}]}, "unknown 'squash'"),
-        ({"stages": [{"train": {}}], "extra": 1}, "unknown key"),
+        ({"stages": [{"prune": {}}]}, r"stages\[0\]: the first stage must be 'train'"),
+        ({"stages": [{"train": {}}, {"squash": {}}]}, r"stages\[1\]: unknown stage 'squash'"),
+        ({"stages": [{"train": {}}], "extra": 1}, "unknown key 'extra'"),
+        ({"stages": [{"train": {}}, {"qat": {"epochz": 3}}]}, r"stages\[1\]\.qat\.epochz"),
+        ({"stages": [{"train": {"epochs": "3"}}]}, r"stages\[0\]\.train\.epochs"),
+        ({"stages": [{"train": {}}, {"export": {"targets": ["edge-int9"]}}]}, "edge-int9"),
+        ({"stages": [{"train": {}}, {"sweep": {"qat": {"epoch": 1}}}]}, r"qat\.epoch"),
+        ({"config": {"model": {"fusion": "concat"}}, "stages": [{"train": {}}]}, "model.fusion"),
     ],
 )
 def test_bad_pipeline_files_are_named(spec, message):
     with pytest.raises(ValueError, match=message):
-        Pipeline.from_dict(spec)
+        PipelineSpec.from_dict(spec)
+
+
+def test_a_misspelled_last_stage_option_fails_before_any_work(tmp_path):
+    """`vdg run` checks the whole file first: one line naming the field, nothing written."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nstages:\n  - train: {}\n  - prune: {epochs: 1}\n  - qat: {epocs: 2}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "vdg_tf.cli", "run", str(bad), "--data", "x.jsonl",
+         "--eval-data", "y.jsonl", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("vdg run: error:") and "stages[2].qat.epocs" in last, out.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_shipped_pipelines_parse():
-    for path in Path(__file__).parent.parent.glob("pipelines/*.yaml"):
-        spec = Pipeline.load(path)
-        assert (
-            spec.stages[0][0] == "train" and yaml.safe_load(path.read_text())["name"] == spec.name
-        )
+    paths = [*Path(__file__).parent.parent.glob("pipelines/*.yaml")]
+    assert paths
+    for path in paths:
+        spec = PipelineSpec.load(path)
+        assert spec.stages[0].kind == "train"
+        assert yaml.safe_load(path.read_text())["name"] == spec.name

@@ -1,14 +1,10 @@
 """vdg_tf: multimodal (vision, audio, text) video models in tf_keras, compressed to TFLite.
 
-The flow is `data` -> `models` -> `training` -> `compression` -> `export` -> `runtime`;
-each stage is a plain Python API and the `vdg` command line calls it.
+The flow is `media` -> `data` -> `models` -> `training` -> `compression` -> `export` ->
+`runtime`, with `tasks` and `config` as the base every stage uses and `pipeline` on top;
+each stage is a plain Python API and the `vdg` command line calls it. Importing the
+package changes no process settings: the entry points (`vdg`, the tests) do that.
 """
-
-from vdg_tf._quiet import quiet_environment
-from vdg_tf.data.heap import pool_tensorflow_memory
-
-quiet_environment()
-pool_tensorflow_memory()  # before TensorFlow makes its first tensor
 
 __version__ = "0.1.0"
 

@@ -33,18 +33,6 @@ def silenced_stderr():
         os.close(devnull)
 
 
-def silence_worker() -> None:
-    """Pool initializer: a worker process's fd 2 goes to /dev/null before it imports TF.
-
-    Its exceptions still reach the parent (pickled with the result); only C++ log lines
-    (absl banners, cuInit) are lost.
-    """
-    quiet_environment()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-
-
 def import_tensorflow_quietly() -> None:
     """Import TF, tf_keras and tfio once with their banners and Python warnings muted."""
     quiet_environment()

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_config
+from vdg_tf.bundle import save_model
 from vdg_tf.compression.cluster import ClusterConfig, cluster, distinct_values
 from vdg_tf.compression.distill import DistillConfig, distill
 from vdg_tf.data.features import log_mel_frames
 from vdg_tf.data.sources import dataset_from
 from vdg_tf.models import build_classifier, inference_model
-from vdg_tf.training.artifacts import save_model_atomic
 from vdg_tf.training.train import compile_classifier, with_head_targets
 
 
@@ -99,7 +99,7 @@ def test_pcqat_keeps_clusters_and_zeros(trained_run, train_ds, tmp_path):
     assert np.all(kernel[ref == 0] == 0)
     # centroids plus zero; the straight-through update leaves float noise below 1e-4
     assert np.unique(np.round(kernel, 4)).size <= 9
-    save_model_atomic(result.model, tmp_path / "pcqat.h5")  # what `vdg run` resumes from
+    save_model(result.model, tmp_path / "pcqat.h5")  # what `vdg run` resumes from
     back = load_qat(clustered, tmp_path / "pcqat.h5", QATConfig(preserve_clusters=True))
     for a, b in zip(back.get_weights(), result.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)

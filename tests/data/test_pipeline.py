@@ -9,8 +9,8 @@ import pytest
 
 from vdg_tf.config import AudioSpec, DataConfig, TextSpec, VideoSpec
 from vdg_tf.data.features import TextTokenizer, log_mel_frames
-from vdg_tf.data.manifest import label_vocabulary, read_manifest
 from vdg_tf.data.pipeline import SkipLog, make_dataset
+from vdg_tf.manifest import label_vocabulary, read_manifest
 
 CFG = DataConfig(
     video=VideoSpec(frames=4, size=32),
@@ -168,7 +168,7 @@ EXIT_SCRIPT = """
 import sys
 from vdg_tf.config import DataConfig
 from vdg_tf.data.features import TextTokenizer
-from vdg_tf.data.manifest import label_vocabulary, read_manifest
+from vdg_tf.manifest import label_vocabulary, read_manifest
 from vdg_tf.data.pipeline import make_dataset
 rows, _ = read_manifest(sys.argv[1])
 cfg = DataConfig(batch_size=4, decoder=sys.argv[2], cache=False)  # streaming: decodes in flight

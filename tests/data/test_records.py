@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from vdg_tf.config import DataConfig, VideoSpec
-from vdg_tf.data.manifest import read_manifest
 from vdg_tf.data.pipeline import decoded_dataset
 from vdg_tf.data.records import preprocess, records_dataset
 from vdg_tf.data.sources import open_source
+from vdg_tf.manifest import read_manifest
 
 CFG = DataConfig(video=VideoSpec(frames=4, size=32), deterministic=True)
 

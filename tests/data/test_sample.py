@@ -7,9 +7,9 @@ import av
 import numpy as np
 
 from vdg_tf.config import AudioSpec, VideoSpec
-from vdg_tf.data.decode import decode_clip
-from vdg_tf.data.manifest import read_manifest
 from vdg_tf.data.sample import make_sample_data
+from vdg_tf.manifest import read_manifest
+from vdg_tf.media.decode import decode_clip
 
 
 def test_clips_are_mp4_with_h264_and_aac(sample_data):

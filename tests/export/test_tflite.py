@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_config
-from vdg_tf.data.manifest import read_manifest
 from vdg_tf.data.pipeline import make_dataset
 from vdg_tf.export import ExportConfig, LiteRTModel, convert
 from vdg_tf.export.verify import agreement, predict_tflite, representative_inputs
 from vdg_tf.files import atomic_write_bytes
+from vdg_tf.manifest import read_manifest
 from vdg_tf.models import inference_model
+from vdg_tf.tasks import get_task
 from vdg_tf.training.evaluate import predict_dataset
 
 
@@ -53,8 +54,8 @@ def test_exports_agree_with_keras(trained_run, exports, eval_ds):
     _, p_keras = predict_dataset(inference_model(trained_run.model), eval_ds)
     _, p_f32 = predict_tflite(exports["float32"], eval_ds)
     _, p_int8 = predict_tflite(exports["edge-int8"], eval_ds)
-    assert agreement(p_keras, p_f32)["max_abs_diff"] < 1e-4
-    a = agreement(p_keras, p_int8)
+    assert agreement(p_keras, p_f32, get_task("classification"))["max_abs_diff"] < 1e-4
+    a = agreement(p_keras, p_int8, get_task("classification"))
     assert a["top1_agreement"] >= 0.75 and a["max_abs_diff"] < 0.5
 
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import tiny_config
+from vdg_tf.bundle import load_model, save_model
 from vdg_tf.compression import PruneConfig, quantize_aware
 from vdg_tf.compression.prune import wrap_for_pruning
 from vdg_tf.models import FUSIONS, build_classifier, get_fusion, inference_model
 from vdg_tf.models.fusion import MaskedWeightedSum
 from vdg_tf.models.modality_dropout import ModalityDropout
-from vdg_tf.training.artifacts import load_model, save_model_atomic
 from vdg_tf.training.train import compile_classifier
 
 
@@ -46,7 +46,7 @@ def test_builds_trains_a_step_and_round_trips(fusion, tmp_path):
     model.fit(x, {n: y for n in model.output_names}, epochs=1, verbose=0)
     assert any(not np.allclose(b, a) for b, a in zip(before, model.get_weights(), strict=True))
 
-    save_model_atomic(model, tmp_path / "m.keras")
+    save_model(model, tmp_path / "m.keras")
     again = load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(again(x)["fused"], model(x)["fused"], atol=1e-6)
     probs = inference_model(model)(x).numpy()
@@ -141,7 +141,7 @@ def test_modality_dropout_model_round_trips(tmp_path):
     model = build_classifier(cfg, num_classes=3, vocab_size=50, spec_frames=101)
     assert model.get_layer("modality_dropout").rate == 0.3
     x, _ = random_batch(cfg)
-    save_model_atomic(model, tmp_path / "m.keras")
+    save_model(model, tmp_path / "m.keras")
     again = load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(again(x)["fused"], model(x)["fused"], atol=1e-6)
 
@@ -162,7 +162,7 @@ def test_encoder_options_train_round_trip_and_compress(temporal, text, tmp_path)
     x, y = random_batch(cfg)
     compile_classifier(model, cfg, steps_per_epoch=1)
     model.fit(x, {n: y for n in model.output_names}, epochs=1, verbose=0)
-    save_model_atomic(model, tmp_path / "m.keras")
+    save_model(model, tmp_path / "m.keras")
     np.testing.assert_allclose(
         load_model(tmp_path / "m.keras")(x)["fused"], model(x)["fused"], atol=1e-5
     )

@@ -5,8 +5,8 @@ import json
 import numpy as np
 
 from tests.conftest import tiny_config
-from vdg_tf.training.artifacts import load_run
-from vdg_tf.training.metrics import classification_report
+from vdg_tf.bundle import Bundle
+from vdg_tf.tasks.metrics import classification_report
 
 
 def test_run_folder_is_complete_and_reloads(trained_run):
@@ -25,7 +25,7 @@ def test_run_folder_is_complete_and_reloads(trained_run):
     assert not any((out / "backup").iterdir())  # BackupAndRestore cleans up after a finished fit
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["skipped"] == 0 and metrics["eval"]["n"] == 16
-    run = load_run(out)
+    run = Bundle.load(out)
     assert run.labels == trained_run.labels and run.config.data.video.frames == 4
 
 

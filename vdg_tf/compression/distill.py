@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tf_keras as keras
 
+from vdg_tf.tasks import Task
+
 
 @dataclass
 class DistillConfig:
@@ -34,10 +36,12 @@ class Distiller(keras.Model):
     flipping its `trainable` flag (which would leak into the caller's model).
     """
 
-    def __init__(self, student: keras.Model, teacher: keras.Model, cfg: DistillConfig):
+    def __init__(
+        self, student: keras.Model, teacher: keras.Model, cfg: DistillConfig, hard_loss=None
+    ):
         super().__init__()
         self.student, self.teacher, self.cfg = student, teacher, cfg
-        self.ce = keras.losses.SparseCategoricalCrossentropy()
+        self.ce = hard_loss or keras.losses.SparseCategoricalCrossentropy()
         self.kl = keras.losses.KLDivergence()
         self.acc = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
 
@@ -81,11 +85,25 @@ def distill(
     teacher: keras.Model,
     train_ds: tf.data.Dataset,
     cfg: DistillConfig,
+    task: Task | None = None,
     validation_ds: tf.data.Dataset | None = None,
     verbose: int = 0,
+    steps_per_epoch: int | None = None,
 ) -> keras.Model:
-    """Fit `student` (built, uncompiled) to `teacher` on `train_ds` of (inputs, label); returns it."""
-    d = Distiller(student, teacher, cfg)
+    """Fit `student` (built, uncompiled) to `teacher` on `train_ds` of (inputs, label); returns it.
+
+    The hard-label loss is the task's (`task.distills` says whether its outputs are class
+    probabilities, which the soft targets need); `steps_per_epoch` reads an endless stream.
+    """
+    if task is not None and not task.distills:
+        raise ValueError(f"distill: task {task.name} has no class probabilities to distill")
+    d = Distiller(student, teacher, cfg, task.loss() if task is not None else None)
     d.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate))
-    d.fit(train_ds, validation_data=validation_ds, epochs=cfg.epochs, verbose=verbose)
+    d.fit(
+        train_ds,
+        validation_data=validation_ds,
+        epochs=cfg.epochs,
+        verbose=verbose,
+        steps_per_epoch=steps_per_epoch,
+    )
     return student

@@ -25,18 +25,11 @@ from vdg_tf.data.augment import (
     spec_keep,
     token_drops,
 )
-from vdg_tf.data.decode import DecodeError
 from vdg_tf.data.features import TextTokenizer, log_mel
-from vdg_tf.data.manifest import ClipRow
-from vdg_tf.data.targets import (
-    is_normal,
-    row_names,
-    row_problem,
-    row_text,
-    row_value,
-    target_encoder,
-)
-from vdg_tf.data.workers import DecodeJob, DecodePool, run_or_error, shared_pool
+from vdg_tf.manifest import ClipRow
+from vdg_tf.media.decode import DecodeError
+from vdg_tf.media.workers import DecodeJob, DecodePool, run_or_error, shared_pool
+from vdg_tf.tasks import get_task
 
 AUTOTUNE = tf.data.AUTOTUNE
 DECODE_GROUP = 8  # clips per call into the decode worker processes (`decode_grouping`)
@@ -78,14 +71,15 @@ def usable_rows(
 ) -> list[ClipRow]:
     """Rows that can teach `cfg.task`: bad ones are logged (or raise in strict mode);
     anomaly training keeps only the normal rows."""
+    task = get_task(cfg)
     keep = []
     for row in rows:
-        problem = row_problem(row, cfg.task, labels)
+        problem = task.problem(row, labels)
         if problem is not None:
             if cfg.strict:
                 raise ValueError(problem)
             skips.add(row.line, problem)
-        elif not (training and cfg.task == "anomaly" and not is_normal(row, cfg.normal_labels)):
+        elif not training or task.trains_on(row):
             keep.append(row)
     return keep
 
@@ -100,18 +94,19 @@ def decoded_dataset(
 ) -> tf.data.Dataset:
     """Unbatched `(clip, target)`: clip = {frames uint8, samples, audio_mask, text}; bad clips dropped.
 
-    The target follows `cfg.task` (see `vdg_tf.data.targets`); `labels` is its vocabulary.
+    The target follows `cfg.task` (see `vdg_tf.tasks`); `labels` is its vocabulary.
     `shard=(n, i)` keeps every n-th row starting at i (one input worker of n).
     """
     skips = skips if skips is not None else SkipLog()
+    task = get_task(cfg)
     rows = usable_rows(rows, cfg, labels, skips, training)
-    encode_target = target_encoder(cfg.task, labels, cfg.normal_labels, training)
-    per_row = [row_names(r, cfg.task) for r in rows]
+    encode_target = task.target_encoder(labels, training)
+    per_row = [task.names(r) for r in rows]
     names = tf.RaggedTensor.from_row_lengths(
         tf.constant([n for ns in per_row for n in ns], tf.string, shape=[sum(map(len, per_row))]),
         tf.constant([len(ns) for ns in per_row], tf.int64, shape=[len(rows)]),
     )
-    values = tf.constant([row_value(r) for r in rows], tf.float32, shape=[len(rows)])
+    values = tf.constant([task.value(r) for r in rows], tf.float32, shape=[len(rows)])
     # every row's target, encoded once up front: a per-clip map after the parallel decode
     # would be a serial stage (it cost 1.3 ms a clip, a fifth of the decode)
     encoded = tf.data.Dataset.from_tensor_slices((names, values)).map(
@@ -160,7 +155,7 @@ def decode_rows(
         _DECODING.set()
         row, job = job_for(i, epoch_seed)
         clip = run_or_error(job)
-        return skipped(row, DecodeError(clip)) if isinstance(clip, str) else _clip_fields(clip)
+        return skipped(row, clip) if isinstance(clip, DecodeError) else _clip_fields(clip)
 
     def decode_group(index, epoch_seed):
         """A group of clips decoded by one worker, in order."""
@@ -190,7 +185,7 @@ def decode_rows(
         clip = {"frames": frames, "samples": samples, "audio_mask": audio_mask, "text": text}
         return clip, extra, ok
 
-    texts = [row_text(r, cfg.task) for r in rows]
+    texts = [get_task(cfg).text(r) for r in rows]
     index = np.arange(len(rows))
     ds = tf.data.Dataset.from_tensor_slices(
         (index, tf.constant(texts, tf.string, shape=[len(rows)]), index if carry is None else carry)

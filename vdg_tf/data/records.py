@@ -7,16 +7,18 @@ and the captions (for the vocabulary), and the clips that were skipped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import tensorflow as tf
+from tqdm import tqdm
 
 from vdg_tf.config import DataConfig
-from vdg_tf.data.manifest import read_manifest
 from vdg_tf.data.pipeline import SkipLog, decode_rows, ordered, usable_rows
-from vdg_tf.data.targets import row_names, row_text, row_value, target_encoder, task_labels
-from vdg_tf.files import write_json
+from vdg_tf.files import atomic_path, write_json
+from vdg_tf.manifest import read_manifest
+from vdg_tf.tasks import get_task
 
 INDEX = "index.json"
 
@@ -57,36 +59,30 @@ def preprocess(
     skips = SkipLog()
     rows, problems = read_manifest(manifest, strict=cfg.strict)
     skips.extend(problems)
-    labels = task_labels(rows, cfg.task, cfg.normal_labels)
+    task = get_task(cfg)
+    labels = task.labels(rows)
     rows = usable_rows(rows, cfg, labels, skips, training=False)
     ds = decode_rows(rows, cfg, skips=skips)
     names = [f"clips-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
-    tmp = [out / f".{n}.tmp" for n in names]
-    writers = [tf.io.TFRecordWriter(str(p)) for p in tmp]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(rows), desc="preprocess", unit="clip", leave=False)
     count = 0
-    for clip, i in ds.as_numpy_iterator():
-        row = rows[int(i)]
-        writers[count % shards].write(_example(clip, row_names(row, cfg.task), row_value(row)))
-        count += 1
-        if bar is not None:
+    with contextlib.ExitStack() as stack:
+        tmp = [stack.enter_context(atomic_path(out / n)) for n in names]
+        writers = [stack.enter_context(tf.io.TFRecordWriter(str(p))) for p in tmp]
+        bar = stack.enter_context(
+            tqdm(total=len(rows), desc="preprocess", unit="clip", leave=False, disable=not progress)
+        )
+        for clip, i in ds.as_numpy_iterator():
+            row = rows[int(i)]
+            writers[count % shards].write(_example(clip, task.names(row), task.value(row)))
+            count += 1
             bar.update(1)
-    for w, t, n in zip(writers, tmp, names, strict=True):
-        w.close()
-        t.replace(out / n)
-    if bar is not None:
-        bar.close()
     index = {
         "manifest": str(manifest),
         "clips": count,
         "shards": names,
         "spec": _spec(cfg),
         "labels": labels,
-        "texts": [row_text(r, cfg.task) for r in rows],
+        "texts": [task.text(r) for r in rows],
         "skipped": skips.count,
         "skipped_files": skips.reasons,
     }
@@ -112,13 +108,13 @@ def records_dataset(
 ) -> tf.data.Dataset:
     """Unbatched `(clip, target)` from preprocessed shards: same elements as `decoded_dataset`.
 
-    Anomaly training keeps the normal clips only, as from a manifest.
+    The task decides which records are examples (anomaly training keeps the normal clips).
     """
     index = read_index(folder, cfg)
     v, a = cfg.video, cfg.audio
     files = [str(Path(folder) / n) for n in index["shards"]]
-    encode_target = target_encoder(cfg.task, labels, cfg.normal_labels, training)
-    normal = tf.constant(list(cfg.normal_labels) or [""])
+    task = get_task(cfg)
+    encode_target = task.target_encoder(labels, training)
     spec = {
         "frames": tf.io.FixedLenFeature([], tf.string),
         "samples": tf.io.FixedLenFeature([a.samples], tf.float32),
@@ -149,8 +145,5 @@ def records_dataset(
         deterministic=ordered(cfg, training),
     )
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered(cfg, training))
-    if training and cfg.task == "anomaly":  # normal clips only
-        ds = ds.filter(lambda clip, t: tf.reduce_any(tf.equal(t[1][:1, None], normal)))
-    elif cfg.task in ("classification", "vqa"):
-        ds = ds.filter(lambda clip, t: t[0] >= 0)
+    ds = ds.filter(lambda clip, t: task.keeps_record(t[0], t[1], training))
     return ds.map(lambda clip, t: (clip, t[0]))

@@ -22,7 +22,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vdg_tf.data.manifest import write_manifest
+from vdg_tf.files import atomic_path
+from vdg_tf.manifest import write_manifest
 
 DIRECTIONS = ("left", "right", "up", "down")
 PITCHES = ("low", "mid", "high", "shrill")
@@ -111,9 +112,8 @@ def write_clip(
     first, then renamed, so an interrupted run never leaves a half file under the real name.
     """
     path = Path(path)
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
     fmt = {".mp4": "mp4", ".mkv": "matroska", ".webm": "webm", ".mov": "mov"}.get(path.suffix)
-    with av.open(str(tmp), "w", format=fmt) as out:
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format=fmt) as out:
         vs = out.add_stream(video_codec, rate=fps)
         vs.width, vs.height = frames.shape[2], frames.shape[1]
         vs.pix_fmt = "yuv420p"
@@ -127,7 +127,6 @@ def write_clip(
         out.mux(vs.encode())
         if aus is not None:
             _encode_audio(out, aus, audio, sample_rate)
-    tmp.replace(path)
 
 
 def _encode_audio(out: av.container.OutputContainer, stream, audio: np.ndarray, rate: int) -> None:

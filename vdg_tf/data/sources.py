@@ -9,10 +9,10 @@ import tensorflow as tf
 
 from vdg_tf.config import DataConfig
 from vdg_tf.data.features import TextTokenizer
-from vdg_tf.data.manifest import read_manifest
 from vdg_tf.data.pipeline import SkipLog, batched_features, decoded_dataset, usable_rows
 from vdg_tf.data.records import read_index, records_dataset
-from vdg_tf.data.targets import row_text, task_labels
+from vdg_tf.manifest import read_manifest
+from vdg_tf.tasks import get_task
 
 
 @dataclass
@@ -53,10 +53,11 @@ def open_source(
         return Source(ds, labels, index["texts"], index["clips"], usable)
     rows, problems = read_manifest(path, strict=cfg.strict)
     skips.extend(problems)
-    labels = labels or task_labels(rows, cfg.task, cfg.normal_labels)
+    task = get_task(cfg)
+    labels = labels or task.labels(rows)
     ds = decoded_dataset(rows, cfg, labels, training, skips, shard)
     usable = _sharded(len(usable_rows(rows, cfg, labels, skips, training)), shard)
-    texts = [row_text(r, cfg.task) for r in rows]
+    texts = [task.text(r) for r in rows]
     return Source(ds, labels, texts, len(rows) + len(problems), usable)
 
 

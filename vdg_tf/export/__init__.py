@@ -1,6 +1,16 @@
 """Export: TFLite conversion per target, SavedModel for serving, LiteRT verification."""
 
 from vdg_tf.export.litert import LiteRTModel
-from vdg_tf.export.tflite import TARGETS, ExportConfig, convert, save_serving_model
+from vdg_tf.export.targets import TARGETS, Target, get_target
+from vdg_tf.export.tflite import ExportConfig, convert
+from vdg_tf.models.serving import save_serving_model
 
-__all__ = ["TARGETS", "ExportConfig", "LiteRTModel", "convert", "save_serving_model"]
+__all__ = [
+    "TARGETS",
+    "ExportConfig",
+    "LiteRTModel",
+    "Target",
+    "convert",
+    "get_target",
+    "save_serving_model",
+]

@@ -9,7 +9,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from vdg_tf._quiet import silenced_stderr
-from vdg_tf.export.tflite import OUTPUT_NAME
+from vdg_tf.models.serving import OUTPUT_NAME
 
 
 class LiteRTModel:

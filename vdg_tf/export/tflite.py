@@ -18,15 +18,13 @@ import tensorflow as tf
 import tf_keras as keras
 
 from vdg_tf._quiet import silenced_stderr
-
-TARGETS = ("float32", "gpu-fp16", "cpu-dynamic", "edge-int8", "int8-fallback")
-OUTPUT_NAME = "probs"
+from vdg_tf.export.targets import get_target
+from vdg_tf.models.serving import save_serving_model
 
 
 @dataclass
 class ExportConfig:
-    """A TFLite target: `float32`, `gpu-fp16`, `cpu-dynamic` (int8 weights), `edge-int8`
-    (full int8, float32 inputs/outputs), `int8-fallback` (int8 where possible, float elsewhere).
+    """A TFLite target by name (the table in `export/targets.py`), with its calibration data.
 
     `representative` yields input dicts (batch 1, keyed by input name) for int8 calibration.
     """
@@ -41,46 +39,12 @@ class ExportConfig:
     metadata: dict[str, str] | None = None
 
     def __post_init__(self):
-        if self.target not in TARGETS:
-            raise ValueError(
-                f"export target: unknown '{self.target}' (known: {', '.join(TARGETS)})"
-            )
-        if self.target in ("edge-int8", "int8-fallback") and self.representative is None:
+        if get_target(self.target).calibrated and self.representative is None:
             raise ValueError(f"export target {self.target} needs a representative dataset")
 
     @classmethod
     def edge_int8(cls, representative) -> ExportConfig:
         return cls("edge-int8", representative)
-
-    @classmethod
-    def gpu_fp16(cls) -> ExportConfig:
-        return cls("gpu-fp16")
-
-
-def serving_function(model: keras.Model) -> tf.types.experimental.ConcreteFunction:
-    """A batch-1 concrete function taking the model inputs by name, returning `probs`."""
-    specs = {
-        inp.name.split(":")[0]: tf.TensorSpec(
-            [1, *inp.shape[1:]], inp.dtype, name=inp.name.split(":")[0]
-        )
-        for inp in model.inputs
-    }
-
-    @tf.function(input_signature=[specs])
-    def serve(inputs):
-        out = model(inputs, training=False)
-        if isinstance(out, dict):
-            out = out["fused"]
-        return {OUTPUT_NAME: out}
-
-    return serve.get_concrete_function()
-
-
-def save_serving_model(model: keras.Model, path: str | Path) -> Path:
-    """SavedModel with a named `serving_default` signature (also what TF Serving loads)."""
-    path = Path(path)
-    tf.saved_model.save(model, str(path), signatures={"serving_default": serving_function(model)})
-    return path
 
 
 def convert(model: keras.Model, cfg: ExportConfig) -> bytes:
@@ -156,18 +120,17 @@ def strip_tensor_names(data: bytes) -> bytes:
 
 
 def _configure(converter: tf.lite.TFLiteConverter, cfg: ExportConfig) -> None:
-    t = cfg.target
-    if t == "float32":
-        return
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if t == "gpu-fp16":
+    t = get_target(cfg.target)
+    if t.optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if t.float16:
         converter.target_spec.supported_types = [tf.float16]
-    elif t in ("edge-int8", "int8-fallback"):
+    if t.int8:
         rep = cfg.representative
         converter.representative_dataset = lambda: (
             {k: np.asarray(v) for k, v in d.items()} for d in rep()
         )
         ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if t == "int8-fallback":
+        if t.float_fallback:
             ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
         converter.target_spec.supported_ops = ops

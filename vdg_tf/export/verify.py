@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from vdg_tf.export.litert import LiteRTModel
-from vdg_tf.training.metrics import predicted_classes, task_report
+from vdg_tf.tasks import Task
 
 
 def representative_inputs(ds: tf.data.Dataset, count: int = 64) -> Iterator[dict[str, np.ndarray]]:
@@ -38,22 +38,20 @@ def predict_tflite(path: str | Path, ds: tf.data.Dataset) -> tuple[np.ndarray, n
     return np.concatenate(ys), np.concatenate(ps)
 
 
-def evaluate_tflite(
-    path: str | Path, ds: tf.data.Dataset, labels: list[str], task: str = "classification"
-) -> dict:
+def evaluate_tflite(path: str | Path, ds: tf.data.Dataset, labels: list[str], task: Task) -> dict:
     """The task's report of a `.tflite` model run in LiteRT."""
     y, p = predict_tflite(path, ds)
-    return task_report(task, y, p, labels)
+    return task.report(y, p, labels)
 
 
-def agreement(reference: np.ndarray, other: np.ndarray, task: str = "classification") -> dict:
+def agreement(reference: np.ndarray, other: np.ndarray, task: Task) -> dict:
     """Max |difference| of outputs between two prediction sets and, for tasks that predict
-    classes (top-1, label set, level), the fraction of samples where they agree."""
+    something discrete (top-1, label set, level), the fraction of samples where they agree."""
     if len(reference) == 0:
         return {"top1_agreement": 0.0, "max_abs_diff": 0.0}
     out = {"max_abs_diff": float(np.max(np.abs(reference - other)))}
-    if task not in ("regression", "anomaly"):
-        a, b = predicted_classes(task, reference), predicted_classes(task, other)
-        same = (a == b).reshape(len(a), -1).all(-1)
+    a, b = task.decisions(reference), task.decisions(other)
+    if a is not None:
+        same = (np.asarray(a) == np.asarray(b)).reshape(len(a), -1).all(-1)
         out["top1_agreement"] = float(np.mean(same))
     return out

@@ -1,7 +1,7 @@
 """Build a multimodal model from a `Config`: encoders -> masks -> fusion -> task heads.
 
 The model has one input per modality plus its `*_mask`, a `fused` output (the task head
-of `cfg.data.task`, see `models/heads.py`), and one auxiliary `<modality>_head` per
+of `cfg.data.task`, see `vdg_tf/tasks/`), and one auxiliary `<modality>_head` per
 modality for the fusion loss (dropped at export).
 """
 
@@ -11,9 +11,10 @@ import tf_keras as keras
 
 from vdg_tf.config import Config
 from vdg_tf.models.encoders import audio_encoder, text_encoder, video_encoder
+from vdg_tf.models.encoders.blocks import regularizer
 from vdg_tf.models.fusion import get_fusion
-from vdg_tf.models.heads import task_head
 from vdg_tf.models.modality_dropout import ModalityDropout
+from vdg_tf.tasks import get_task
 
 MODALITIES = ("video", "audio", "text")
 
@@ -105,10 +106,10 @@ def build_classifier(
         rank=mc.fusion_rank,
     )
     fused = keras.layers.Dropout(mc.dropout, name="fusion_dropout")(fused)
-    task = cfg.data.task
-    outputs = {"fused": task_head(fused, task, num_classes, "fused", mc.weight_decay)}
+    task, reg = get_task(cfg.data), regularizer(mc.weight_decay)
+    outputs = {"fused": task.head(fused, num_classes, "fused", reg)}
     for m, f in feats.items():
-        outputs[f"{m}_head"] = task_head(f, task, num_classes, f"{m}_head", mc.weight_decay)
+        outputs[f"{m}_head"] = task.head(f, num_classes, f"{m}_head", reg)
     return keras.Model(inputs, outputs, name="vdg_classifier")
 
 

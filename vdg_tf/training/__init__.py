@@ -1,6 +1,5 @@
 """Training: fusion loss, schedules, callbacks, the run folder, evaluation metrics."""
 
-from vdg_tf.training.artifacts import Run, load_run
-from vdg_tf.training.train import TrainResult, train
+from vdg_tf.training.train import TrainResult, train, write_saved_model
 
-__all__ = ["Run", "TrainResult", "load_run", "train"]
+__all__ = ["TrainResult", "train", "write_saved_model"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import tf_keras as keras
 
-from vdg_tf.training.artifacts import save_model_atomic
+from vdg_tf.bundle import save_model
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -41,4 +41,4 @@ class BestCheckpoint(keras.callbacks.Callback):
         if better or (value == self.best and loss < self.best_loss):
             self.best, self.best_loss, self.best_epoch = float(value), loss, epoch
             self.best_weights = self.model.get_weights()
-            save_model_atomic(self.model, self.path)
+            save_model(self.model, self.path)

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from vdg_tf.training.metrics import PRIMARY, task_report
+from vdg_tf.tasks import Task
 
 
 def fused_probs(outputs) -> np.ndarray:
@@ -29,12 +29,10 @@ def predict_dataset(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray
     return np.concatenate(ys), np.concatenate(ps)
 
 
-def evaluate_model(
-    model: keras.Model, ds: tf.data.Dataset, labels: list[str], task: str = "classification"
-) -> dict:
+def evaluate_model(model: keras.Model, ds: tf.data.Dataset, labels: list[str], task: Task) -> dict:
     """The task's metrics of `model` on `ds` (accuracy, macro-F1, confusion; mAP; MAE; AUROC)."""
     y, p = predict_dataset(model, ds)
-    return task_report(task, y, p, labels)
+    return task.report(y, p, labels)
 
 
 def mask_modality(ds: tf.data.Dataset, modality: str) -> tf.data.Dataset:
@@ -53,7 +51,7 @@ def modality_ablation(
     predict: Callable[[tf.data.Dataset], tuple[np.ndarray, np.ndarray]],
     ds: tf.data.Dataset,
     modalities: Sequence[str],
-    task: str = "classification",
+    task: Task,
     labels: Sequence[str] = (),
 ) -> dict[str, float]:
     """The task's primary metric (accuracy, mAP, MAE, AUROC) with every modality present
@@ -61,11 +59,11 @@ def modality_ablation(
 
     `predict` maps a dataset to (targets, outputs): a Keras model or a .tflite runner.
     """
-    key = PRIMARY[task]
+    key = task.primary
 
     def score(d):
         y, p = predict(d)
-        return float(task_report(task, y, p, list(labels))[key]) if len(y) else 0.0
+        return float(task.report(y, p, list(labels))[key]) if len(y) else 0.0
 
     out = {"metric": key, "all": score(ds)}
     for m in modalities:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,12 +10,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from vdg_tf.files import atomic_path  # noqa: E402
 
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+
+def _save(fig, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def plot_curves(history: dict[str, list[float]], path: str | Path) -> None:
@@ -61,7 +61,7 @@ def plot_confusion(cm: np.ndarray, labels: list[str], path: str | Path, title: s
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     """Names of the (size, accuracy) points no other point beats on both: smaller and better."""
-    front, best = [], -1.0
+    front, best = [], -np.inf
     for name, (_, acc) in sorted(points.items(), key=lambda kv: (kv[1][0], -kv[1][1])):
         if acc > best:
             front.append(name)

@@ -14,18 +14,18 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras as keras
 
+from vdg_tf.bundle import MODEL_FILE, Bundle, save_model
 from vdg_tf.config import Config
 from vdg_tf.data.features import TextTokenizer, log_mel_frames
 from vdg_tf.data.pipeline import SkipLog, batched_features
 from vdg_tf.data.sources import dataset_from, open_source
-from vdg_tf.files import write_json
-from vdg_tf.models.builder import build_classifier
-from vdg_tf.models.heads import set_svdd_centres
-from vdg_tf.training.artifacts import MODEL_FILE, save_model_atomic, save_run_metadata
+from vdg_tf.files import atomic_dir, write_json
+from vdg_tf.models.builder import build_classifier, inference_model
+from vdg_tf.models.serving import save_serving_model
+from vdg_tf.tasks import get_task
 from vdg_tf.training.callbacks import BestCheckpoint
 from vdg_tf.training.devices import distribution_strategy, precision_policy, use_mixed_precision
 from vdg_tf.training.evaluate import evaluate_model
-from vdg_tf.training.losses import monitor, task_loss, task_metrics
 from vdg_tf.training.plots import plot_confusion, plot_curves
 from vdg_tf.training.schedules import make_schedule
 
@@ -41,6 +41,12 @@ class TrainResult:
     epochs: int
     metrics: dict = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    config: Config | None = None
+
+    @property
+    def bundle(self) -> Bundle:
+        """The trained model with its config, labels and tokenizer."""
+        return Bundle(self.config, self.labels, self.tokenizer, self.model, path=self.out)
 
 
 def with_head_targets(ds: tf.data.Dataset, output_names: list[str]) -> tf.data.Dataset:
@@ -53,20 +59,19 @@ def compile_classifier(
 ) -> None:
     """Adam on the configured schedule with the fusion loss (fused + weighted aux heads).
 
-    Every head gets the task's loss (`training/losses.py`).
+    Every head gets the task's loss (`vdg_tf/tasks/`).
     """
     tc = cfg.train
     epochs = epochs or tc.epochs
     lr = make_schedule(tc.schedule, tc.learning_rate, steps_per_epoch, epochs, tc.warmup_epochs)
     keys = output_keys(model)
-    fused = model.output["fused"] if isinstance(model.output, dict) else model.outputs[0]
-    one_class = int(fused.shape[-1]) == 1
-    loss = task_loss(cfg.data.task, tc.label_smoothing, one_class)
+    task = get_task(cfg.data)
+    loss = task.loss(tc.label_smoothing)
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss={k: loss for k in keys},
         loss_weights={k: (1.0 if k == "fused" else tc.aux_weight) for k in keys},
-        metrics={"fused": task_metrics(cfg.data.task, one_class)},
+        metrics={"fused": task.metrics()},
     )
 
 
@@ -91,11 +96,13 @@ def train(
     out_dir: str | Path,
     eval_manifest: str | Path | None = None,
     progress: bool = True,
+    saved_model: bool = False,
 ) -> TrainResult:
     """Train on `train_manifest`, validate on `eval_manifest`, write the run folder `out_dir`.
 
     Either may be a manifest or a `vdg preprocess` folder of decoded clips. The task
     (`cfg.data.task`) picks the heads, loss, checkpoint metric and evaluation report.
+    The run folder is a `Bundle`; `saved_model` also writes `saved_model/` (TF Serving).
 
     Example:
       result = train(Config(), "data/manifest_train.jsonl", "runs/a", "data/manifest_eval.jsonl")
@@ -103,16 +110,17 @@ def train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.data.seed)
-    task = cfg.data.task
+    task = get_task(cfg.data)
     skips = SkipLog()
     source = open_source(train_manifest, cfg.data, training=True, skips=skips)
     labels = source.labels
-    if task in ("classification", "vqa", "multilabel", "ordinal") and len(labels) < 2:
+    if len(labels) < task.min_labels:
         raise ValueError(
-            f"{train_manifest}: need at least 2 distinct labels for task {task}, found {labels}"
+            f"{train_manifest}: need at least {task.min_labels} distinct labels for task "
+            f"{task.name}, found {labels}"
         )
     tokenizer = TextTokenizer.fit(source.texts, cfg.data.text)
-    save_run_metadata(out, cfg, labels, tokenizer)
+    Bundle(cfg, labels, tokenizer).save_metadata(out)
 
     # one stream for the whole run (see `batched_features`), read `steps` batches an epoch
     train_ds = batched_features(source.decoded, cfg.data, tokenizer, training=True, repeat=True)
@@ -126,13 +134,12 @@ def train(
         model = build_classifier(cfg, len(labels), tokenizer.vocab_size, spec_frames)
         steps = source.steps(cfg.data.batch_size)
         compile_classifier(model, cfg, steps)
-    if task == "anomaly":
-        set_svdd_centres(model, train_ds)
+    task.prepare(model, train_ds)
     names = model.output_names
-    validate = eval_ds is not None and task != "anomaly"  # anomaly validation holds anomalies
+    validate = eval_ds is not None and task.validates
     # BackupAndRestore empties its folder after a finished fit; files there mean a killed run
     resuming = (out / "backup").is_dir() and any((out / "backup").iterdir())
-    key, mode = monitor(task, validate)
+    key, mode = task.monitor(validate)
     best = BestCheckpoint(out / MODEL_FILE, key, mode, tie_break="val_loss" if validate else "loss")
     callbacks = [
         best,
@@ -159,7 +166,7 @@ def train(
         # exports want float32 layers: rebuild under the float32 policy, same weights
         if mixed:
             model = float32_copy(model, cfg, len(labels), tokenizer.vocab_size, spec_frames)
-        save_model_atomic(model, out / MODEL_FILE)
+        save_model(model, out / MODEL_FILE)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if hist:
         plot_curves(hist, out / "curves.png")
@@ -175,7 +182,21 @@ def train(
     if skips.count:
         print(skips.summary(source.count), file=sys.stderr)
     write_json(out / "metrics.json", metrics)
-    return TrainResult(out, model, labels, tokenizer, metrics["epochs_run"], metrics, skips.reasons)
+    result = TrainResult(
+        out, model, labels, tokenizer, metrics["epochs_run"], metrics, skips.reasons, cfg
+    )
+    if saved_model:
+        write_saved_model(result.bundle, out / "saved_model")
+    return result
+
+
+def write_saved_model(bundle: Bundle, path: str | Path) -> Path:
+    """The deployable model as a SavedModel (`serving_default` by input name) with the
+    bundle's metadata beside it, written to a temp folder and renamed."""
+    with atomic_dir(path) as tmp:
+        save_serving_model(inference_model(bundle.model), tmp)
+        bundle.save_metadata(tmp)
+    return Path(path)
 
 
 def float32_copy(

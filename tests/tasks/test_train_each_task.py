@@ -1,0 +1,99 @@
+"""Every task trains end to end on real clips, writes its metrics, and reloads identically."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+from tests.tasks.test_targets import HORIZONTAL
+from vdg_tf.bundle import Bundle
+from vdg_tf.data.features import log_mel_frames
+from vdg_tf.data.sources import dataset_from
+from vdg_tf.models import inference_model
+from vdg_tf.training.train import train
+
+EXPECTED = {
+    "multilabel": ("map", "micro_f1", "subset_accuracy"),
+    "regression": ("mae", "rmse", "correlation", "sign_accuracy"),
+    "ordinal": ("accuracy", "mae", "confusion"),
+    "vqa": ("accuracy", "macro_f1", "confusion"),
+    "anomaly": ("auroc", "threshold", "f1"),
+}
+
+
+def task_config(task):
+    cfg = tiny_config(epochs=3)
+    cfg.data.task = task
+    if task == "vqa":
+        cfg.data.text.max_tokens = 20  # the question, then the caption
+    if task == "anomaly":
+        cfg.data.normal_labels = HORIZONTAL
+    return cfg
+
+
+@pytest.mark.parametrize("task", sorted(EXPECTED))
+def test_task_trains_evaluates_and_round_trips(task, sample_data, tmp_path):
+    cfg = task_config(task)
+    result = train(
+        cfg, sample_data["manifest_train"], tmp_path, sample_data["manifest_eval"], progress=False
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(EXPECTED[task]) <= set(metrics["eval"]), metrics["eval"]
+    # VQA: an evaluation answer never seen in training is skipped by name, not guessed
+    assert metrics["eval"]["n"] + metrics["skipped"] == 16
+    assert all("not in labels" in r for r in metrics["skipped_files"])
+    history = (tmp_path / "history.csv").read_text().splitlines()
+    column = history[0].split(",").index("loss")
+    assert all(np.isfinite(float(r.split(",")[column])) for r in history[1:])
+
+    run = Bundle.load(tmp_path)
+    assert run.config.data.task == task and run.labels == result.labels
+    ds = dataset_from(sample_data["manifest_eval"], cfg.data, run.labels, run.tokenizer)
+    x, _ = next(iter(ds))
+    np.testing.assert_allclose(
+        inference_model(run.model)(x), inference_model(result.model)(x), atol=1e-5
+    )
+
+
+def test_one_class_anomaly_training_pulls_normal_clips_to_the_centre(sample_data, tmp_path):
+    """One normal label: Deep SVDD; the mean score of normal training clips falls."""
+    cfg = task_config("anomaly")
+    cfg.data.normal_labels = ("left-low-day", "right-mid-night")[:1]
+    cfg.train.epochs = 4
+    train(cfg, sample_data["manifest_train"], tmp_path, progress=False)
+    history = (tmp_path / "history.csv").read_text().splitlines()
+    header = history[0].split(",")
+    fused = [float(r.split(",")[header.index("fused_loss")]) for r in history[1:]]
+    assert fused[-1] < fused[0], fused
+    assert (tmp_path / "logs").is_dir()  # TensorBoard event files
+
+
+def test_ordinal_head_keeps_probabilities_ordered(sample_data):
+    from vdg_tf.models import build_classifier
+
+    cfg = task_config("ordinal")
+    model = build_classifier(cfg, 7, 50, log_mel_frames(cfg.data.audio))
+    layer = model.get_layer("fused")
+    layer.steps.assign(np.random.default_rng(0).normal(size=layer.steps.shape) * 3)
+    p = layer(np.linspace(-5, 5, 11)[:, None].astype(np.float32)).numpy()
+    assert np.all(np.diff(p, axis=1) <= 0)  # P(y > k) falls with k for every input
+
+
+def test_mixed_precision_trains_and_saves_float32(sample_data, tmp_path):
+    """train.mixed_precision=on (what auto picks on a GPU): float16 compute, float32 model file."""
+    import tf_keras as keras
+
+    cfg = tiny_config(epochs=1)
+    cfg.train.mixed_precision = "on"
+    result = train(cfg, sample_data["manifest_train"], tmp_path, progress=False)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the build
+    run = Bundle.load(tmp_path)
+    layers = [la for la in run.model.layers if not isinstance(la, keras.layers.InputLayer)]
+    assert {layer.dtype_policy.name for layer in layers} == {"float32"}
+    x, _ = next(
+        iter(dataset_from(sample_data["manifest_eval"], cfg.data, run.labels, run.tokenizer))
+    )
+    np.testing.assert_allclose(
+        inference_model(run.model)(x), inference_model(result.model)(x), atol=1e-5
+    )

@@ -1,0 +1,92 @@
+"""Media: PyAV decoding of video and audio files into clips (frames + audio track).
+
+The first stage of the flow, and free of TensorFlow: nothing here imports tensorflow,
+tf_keras or keras_nlp, nor a later vdg_tf stage (only `vdg_tf.config` and
+`vdg_tf.manifest`), so decode worker processes start fast and stay small.
+
+- `decode`: `decode_clip` (one pass over a container: sampled frames + audio), `Clip`,
+  `DecodeError` (the file and the problem, one line), `sample_times`, `FrameSkipper`.
+- `workers`: `DecodePool` of long-lived `python -P -m vdg_tf.media.workers` processes,
+  `DecodeJob`, `run_or_error`; every decode path answers a `Clip` or a `DecodeError`.
+- `wire`: the workers' message format; `heap`: freed-memory reuse for streaming processes.
+
+Names here load their module on first use: `import vdg_tf.media.heap` pulls in neither
+PyAV nor the worker pool, and `python -m vdg_tf.media.workers` finds its module unloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vdg_tf.media.decode import (
+        Clip,
+        DecodeError,
+        FrameSkipper,
+        clip_bounds,
+        decode_audio_file,
+        decode_clip,
+        require_decoder,
+        sample_times,
+    )
+    from vdg_tf.media.heap import keep_freed_memory, pool_tensorflow_memory
+    from vdg_tf.media.workers import (
+        DECODE_TIMEOUT_S,
+        DecodeGroup,
+        DecodeJob,
+        DecodePool,
+        run_or_error,
+        shared_pool,
+    )
+
+_MODULE_OF = {
+    "Clip": "decode",
+    "DecodeError": "decode",
+    "FrameSkipper": "decode",
+    "clip_bounds": "decode",
+    "decode_audio_file": "decode",
+    "decode_clip": "decode",
+    "require_decoder": "decode",
+    "sample_times": "decode",
+    "keep_freed_memory": "heap",
+    "pool_tensorflow_memory": "heap",
+    "DECODE_TIMEOUT_S": "workers",
+    "DecodeGroup": "workers",
+    "DecodeJob": "workers",
+    "DecodePool": "workers",
+    "run_or_error": "workers",
+    "shared_pool": "workers",
+}
+
+__all__ = [
+    "DECODE_TIMEOUT_S",
+    "Clip",
+    "DecodeError",
+    "DecodeGroup",
+    "DecodeJob",
+    "DecodePool",
+    "FrameSkipper",
+    "clip_bounds",
+    "decode_audio_file",
+    "decode_clip",
+    "keep_freed_memory",
+    "pool_tensorflow_memory",
+    "require_decoder",
+    "run_or_error",
+    "sample_times",
+    "shared_pool",
+]
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

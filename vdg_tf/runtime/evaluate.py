@@ -1,0 +1,106 @@
+"""`vdg evaluate`: the task's report of a run bundle or an exported `.tflite` on a manifest."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from vdg_tf.bundle import TEXT_FILES, Bundle
+from vdg_tf.data.pipeline import SkipLog, batched_features
+from vdg_tf.data.sources import open_source
+from vdg_tf.export.tflite import read_metadata
+from vdg_tf.export.verify import predict_tflite
+from vdg_tf.models.builder import inference_model
+from vdg_tf.training.evaluate import modality_ablation, predict_dataset
+from vdg_tf.training.plots import plot_confusion
+
+Predict = Callable[[tf.data.Dataset], tuple[np.ndarray, np.ndarray]]
+
+
+def load_for_inference(model: str | Path) -> tuple[Bundle, Predict]:
+    """The bundle of `model` (a run folder, `model.keras` or `.tflite`) and a function that
+    maps a dataset to (targets, outputs) with it (Keras, or LiteRT for a `.tflite`).
+
+    A `.tflite` reads its labels, vocabulary and config from beside it, else from the
+    metadata `vdg export --embed-metadata` put inside it.
+    """
+    path = Path(model)
+    if path.suffix != ".tflite":
+        bundle = Bundle.load(path)
+        keras_model = inference_model(bundle.model)
+        return bundle, lambda ds: predict_dataset(keras_model, ds)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such .tflite file")
+    beside = {n: (path.parent / n).read_text() for n in TEXT_FILES if (path.parent / n).is_file()}
+    texts = beside if "config.yaml" in beside else read_metadata(path)
+    bundle = Bundle.from_texts(texts, str(path))
+    return bundle, lambda ds: predict_tflite(path, ds)
+
+
+def evaluate(
+    model: str | Path,
+    data: str | Path,
+    ablation: bool = False,
+    plot: str | Path | None = None,
+) -> dict:
+    """The task's metrics of `model` on `data` (manifest or preprocessed folder), with the
+    skipped clips; `ablation` adds the metric with each modality masked out, `plot`
+    writes the confusion matrix (classification-like tasks).
+
+    Example:
+      report = evaluate("runs/a", "data/manifest_eval.jsonl")
+    """
+    bundle, predict = load_for_inference(model)
+    cfg, task = bundle.config, bundle.task
+    skips = SkipLog()
+    source = open_source(data, cfg.data, bundle.labels, skips=skips)
+    ds = batched_features(source.decoded, cfg.data, bundle.tokenizer)
+    y, outputs = predict(ds)
+    if len(y) == 0:
+        raise ValueError(f"{data}: no clip could be evaluated ({skips.summary(source.count)})")
+    report = task.report(y, outputs, bundle.labels)
+    if ablation:
+        report["ablation"] = modality_ablation(
+            predict, ds, cfg.model.modalities, task, bundle.labels
+        )
+    if plot and "confusion" in report:
+        title = f"{Path(model).name} on {Path(data).name}"
+        plot_confusion(report["confusion"], bundle.labels, plot, title)
+    print(skips.summary(source.count), file=sys.stderr)
+    return {**report, "skipped": skips.count, "skipped_files": skips.reasons}
+
+
+def format_evaluation(report: dict) -> str:
+    """The report for people: the scalar metrics, then a per-class table where there is one."""
+    scalars = {k: v for k, v in report.items() if isinstance(v, float | int) and k != "skipped"}
+    lines = [
+        "  ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scalars.items()
+        )
+    ]
+    per_class = report.get("per_class") or {}
+    if per_class:
+        columns = list(next(iter(per_class.values())))
+        width = max(12, *(len(n) + 2 for n in per_class))
+        lines.append(f"{'class':<{width}}" + "".join(f"{c:>11}" for c in columns))
+        for name, row in per_class.items():
+            cells = "".join(
+                f"{row[c]:>11.3f}"
+                if isinstance(row[c], float) and c != "support"
+                else f"{int(row[c]):>11}"
+                for c in columns
+            )
+            lines.append(f"{name:<{width}}{cells}")
+    if "ablation" in report:
+        abl = report["ablation"]
+        lines.append(
+            f"ablation ({abl['metric']}): "
+            + "  ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in abl.items() if k != "metric")
+        )
+    if report.get("skipped"):
+        lines.append(f"skipped {report['skipped']}: " + "; ".join(report["skipped_files"][:5]))
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""The `Task` base class: everything that depends on what a manifest row teaches.
+
+A task says which manifest keys it reads and how they become a target tensor, which head
+and loss the model gets, which metric picks the best checkpoint, what the evaluation
+report holds, and how a model output reads as a prediction (label + score, labels, a
+value, an anomaly score). The rest of vdg_tf asks the task and never branches on its name.
+
+Example (a new task is one module plus its registration):
+
+    @register_task
+    class Binary(Task):
+        name = "binary"
+        key = "label"
+        primary = "accuracy"
+        ...
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import ClassVar
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from vdg_tf.manifest import ClipRow
+
+TargetEncoder = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+class Task:
+    """What a manifest row teaches and how the model's output is read back.
+
+    Subclasses set the class attributes and override what differs; one instance is made
+    per run from the data config (`get_task`), so it knows settings such as the normal
+    labels of anomaly detection.
+    """
+
+    name: ClassVar[str] = ""
+    key: ClassVar[str] = "label"  # the manifest key the target comes from (for messages)
+    primary: ClassVar[str] = "accuracy"  # the metric a run is judged and checkpointed by
+    higher_is_better: ClassVar[bool] = True
+    min_labels: ClassVar[int] = 0  # distinct labels a training manifest must define
+    # whether the evaluation split's loss and metrics can pick the best epoch
+    validates: ClassVar[bool] = True
+    # whether the fused output is a distribution over classes (what distillation's soft
+    # targets need)
+    distills: ClassVar[bool] = False
+
+    def __init__(self, normal_labels: tuple[str, ...] = ("normal",)):
+        self.normal_labels = tuple(normal_labels)
+
+    # -- manifest rows ---------------------------------------------------------------
+    def labels(self, rows: list[ClipRow]) -> list[str]:
+        """The output vocabulary a training manifest defines ([] for a value target)."""
+        return []
+
+    def text(self, row: ClipRow) -> str:
+        """The text the model reads for `row`."""
+        return row.text
+
+    def names(self, row: ClipRow) -> list[str]:
+        """The class names `row` carries (looked up by the target encoder)."""
+        return []
+
+    def value(self, row: ClipRow) -> float:
+        """The number `row` carries (NaN when it has none)."""
+        return float(row.target) if row.target is not None else math.nan
+
+    def problem(self, row: ClipRow, labels: list[str]) -> str | None:
+        """Why `row` cannot be an example of this task, or None."""
+        names = self.names(row)
+        if not names:
+            return f"{row.where}: missing key '{self.key}'"
+        unknown = [n for n in names if n not in set(labels)]
+        if unknown:
+            shown = ", ".join(labels[:8]) + (" ..." if len(labels) > 8 else "")
+            return f"{row.where}: {self.key} '{unknown[0]}' not in labels (known: {shown})"
+        return None
+
+    def trains_on(self, row: ClipRow) -> bool:
+        """Whether a usable row is a training example (anomaly detection keeps normal rows)."""
+        return True
+
+    # -- targets inside tf.data ------------------------------------------------------
+    def target_encoder(self, labels: list[str], training: bool = False) -> TargetEncoder:
+        """A tf function `(names [k] string, value float32 []) -> target`."""
+        raise NotImplementedError
+
+    def keeps_record(self, target: tf.Tensor, names: tf.Tensor, training: bool) -> tf.Tensor:
+        """Whether a preprocessed record with this target is an example (a tf bool)."""
+        return tf.constant(True)
+
+    # -- the model -------------------------------------------------------------------
+    def head(
+        self,
+        x: tf.Tensor,
+        num_labels: int,
+        name: str,
+        regularizer: keras.regularizers.Regularizer | None = None,
+    ) -> tf.Tensor:
+        """The output tensor named `name` on features `x`."""
+        raise NotImplementedError
+
+    def loss(self, label_smoothing: float = 0.0):
+        """The loss of every head (the fused one and each modality's)."""
+        raise NotImplementedError
+
+    def metrics(self) -> list:
+        """Metrics Keras tracks on the fused head while training (`fused_<name>` in logs)."""
+        return []
+
+    def monitor(self, validation: bool) -> tuple[str, str]:
+        """(log key, 'max' or 'min') that picks the best checkpoint."""
+        key = f"fused_{self.primary}"
+        return (f"val_{key}" if validation else key), ("max" if self.higher_is_better else "min")
+
+    def prepare(self, model: keras.Model, ds: tf.data.Dataset) -> None:
+        """Set up a freshly built model before training (Deep SVDD sets its centres)."""
+
+    # -- evaluation and predictions --------------------------------------------------
+    def report(self, y: np.ndarray, outputs: np.ndarray, labels: list[str]) -> dict:
+        """The metrics that define the task on targets `y` and fused outputs."""
+        raise NotImplementedError
+
+    def decisions(self, outputs: np.ndarray) -> np.ndarray | None:
+        """What two models of this task must agree on (top-1 class, label set, level), or
+        None where the output is a value with nothing discrete to agree on."""
+        return None
+
+    def predictions(self, outputs: np.ndarray, labels: list[str], top: int = 3) -> list[dict]:
+        """Each output row as the prediction a user reads."""
+        raise NotImplementedError
+
+    def score(self, report: dict) -> float:
+        """The primary metric of a report, signed so that higher is always better."""
+        value = float(report[self.primary])
+        return value if self.higher_is_better else -value
+
+
+def top_labels(probs: np.ndarray, labels: list[str], top: int) -> list[list[dict]]:
+    """The `top` most probable labels of each row as `[{"label", "score"}]`."""
+    probs = np.asarray(probs, float)
+    order = np.argsort(-probs, axis=-1, kind="stable")[:, :top]
+    return [
+        [{"label": labels[j], "score": round(float(p[j]), 6)} for j in row]
+        for p, row in zip(probs, order, strict=True)
+    ]
+
+
+def lookup_table(labels: list[str]) -> tf.lookup.StaticHashTable:
+    """name -> index into `labels`, -1 for a name not in it."""
+    n = len(labels)
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(labels or [""]), tf.range(max(n, 1))), -1
+    )
