@@ -218,10 +218,10 @@ def decode_grouping(workers: int) -> tuple[int, int]:
     """Clips per decode call into the worker processes, and calls in flight.
 
     A call hands its group to one worker as one message each way (`DecodePool.decode_many`).
-    A call and a message per clip woke a tf.data thread and a reader thread, took the GIL
-    and waited on a future for every clip: the training process spent 0.45-0.5 ms of CPU a
-    clip moving clips, 0.34 in groups of 8 (streaming without features, hand profiled in
-    session 12). Two calls per worker: each has a group queued when it finishes one.
+    A call and a message per clip wakes a tf.data thread and a reader thread, takes the GIL
+    and waits on a future for every clip: 0.45-0.5 ms of the training process's CPU a clip
+    spent moving clips, 0.34 ms in groups of 8 (BENCHMARKS.md, "Data pipeline"). Two calls
+    per worker: each has a group queued when it finishes one.
     """
     return DECODE_GROUP, 2 * workers
 
@@ -232,7 +232,7 @@ def _threads_for(calls: int) -> tf.data.Options:
     A call to a worker process blocks its tf.data thread until the clip is back. With
     tf.data's default pool (a thread per core) only `cores` clips were ever in flight, so
     each worker finished a clip and then waited for its next job: every job found its
-    worker idle, and on 2 cores 13% of the machine sat idle (`tools/decode_cost.py`).
+    worker idle, and on 2 cores 13% of the machine sat idle (`vdg_tf.bench.decode_cost`).
     """
     options = tf.data.Options()
     options.threading.private_threadpool_size = calls + (os.cpu_count() or 1)

@@ -1,0 +1,35 @@
+"""`vdg demo` (the README's first command) runs end to end at a small size through the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_the_builtin_pipeline_and_reports(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "vdg_tf.cli", "demo", "--out", str(tmp_path / "demo"),
+         "--clips", "24", "--epochs", "1", "--json"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout)
+    assert list(report["stages"]) == [
+        "keras_float",
+        "pruned",
+        "qat",
+        "tflite_float32",
+        "tflite_int8",
+    ]
+    assert report["clips"] == 24 and report["metric"] == "accuracy"
+    assert json.loads((tmp_path / "demo" / "report.json").read_text())["stages"] == report["stages"]
+    s = report["stages"]
+    for name, entry in s.items():
+        assert Path(entry["path"]).is_file(), name
+    assert abs(s["pruned"]["sparsity"] - 0.5) <= 0.01
+    assert s["qat"]["deployable"] is False  # a training checkpoint: no deployable size
+    assert s["tflite_int8"]["int8_op_fraction"] >= 0.95
+    assert s["tflite_int8"]["bytes"] < 0.5 * s["tflite_float32"]["bytes"]
+    # the float32 export is the Keras model: same predictions on the evaluation split
+    assert s["tflite_float32"]["top1_agreement"] == 1.0
+    assert s["tflite_float32"]["score"] == s["keras_float"]["score"]
