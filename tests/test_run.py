@@ -158,3 +158,32 @@ def test_shipped_pipelines_parse():
         spec = PipelineSpec.load(path)
         assert spec.stages[0].kind == "train"
         assert yaml.safe_load(path.read_text())["name"] == spec.name
+
+
+def test_distill_stage_trains_a_smaller_student_that_later_stages_export(sample_data, tmp_path):
+    spec = PipelineSpec.from_dict({
+        "name": "distill",
+        "config": TINY,
+        "stages": [
+            {"train": {"epochs": 3}},
+            {"distill": {"student": {"width": 8, "fused_dim": 16}, "epochs": 3}},
+            {"export": {"targets": ["float32", "gpu-fp16"]}},
+        ],
+    })  # fmt: skip
+    report = run_pipeline(
+        spec, sample_data["manifest_train"], sample_data["manifest_eval"], tmp_path, progress=False
+    )
+    s = report["stages"]
+    assert s["distilled"]["weights"] < 0.6 * s["distilled"]["teacher_weights"]
+    # float32 is the teacher (the reference); fp16 is the compressed student
+    assert s["tflite_fp16"]["bytes"] < 0.4 * s["tflite_float32"]["bytes"]
+    assert s["tflite_fp16"]["score"] == pytest.approx(s["distilled"]["score"], abs=1 / 16)
+    assert "model:\n" in (tmp_path / "export" / "config.yaml").read_text()
+    assert "width: 8" in (tmp_path / "export" / "config.yaml").read_text()
+
+
+def test_distill_is_refused_at_load_for_a_task_without_class_probabilities():
+    with pytest.raises(ValueError, match=r"stages\[1\]\.distill: task regression"):
+        PipelineSpec.from_dict(
+            {"config": {"data": {"task": "regression"}}, "stages": [{"train": {}}, {"distill": {}}]}
+        )

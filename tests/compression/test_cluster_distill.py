@@ -97,8 +97,11 @@ def test_pcqat_keeps_clusters_and_zeros(trained_run, train_ds, tmp_path):
     ]
     (kernel,) = [w.numpy() for w in layer.weights if w.name.endswith("/kernel:0")]
     assert np.all(kernel[ref == 0] == 0)
-    # centroids plus zero; the straight-through update leaves float noise below 1e-4
-    assert np.unique(np.round(kernel, 4)).size <= 9
+    # centroids plus zero; the straight-through update leaves float noise below 1e-4, so
+    # values closer than that are one centroid (rounding could split a pair across a digit)
+    values = np.unique(kernel)
+    centroids = 1 + int(np.sum(np.diff(values) > 1e-4))
+    assert centroids <= 9, values
     save_model(result.model, tmp_path / "pcqat.h5")  # what `vdg run` resumes from
     back = load_qat(clustered, tmp_path / "pcqat.h5", QATConfig(preserve_clusters=True))
     for a, b in zip(back.get_weights(), result.model.get_weights(), strict=True):

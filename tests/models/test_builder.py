@@ -197,11 +197,17 @@ TASKS = ["multilabel", "regression", "ordinal", "vqa", "anomaly"]
 TASK_WIDTH = {"regression": 1, "ordinal": 3}  # anomaly: softmax over its 4 normal classes
 
 
+def task_config(task, fusion):
+    cfg = tiny_config()
+    cfg.data.task, cfg.model.fusion = task, fusion
+    cfg.data.normal_labels = ("a", "b", "c", "d")  # anomaly's classes are its normal labels
+    return cfg
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_every_task_head_builds_on_every_fusion(task):
     for fusion in sorted(FUSIONS):
-        cfg = tiny_config()
-        cfg.data.task, cfg.model.fusion = task, fusion
+        cfg = task_config(task, fusion)
         model = build_classifier(cfg, num_classes=4, vocab_size=50, spec_frames=101)
         x, _ = random_batch(cfg)
         assert inference_model(model)(x).shape == (4, TASK_WIDTH.get(task, 4)), fusion
@@ -209,8 +215,7 @@ def test_every_task_head_builds_on_every_fusion(task):
 
 @pytest.mark.parametrize(("task", "fusion"), zip(TASKS, sorted(FUSIONS), strict=False))
 def test_task_head_trains_a_step(task, fusion):
-    cfg = tiny_config()
-    cfg.data.task, cfg.model.fusion = task, fusion
+    cfg = task_config(task, fusion)
     model = build_classifier(cfg, num_classes=4, vocab_size=50, spec_frames=101)
     x, y = random_batch(cfg)
     targets = {

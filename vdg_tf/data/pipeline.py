@@ -98,8 +98,20 @@ def decoded_dataset(
     `shard=(n, i)` keeps every n-th row starting at i (one input worker of n).
     """
     skips = skips if skips is not None else SkipLog()
-    task = get_task(cfg)
     rows = usable_rows(rows, cfg, labels, skips, training)
+    return checked_dataset(rows, cfg, labels, training, skips, shard)
+
+
+def checked_dataset(
+    rows: list[ClipRow],
+    cfg: DataConfig,
+    labels: list[str],
+    training: bool = False,
+    skips: SkipLog | None = None,
+    shard: tuple[int, int] | None = None,
+) -> tf.data.Dataset:
+    """`decoded_dataset` of rows that `usable_rows` has already checked (each row once a run)."""
+    task = get_task(cfg)
     encode_target = task.target_encoder(labels, training)
     per_row = [task.names(r) for r in rows]
     names = tf.RaggedTensor.from_row_lengths(

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from vdg_tf.config import DataConfig
 from vdg_tf.data.features import TextTokenizer
-from vdg_tf.data.pipeline import SkipLog, batched_features, decoded_dataset, usable_rows
+from vdg_tf.data.pipeline import SkipLog, batched_features, checked_dataset, usable_rows
 from vdg_tf.data.records import read_index, records_dataset
 from vdg_tf.manifest import read_manifest
 from vdg_tf.tasks import get_task
@@ -55,8 +55,9 @@ def open_source(
     skips.extend(problems)
     task = get_task(cfg)
     labels = labels or task.labels(rows)
-    ds = decoded_dataset(rows, cfg, labels, training, skips, shard)
-    usable = _sharded(len(usable_rows(rows, cfg, labels, skips, training)), shard)
+    checked = usable_rows(rows, cfg, labels, skips, training)
+    ds = checked_dataset(checked, cfg, labels, training, skips, shard)
+    usable = _sharded(len(checked), shard)
     texts = [task.text(r) for r in rows]
     return Source(ds, labels, texts, len(rows) + len(problems), usable)
 
