@@ -1,18 +1,23 @@
 """The `vdg` command line: parses arguments and calls one Python API function per command.
 
 Progress goes to stderr; with `--json` one JSON object goes to stdout and nothing else
-does (Keras' progress bars are sent to stderr too). Without it, stdout gets text for people.
+does (Keras' progress bars are sent to stderr too). Without it, stdout gets text for people:
+short tables with the figures that matter. Library start-up lines and repeated warnings
+are hidden unless `--verbose` (`vdg_tf/_quiet.py`). Data paths are checked before any
+work starts or any folder is made, and a misspelled option gets its command's usage
+with the closest option.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import sys
 from pathlib import Path
 
-from vdg_tf._quiet import import_tensorflow_quietly
+from vdg_tf._quiet import import_tensorflow_quietly, repeated_warnings, set_verbose
 from vdg_tf.media.heap import pool_tensorflow_memory
 
 
@@ -23,8 +28,30 @@ def cmd_make_sample_data(a: argparse.Namespace) -> tuple[dict, str]:
     if not 0 < a.seconds[0] <= a.seconds[1]:
         raise ValueError(f"--seconds: need 0 < MIN <= MAX, got {a.seconds[0]} {a.seconds[1]}")
     spec = SampleSpec(width, height, a.fps, min_seconds=a.seconds[0], max_seconds=a.seconds[1])
-    r = make_sample_data(a.out, a.clips, a.seed, spec=spec, progress=not a.json)
-    return r, f"{r['clips']} clips in {a.out}: {r['manifest_train']}, {r['manifest_eval']}"
+    r = make_sample_data(a.out, a.clips, a.seed, spec=spec, progress=True)
+    return r, _table(
+        f"sample data in {a.out}",
+        [
+            ("clips", f"{r['clips']} ({width}x{height}, {a.fps} fps, mp4 H.264 + AAC)"),
+            ("training", f"{r['train_clips']} clips  {r['manifest_train']}"),
+            ("evaluation", f"{r['eval_clips']} clips  {r['manifest_eval']}"),
+            ("labels", f"{len(r['labels'])}: {', '.join(r['labels'][:3])}, ..."),
+        ],
+    )
+
+
+def _table(title: str, rows: list[tuple[str, str]]) -> str:
+    """`title` above two aligned columns: what, and its value."""
+    width = max(len(k) for k, _ in rows) + 2
+    return "\n".join([title, *(f"  {k:<{width}}{v}" for k, v in rows)])
+
+
+def _size(n: int) -> str:
+    """Bytes as a person reads them: `287,776 B (281 KiB)`."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n:,} B ({n / scale:.{1 if n < 10 * scale else 0}f} {unit})"
+    return f"{n:,} B"
 
 
 def _frame_size(text: str) -> tuple[int, int]:
@@ -56,38 +83,71 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
         "model": str(Path(a.out) / MODEL_FILE),
         "saved_model": str(Path(a.out) / "saved_model"),
         "epochs": r.epochs,
+        "best_epoch": r.metrics.get("best_epoch"),
         "skipped": len(r.skipped),
     }
-    text = f"trained {r.epochs} epochs into {a.out}"
+    rows = [
+        ("model", f"{out['model']}  (best epoch {out['best_epoch']} of {r.epochs})"),
+        ("serving", out["saved_model"]),
+        ("history", f"{Path(a.out) / 'history.csv'}, {Path(a.out) / 'curves.png'}, "
+                    f"tensorboard --logdir {Path(a.out) / 'logs'}"),
+    ]  # fmt: skip
     if "eval" in r.metrics:
         key = r.bundle.task.primary
         out[f"eval_{key}"] = r.metrics["eval"][key]
-        text += f"; evaluation {key} {out[f'eval_{key}']:.3f}"
-    return out, text
+        scalars = _scalars(r.metrics["eval"])
+        rows.append(("evaluation", "  ".join(f"{k} {_num(v)}" for k, v in scalars.items())))
+    if r.skipped:
+        rows.append(("skipped", f"{len(r.skipped)}: {'; '.join(r.skipped[:3])}"))
+    return out, _table(f"trained {a.out}", rows)
+
+
+def _scalars(report: dict) -> dict:
+    """The single-number metrics of a task report (no counts of skipped clips)."""
+    return {
+        k: v
+        for k, v in report.items()
+        if isinstance(v, float | int) and not isinstance(v, bool) and k != "skipped"
+    }
+
+
+def _num(v: float | int) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf.runtime.evaluate import evaluate, format_evaluation
 
     report = evaluate(a.model, a.data, ablation=a.ablation, plot=a.plot)
-    return report, format_evaluation(report)
+    return report, format_evaluation(report, f"{a.model} on {a.data}")
 
 
 def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf._progress import working
     from vdg_tf.export.api import export_model
+    from vdg_tf.export.inspect import inspect_tflite
 
-    r = export_model(
-        a.model, a.target, a.out, a.data, a.calibration_samples, a.saved_model, a.embed_metadata
-    )
-    return r, f"{r['target']}: {r['path']} ({r['bytes']:,} bytes)"
+    with working(f"exporting {a.target}"):
+        r = export_model(
+            a.model, a.target, a.out, a.data, a.calibration_samples, a.saved_model, a.embed_metadata
+        )
+    info = inspect_tflite(r["path"])  # loads the file in LiteRT: what a device will run
+    r |= {"gzip_bytes": info["gzip_bytes"], "int8_op_fraction": info["int8_op_fraction"]}
+    rows = [
+        ("file", r["path"]),
+        ("bytes", f"{_size(r['bytes'])}, {_size(r['gzip_bytes'])} gzipped"),
+        ("target", r["target"]),
+        ("LiteRT", f"loads and allocates; {r['int8_op_fraction']:.0%} of compute ops in int8"),
+    ]
+    if r.get("saved_model"):
+        rows.append(("SavedModel", r["saved_model"]))
+    return r, _table(f"exported {a.model}", rows)
 
 
 def cmd_preprocess(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf.data.records import preprocess
 
-    index = preprocess(
-        a.manifest, a.out, _config(a.config).data, shards=a.shards, progress=not a.json
-    )
+    index = preprocess(a.manifest, a.out, _config(a.config).data, shards=a.shards, progress=True)
     r = {k: index[k] for k in ("clips", "shards", "skipped", "skipped_files")} | {"out": a.out}
     return r, f"{index['clips']} clips in {len(index['shards'])} shards; skipped {index['skipped']}"
 
@@ -132,6 +192,35 @@ def cmd_demo(a: argparse.Namespace) -> tuple[dict, str]:
     return report, format_demo(report)
 
 
+def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
+    from vdg_tf.runtime.predict import Events, PredictStats, predict, write_csv
+    from vdg_tf.runtime.report import format_record, plot_timeline, summary
+
+    stats = PredictStats()
+    events = Events(a.watch or [], a.threshold, smooth=a.smooth) if (a.watch or a.events) else None
+    if events is not None and not events.watch:
+        events.watch = [None]  # the task's only series (the anomaly score)
+    records = []
+    try:
+        for record in predict(
+            a.model, a.inputs, a.window, a.stride, a.text or "", a.top,
+            stream=a.stream, realtime=a.realtime, timeout_s=a.timeout, stats=stats, events=events,
+        ):  # fmt: skip
+            records.append(record)
+            line = json.dumps(record) if a.json else format_record(record)
+            print(line, file=sys.__stdout__, flush=True)
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C)", file=sys.stderr)
+    if a.csv:
+        write_csv(records, a.csv)
+    if a.plot:
+        plot_timeline(stats.timeline, a.plot, [r for r in records if "event" in r])
+    print(summary(stats), file=sys.stderr)
+    if not stats.windows and stats.failed:
+        raise ValueError(stats.failed[0])
+    return None, None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vdg",
@@ -142,7 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     def add(parent, name, fn, help_):
         sp = parent.add_parser(name, help=help_, description=help_)
         sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        sp.set_defaults(fn=fn)
+        sp.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show library logs (TensorFlow, absl, tfmot) and Keras' full epoch lines",
+        )
+        sp.set_defaults(fn=fn, parser=sp)
         return sp
 
     sp = add(
@@ -259,21 +353,106 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--clips", type=int, default=320)
     sp.add_argument("--seed", type=int, default=0, help="sample-data seed")
     sp.add_argument("--epochs", type=int, help="override the training epochs (a quick run)")
+    sp = add(
+        sub,
+        "predict",
+        cmd_predict,
+        "predict on new video, window by window (files, manifests, live streams)",
+    )
+    sp.add_argument("model", help="run folder, model.keras, or FILE.tflite")
+    sp.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="video files, a manifest (.jsonl), '-' (a stream on stdin) or a URL",
+    )
+    sp.add_argument(
+        "--window", type=float, help="window length in seconds (default: the model's audio span)"
+    )
+    sp.add_argument(
+        "--stride", type=float, help="seconds between window starts (default: half a window)"
+    )
+    sp.add_argument(
+        "--text", help="the text the model reads with every window (a caption, a question)"
+    )
+    sp.add_argument("--top", type=int, default=3, help="labels per window")
+    sp.add_argument(
+        "--stream",
+        action="store_true",
+        help="live source: a growing file, '-' or a URL; windows as soon as they arrive",
+    )
+    sp.add_argument(
+        "--realtime",
+        action="store_true",
+        help="drop windows that arrive while the model is busy (counted)",
+    )
+    sp.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds a stream may stall (or a URL take to open) before it ends",
+    )
+    sp.add_argument(
+        "--watch",
+        action="append",
+        metavar="LABEL",
+        help="report events where this label's smoothed score stays high (repeatable)",
+    )
+    sp.add_argument("--events", action="store_true", help="events on the task's score (anomaly)")
+    sp.add_argument("--threshold", type=float, default=0.5, help="event on-threshold (off: 0.8x)")
+    sp.add_argument("--smooth", type=int, default=3, help="moving average over this many windows")
+    sp.add_argument("--plot", help="write a timeline PNG (scores over time, events shaded)")
+    sp.add_argument("--csv", help="also write the window records as CSV")  # fmt: skip
     return p
 
 
+# the options that name data to read, checked before any work: (attribute, flag)
+DATA_OPTIONS = (("data", "--data"), ("eval_data", "--eval-data"), ("manifest", "MANIFEST"))
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse `argv`; an unknown option is refused with its command's usage and the
+    closest option that command has (`--epoch` -> `--epochs`)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sp = args.parser
+        known = [o for action in sp._actions for o in action.option_strings]
+        flag = extra[0].split("=")[0]
+        close = difflib.get_close_matches(flag, known, n=1, cutoff=0.5) if flag[:1] == "-" else []
+        hint = f"; did you mean {close[0]}?" if close else ""
+        sp.error(f"unrecognized argument{'s' * (len(extra) > 1)}: {' '.join(extra)}{hint}")
+    return args
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Refuse data paths that cannot be read as data, before anything is made."""
+    from vdg_tf.data.inputs import check_data_path
+
+    for attr, flag in DATA_OPTIONS:
+        if getattr(args, attr, None):
+            check_data_path(getattr(args, attr), flag)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
+    set_verbose(args.verbose)
     pool_tensorflow_memory()  # before TensorFlow makes its first tensor
-    import_tensorflow_quietly()
     try:
+        check_inputs(args)
+        import_tensorflow_quietly()
         with contextlib.redirect_stdout(sys.stderr):
             result, text = args.fn(args)
     except (ValueError, FileNotFoundError, KeyError) as e:
         msg = str(e).strip("'\"").splitlines()[0] if str(e) else type(e).__name__
         print(f"vdg {args.command}: error: {msg}", file=sys.stderr)
         return 2
-    print(json.dumps(result) if args.json else text, file=sys.__stdout__, flush=True)
+    finally:
+        hidden = repeated_warnings().summary()
+        if hidden:
+            print(hidden, file=sys.stderr)
+    if result is not None:  # commands that stream their records print them themselves
+        print(json.dumps(result) if args.json else text, file=sys.__stdout__, flush=True)
     return 0
 
 

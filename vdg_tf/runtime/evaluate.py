@@ -74,33 +74,45 @@ def evaluate(
     return {**report, "skipped": skips.count, "skipped_files": skips.reasons}
 
 
-def format_evaluation(report: dict) -> str:
-    """The report for people: the scalar metrics, then a per-class table where there is one."""
-    scalars = {k: v for k, v in report.items() if isinstance(v, float | int) and k != "skipped"}
-    lines = [
-        "  ".join(
-            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scalars.items()
-        )
-    ]
+def format_evaluation(report: dict, title: str = "") -> str:
+    """The report for people: the overall metrics, then a per-class table where the task
+    has one, the ablation and the skipped clips. The confusion matrix is left to the plot
+    (`--plot`): as numbers it is a screen of digits."""
+    scalars = {
+        k: v
+        for k, v in report.items()
+        if isinstance(v, float | int) and not isinstance(v, bool) and k not in ("skipped", "n")
+    }
+    head = f"{report['n']} clips" if "n" in report else ""
+    lines = [f"{title}: {head}" if title else head] if title or head else []
+    width = max([len(k) for k in scalars] + [8]) + 2
+    lines += [f"  {k:<{width}}{_cell(v)}" for k, v in scalars.items()]
     per_class = report.get("per_class") or {}
     if per_class:
         columns = list(next(iter(per_class.values())))
-        width = max(12, *(len(n) + 2 for n in per_class))
-        lines.append(f"{'class':<{width}}" + "".join(f"{c:>11}" for c in columns))
+        name_width = max(len("class"), *(len(n) for n in per_class)) + 2
+        lines += ["", f"  {'class':<{name_width}}" + "".join(f"{c:>11}" for c in columns)]
         for name, row in per_class.items():
-            cells = "".join(
-                f"{row[c]:>11.3f}"
-                if isinstance(row[c], float) and c != "support"
-                else f"{int(row[c]):>11}"
-                for c in columns
-            )
-            lines.append(f"{name:<{width}}{cells}")
+            cells = "".join(f"{_cell(row[c], c == 'support'):>11}" for c in columns)
+            lines.append(f"  {name:<{name_width}}{cells}")
     if "ablation" in report:
         abl = report["ablation"]
-        lines.append(
-            f"ablation ({abl['metric']}): "
-            + "  ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in abl.items() if k != "metric")
-        )
+        lines += ["", f"  {abl['metric']} with a modality masked out"]
+        lines += [
+            f"  {k.replace('_', ' '):<{width + 4}}{_cell(v)}"
+            for k, v in abl.items()
+            if k != "metric"
+        ]
     if report.get("skipped"):
-        lines.append(f"skipped {report['skipped']}: " + "; ".join(report["skipped_files"][:5]))
+        lines += [
+            "",
+            f"  skipped {report['skipped']} clips: " + "; ".join(report["skipped_files"][:5]),
+        ]
     return "\n".join(lines)
+
+
+def _cell(v, count: bool = False) -> str:
+    """A figure as a table shows it: counts whole, fractions to 3 places."""
+    if count or isinstance(v, int):
+        return f"{int(v)}"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)

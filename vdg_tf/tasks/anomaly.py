@@ -159,5 +159,8 @@ class Anomaly(Classification):
     def decisions(self, outputs):
         return None
 
+    def series(self, outputs, labels):
+        return {"anomaly": anomaly_scores(outputs)}
+
     def predictions(self, outputs, labels, top=3):
         return [{"anomaly_score": round(float(s), 6)} for s in anomaly_scores(outputs)]

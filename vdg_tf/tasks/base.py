@@ -134,6 +134,10 @@ class Task:
         """Each output row as the prediction a user reads."""
         raise NotImplementedError
 
+    def series(self, outputs: np.ndarray, labels: list[str]) -> dict[str, np.ndarray]:
+        """Named scores per output row, for timelines and events (`--watch LABEL`)."""
+        raise NotImplementedError
+
     def score(self, report: dict) -> float:
         """The primary metric of a report, signed so that higher is always better."""
         value = float(report[self.primary])

@@ -65,3 +65,7 @@ class Classification(Task):
 
     def predictions(self, outputs, labels, top=3):
         return [{"top": t} for t in top_labels(outputs, labels, top)]
+
+    def series(self, outputs, labels):
+        outputs = np.asarray(outputs, float)
+        return {name: outputs[:, j] for j, name in enumerate(labels)}

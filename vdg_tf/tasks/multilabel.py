@@ -76,6 +76,10 @@ class Multilabel(Task):
     def decisions(self, outputs):
         return np.asarray(outputs) >= 0.5
 
+    def series(self, outputs, labels):
+        outputs = np.asarray(outputs, float)
+        return {name: outputs[:, j] for j, name in enumerate(labels)}
+
     def predictions(self, outputs, labels, top=3):
         outputs = np.asarray(outputs, float)
         return [

@@ -119,5 +119,8 @@ class Ordinal(Regression):
     def decisions(self, outputs):
         return ordinal_levels(outputs)
 
+    def series(self, outputs, labels):
+        return {"level": np.array([float(labels[int(k)]) for k in ordinal_levels(outputs)])}
+
     def predictions(self, outputs, labels, top=3):
         return [{"level": labels[int(k)]} for k in ordinal_levels(outputs)]

@@ -58,5 +58,8 @@ class Regression(Task):
     def report(self, y, outputs, labels):
         return regression_report(y, outputs)
 
+    def series(self, outputs, labels):
+        return {"value": np.asarray(outputs, float).reshape(-1)}
+
     def predictions(self, outputs, labels, top=3):
         return [{"value": round(float(v), 6)} for v in np.asarray(outputs, float).reshape(-1)]

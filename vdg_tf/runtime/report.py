@@ -1,0 +1,77 @@
+"""What `vdg predict` shows a person: a line per window or event, a summary, a timeline plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from vdg_tf.files import atomic_path  # noqa: E402
+from vdg_tf.runtime.events import clock, describe  # noqa: E402
+
+
+def format_record(record: dict) -> str:
+    """`clip.mp4  00:02.0-00:04.0  dog 0.91, cat 0.05` (or the task's value, or an event)."""
+    where = Path(str(record["source"])).name
+    if "event" in record:
+        return f"{where}  EVENT {describe(record)}"
+    span = f"{clock(record['start'])}-{clock(record['end'])}"
+    if "top" in record:
+        what = ", ".join(f"{t['label']} {t['score']:.2f}" for t in record["top"])
+        if "labels" in record:
+            what = f"[{', '.join(record['labels'])}]  {what}"
+    else:
+        what = ", ".join(
+            f"{k} {v}" for k, v in record.items() if k not in ("source", "start", "end")
+        )
+    return f"{where}  {span}  {what}"
+
+
+def summary(stats) -> str:
+    """One line: windows predicted, dropped in real-time mode, sources that failed."""
+    line = f"predicted {stats.windows} windows"
+    if stats.dropped:
+        line += f"; dropped {stats.dropped} that arrived while the model was busy (--realtime)"
+    if stats.failed:
+        line += f"; {len(stats.failed)} source(s) failed: " + "; ".join(stats.failed[:3])
+    return line
+
+
+def plot_timeline(
+    timeline: list[tuple[str, float, float, dict[str, float]]],
+    path: str | Path,
+    events: list[dict] = (),
+    top: int = 5,
+) -> Path:
+    """Scores over time (window centres), one line per series that ever scores high (the
+    `top` by peak), one panel per source; events shaded."""
+    sources = list(dict.fromkeys(t[0] for t in timeline)) or [""]
+    fig, axes = plt.subplots(len(sources), 1, figsize=(10, 2.6 * len(sources)), squeeze=False)
+    for ax, source in zip(axes[:, 0], sources, strict=True):
+        rows = [t for t in timeline if t[0] == source]
+        if not rows:
+            continue
+        centres = np.array([(s + e) / 2 for _, s, e, _ in rows])
+        names = list(rows[0][3])
+        peaks = {n: max(r[3][n] for r in rows) for n in names}
+        for name in sorted(names, key=lambda n: -peaks[n])[:top]:
+            ax.plot(centres, [r[3][name] for r in rows], label=name, lw=1.5)
+        for e in events:
+            if e.get("source") == source:
+                ax.axvspan(e["start"], e["end"], color="C3", alpha=0.15)
+        values = [r[3][n] for r in rows for n in names]
+        if min(values) >= 0 and max(values) <= 1:
+            ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("time (s)")
+        ax.set_title(Path(source).name, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return Path(path)
