@@ -141,6 +141,11 @@ class DataConfig:
     # where clips decode: "processes" (a GIL each) or "threads"
     decoder: str = field(default="processes", metadata={"choices": ("processes", "threads")})
     decode_workers: int = field(default=0, metadata={"min": 0})  # 0: one per core
+    # seconds one clip may take in a decode worker before it is killed and the clip skipped
+    decode_timeout: float = field(default=300.0, metadata={"above": 0.0})
+    # share of a clip's packets that may fail to decode (skipped, as players do) before the
+    # clip counts as too damaged; 0 refuses any damage
+    max_bad_packet_fraction: float = field(default=0.25, metadata={"min": 0.0, "max": 1.0})
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
 
 

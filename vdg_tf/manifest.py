@@ -1,12 +1,15 @@
 """Manifest reading and validation: one JSON object per line, paths relative to the file.
 
 Each row becomes a `ClipRow` with absolute paths, so the decoder never guesses where a
-file is. A bad row is reported by its manifest line number and the problem.
+file is. A bad row is reported by its manifest and line number and the problem; values
+are checked by type (a path is a string, `true` is not a number) and range (`start` and
+`end` finite, `start` >= 0 and before `end`), so no bad value reaches the decoder.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +18,8 @@ from vdg_tf.files import atomic_write_text
 
 @dataclass(frozen=True)
 class ClipRow:
-    """One validated manifest row; `line` is its 1-based line number for error messages."""
+    """One validated manifest row; `line` is its 1-based line number in `manifest` (the
+    manifest's path), which together name the row in error messages and skip counts."""
 
     line: int
     video: str
@@ -28,55 +32,102 @@ class ClipRow:
     answer: str | None = None
     start: float | None = None
     end: float | None = None
+    manifest: str = ""
 
     @property
     def where(self) -> str:
-        return f"line {self.line} ({Path(self.video).name})"
+        """`manifest.jsonl line 3 (clip.mp4)`: the row for a person reading a message."""
+        name = f"{Path(self.manifest).name} " if self.manifest else ""
+        return f"{name}line {self.line} ({Path(self.video).name})"
+
+    @property
+    def place(self) -> str:
+        """`manifest.jsonl line 3`: where the row is written."""
+        return f"{self.manifest} line {self.line}" if self.manifest else f"line {self.line}"
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The row's identity across manifests: (manifest path, line)."""
+        return (self.manifest, self.line)
 
 
 class ManifestError(ValueError):
     """A manifest line that cannot become a clip: message names the line and the problem."""
 
 
-def parse_row(obj: object, line: int, root: Path) -> ClipRow:
+def parse_row(obj: object, line: int, root: Path, manifest: str = "") -> ClipRow:
     """Validate one decoded JSON value and resolve its paths against `root`."""
     if not isinstance(obj, dict):
         raise ManifestError(f"line {line}: expected a JSON object, got {type(obj).__name__}")
-    if "video" not in obj or not isinstance(obj["video"], str) or not obj["video"]:
+    if not obj.get("video"):
         raise ManifestError(f"line {line}: missing key 'video' (a path to a video file)")
-    text = obj.get("text", "")
-    if not isinstance(text, str):
-        raise ManifestError(f"line {line}: 'text' must be a string, got {type(text).__name__}")
+    _string(obj, "video", line)
+    text = _string(obj, "text", line, "")
+    audio = _string(obj, "audio", line)
+    question, answer = _string(obj, "question", line), _string(obj, "answer", line)
+    label = obj.get("label")
+    if label is not None and (isinstance(label, bool) or not isinstance(label, str | int)):
+        raise ManifestError(f"line {line}: 'label' must be a string, got {_shown(label)}")
     labels = obj.get("labels", ())
     if not isinstance(labels, list | tuple) or not all(isinstance(x, str) for x in labels):
         raise ManifestError(f"line {line}: 'labels' must be a list of strings")
-    for key in ("start", "end", "target"):
-        if key in obj and not isinstance(obj[key], int | float):
-            raise ManifestError(f"line {line}: '{key}' must be a number, got {obj[key]!r}")
-    start, end = obj.get("start"), obj.get("end")
-    if start is not None and end is not None and end <= start:
-        raise ManifestError(f"line {line}: 'end' ({end}) must be after 'start' ({start})")
-    audio = obj.get("audio")
+    start, end, target = (_number(obj, k, line) for k in ("start", "end", "target"))
+    if start is not None and start < 0:
+        raise ManifestError(f"line {line}: 'start' must be >= 0 seconds, got {start:g}")
+    if end is not None and end <= (start or 0.0):
+        raise ManifestError(f"line {line}: 'end' ({end:g}) must be after 'start' ({start or 0:g})")
     return ClipRow(
         line=line,
         video=str(root / obj["video"]),
         text=text,
-        label=None if obj.get("label") is None else str(obj["label"]),
+        label=None if label is None else str(label),
         labels=tuple(labels),
-        target=None if obj.get("target") is None else float(obj["target"]),
+        target=target,
         audio=None if not audio else str(root / audio),
-        question=obj.get("question"),
-        answer=obj.get("answer"),
-        start=None if start is None else float(start),
-        end=None if end is None else float(end),
+        question=question,
+        answer=answer,
+        start=start,
+        end=end,
+        manifest=manifest,
     )
+
+
+def _string(obj: dict, key: str, line: int, default: str | None = None) -> str | None:
+    """`obj[key]` when it is a string (or null / absent: `default`); else a row problem."""
+    value = obj.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ManifestError(f"line {line}: '{key}' must be a string, got {_shown(value)}")
+    return value
+
+
+def _number(obj: dict, key: str, line: int) -> float | None:
+    """`obj[key]` as a finite float (null / absent: None). `true` is not a number, and
+    NaN or Infinity (which Python's JSON reader accepts) is no time or target."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ManifestError(f"line {line}: '{key}' must be a number, got {_shown(value)}")
+    if not math.isfinite(value):
+        raise ManifestError(f"line {line}: '{key}' must be a finite number, got {value}")
+    return float(value)
+
+
+def _shown(value: object) -> str:
+    """A JSON value as the user wrote it, and its JSON type."""
+    kind = {bool: "boolean", int: "number", float: "number", str: "string", list: "list"}
+    text = json.dumps(value)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"{text} ({kind.get(type(value), 'object')})"
 
 
 def read_manifest(path: str | Path, strict: bool = False) -> tuple[list[ClipRow], list[str]]:
     """Read a manifest; returns (rows, problems). In `strict` mode the first problem raises.
 
-    Problems are one-line strings `"manifest.jsonl line 3: ..."`; the rows that parsed are
-    still returned, so a long run goes on without the bad ones.
+    Problems are one-line strings `"data/manifest.jsonl line 3: ..."` (the path as given);
+    the rows that parsed are still returned, so a long run goes on without the bad ones.
     """
     path = Path(path)
     try:
@@ -90,13 +141,13 @@ def read_manifest(path: str | Path, strict: bool = False) -> tuple[list[ClipRow]
             continue
         try:
             text = line_bytes.decode("utf-8")
-            rows.append(parse_row(json.loads(text), i, path.parent))
+            rows.append(parse_row(json.loads(text), i, path.parent, str(path)))
         except UnicodeDecodeError:
-            problems.append(f"{path.name} line {i}: not valid UTF-8")
+            problems.append(f"{path} line {i}: not valid UTF-8")
         except json.JSONDecodeError as e:
-            problems.append(f"{path.name} line {i}: invalid JSON ({e.msg})")
+            problems.append(f"{path} line {i}: invalid JSON ({e.msg})")
         except ManifestError as e:
-            problems.append(f"{path.name} {e}")
+            problems.append(f"{path} {e}")
         if problems and strict:
             raise ManifestError(problems[0])
     if not rows and not problems:

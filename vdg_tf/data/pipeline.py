@@ -38,32 +38,51 @@ _DECODING = threading.Event()  # set once a dataset of this process has decoded 
 
 @dataclass
 class SkipLog:
-    """Thread-safe record of skipped clips, one entry per manifest line."""
+    """Thread-safe record of skipped clips, one entry per manifest row, keyed by
+    `ClipRow.key` (manifest, line): line 3 of the training and of the evaluation manifest
+    are two entries, and a row seen again (a later epoch, another stage) is still one.
+    Clips kept although some of their packets failed to decode are counted in `damaged`."""
 
-    skipped: dict[int, str] = field(default_factory=dict)
+    skipped: dict[tuple, str] = field(default_factory=dict)
+    damaged: dict[tuple, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, line: int, reason: str) -> None:
+    def add(self, key: tuple, reason: str) -> None:
         with self._lock:
-            self.skipped.setdefault(line, reason)
+            self.skipped.setdefault(key, reason)
 
     def extend(self, problems: list[str]) -> None:
-        for i, p in enumerate(problems):
-            self.add(-1 - i - len(self.skipped), p)
+        """Problems found before decoding (`read_manifest`'s, a records folder's list);
+        each names its manifest and line, so the text itself is the key."""
+        for p in problems:
+            self.add(("problem", p), p)
+
+    def kept_damaged(self, key: tuple, bad_packets: int) -> None:
+        """A clip used although `bad_packets` of its packets failed (and were skipped)."""
+        with self._lock:
+            self.damaged[key] = bad_packets
 
     @property
     def count(self) -> int:
         return len(self.skipped)
 
     @property
+    def damaged_count(self) -> int:
+        return len(self.damaged)
+
+    @property
     def reasons(self) -> list[str]:
         return list(self.skipped.values())
 
     def summary(self, total: int) -> str:
+        damaged = ""
+        if self.damaged:
+            bad = sum(self.damaged.values())
+            damaged = f"; kept {self.damaged_count} damaged clips ({bad} bad packets skipped)"
         if not self.skipped:
-            return f"skipped 0 of {total} clips"
+            return f"skipped 0 of {total} clips{damaged}"
         shown = "; ".join(self.reasons[:5]) + (" ..." if self.count > 5 else "")
-        return f"skipped {self.count} of {total} clips: {shown}"
+        return f"skipped {self.count} of {total} clips{damaged}: {shown}"
 
 
 def usable_rows(
@@ -78,7 +97,7 @@ def usable_rows(
         if problem is not None:
             if cfg.strict:
                 raise ValueError(problem)
-            skips.add(row.line, problem)
+            skips.add(row.key, problem)
         elif not training or task.trains_on(row):
             keep.append(row)
     return keep
@@ -151,7 +170,7 @@ def decode_rows(
         row = rows[int(i)]
         job = DecodeJob(
             row.video, vspec, aspec, row.start, row.end, row.audio,
-            (seed, row.line, int(epoch_seed)) if jitter else None,
+            (seed, row.line, int(epoch_seed)) if jitter else None, cfg.max_bad_packet_fraction,
         )  # fmt: skip
         return row, job
 
@@ -159,7 +178,7 @@ def decode_rows(
         """Raise in strict mode; else log the clip and return a placeholder to filter out."""
         if cfg.strict:
             raise ValueError(f"manifest line {row.line}: {e}") from None
-        skips.add(row.line, f"line {row.line}: {e}")
+        skips.add(row.key, f"{row.place}: {e}")
         frames = np.zeros((vspec.frames, vspec.size, vspec.size, 3), np.uint8)
         return frames, np.zeros(aspec.samples, np.float32), np.float32(0), False
 
@@ -167,15 +186,20 @@ def decode_rows(
         _DECODING.set()
         row, job = job_for(i, epoch_seed)
         clip = run_or_error(job)
-        return skipped(row, clip) if isinstance(clip, DecodeError) else _clip_fields(clip)
+        return skipped(row, clip) if isinstance(clip, DecodeError) else kept(row, clip)
+
+    def kept(row: ClipRow, clip) -> tuple:
+        if clip.bad_packets:
+            skips.kept_damaged(row.key, clip.bad_packets)
+        return _clip_fields(clip)
 
     def decode_group(index, epoch_seed):
         """A group of clips decoded by one worker, in order."""
         _DECODING.set()
         rows_jobs = [job_for(i, e) for i, e in zip(index, epoch_seed, strict=True)]
-        clips = pool.decode_many([job for _, job in rows_jobs])
+        clips = pool.decode_many([job for _, job in rows_jobs], cfg.decode_timeout)
         out = [
-            skipped(row, clip) if isinstance(clip, DecodeError) else _clip_fields(clip)
+            skipped(row, clip) if isinstance(clip, DecodeError) else kept(row, clip)
             for (row, _), clip in zip(rows_jobs, clips, strict=True)
         ]
         frames, samples, mask, ok = zip(*out, strict=True)

@@ -6,8 +6,9 @@ tf_keras or keras_nlp, nor a later vdg_tf stage (only `vdg_tf.config` and
 
 - `decode`: `decode_clip` (one pass over a container: sampled frames + audio), `Clip`,
   `DecodeError` (the file and the problem, one line), `sample_times`, `FrameSkipper`.
-- `workers`: `DecodePool` of long-lived `python -P -m vdg_tf.media.workers` processes,
-  `DecodeJob`, `run_or_error`; every decode path answers a `Clip` or a `DecodeError`.
+- `workers`: `DecodePool` of long-lived, isolated (`python -I`) decode processes that die
+  with their parent and log to `set_decode_log`'s file, `DecodeJob`, `run_or_error`; every
+  decode path answers a `Clip` or a `DecodeError`.
 - `wire`: the workers' message format; `heap`: freed-memory reuse for streaming processes.
 
 Names here load their module on first use: `import vdg_tf.media.heap` pulls in neither
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         clip_bounds,
         decode_audio_file,
         decode_clip,
+        probe_duration,
         require_decoder,
         sample_times,
     )
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
         DecodeJob,
         DecodePool,
         run_or_error,
+        set_decode_log,
         shared_pool,
     )
 
@@ -47,6 +50,7 @@ _MODULE_OF = {
     "clip_bounds": "decode",
     "decode_audio_file": "decode",
     "decode_clip": "decode",
+    "probe_duration": "decode",
     "require_decoder": "decode",
     "sample_times": "decode",
     "keep_freed_memory": "heap",
@@ -56,6 +60,7 @@ _MODULE_OF = {
     "DecodeJob": "workers",
     "DecodePool": "workers",
     "run_or_error": "workers",
+    "set_decode_log": "workers",
     "shared_pool": "workers",
 }
 
@@ -72,9 +77,11 @@ __all__ = [
     "decode_clip",
     "keep_freed_memory",
     "pool_tensorflow_memory",
+    "probe_duration",
     "require_decoder",
     "run_or_error",
     "sample_times",
+    "set_decode_log",
     "shared_pool",
 ]
 

@@ -3,11 +3,18 @@
 Frames are sampled at `VideoSpec.frames` target times (uniform over the clip or window,
 or a run of frames at `VideoSpec.fps`), resized by FFmpeg's swscale, and the audio is
 resampled to mono float32 at the target rate. Windows deep in a long file seek first.
+
+Damage is tolerated the way players tolerate it: a packet the decoder rejects is skipped
+and counted (`Clip.bad_packets`), a container that breaks off mid-stream ends the clip
+there, and the clip is kept unless more than `max_bad_fraction` of the packets it read
+failed. A stream that does not state its duration (raw `.h264`, live WebM) is measured by
+demuxing it once, so uniform sampling spreads over the real clip instead of 1e9 seconds.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +26,7 @@ from av.video.reformatter import VideoReformatter
 from vdg_tf.config import AudioSpec, VideoSpec
 
 SEEK_AFTER_S = 2.0  # below this, decoding from the start is cheaper than a seek
+MAX_BAD_FRACTION = 0.25  # `DataConfig.max_bad_packet_fraction`'s default
 
 
 class DecodeError(ValueError):
@@ -42,6 +50,7 @@ class Clip:
     audio: np.ndarray
     has_audio: bool
     duration: float
+    bad_packets: int = 0  # packets skipped because the decoder rejected them (damage)
 
 
 def sample_times(
@@ -98,16 +107,65 @@ def _thread_scaler() -> VideoReformatter:
 
 def clip_bounds(container: av.container.InputContainer, start, end) -> tuple[float, float]:
     """The clip's window `[lo, hi)` in seconds: `start`/`end` (None: the file's own
-    bounds) clamped to the container's duration where it is known."""
-    duration = container.duration / av.time_base if container.duration else None
-    vs = container.streams.video[0]
-    if duration is None and vs.duration and vs.time_base:
-        duration = float(vs.duration * vs.time_base)
+    bounds) clamped to the container's duration where it is known.
+
+    A stream that does not state its duration is demuxed once to measure it when no `end`
+    bounds the window. DecodeError when `start` lies at or past the end of the clip.
+    """
+    duration = stated_duration(container)
+    if duration is None and end is None:
+        duration, _ = probe_duration(container.name)
     lo = float(start or 0.0)
     hi = float(end) if end is not None else (duration if duration else lo + 1e9)
     if duration is not None:
+        if lo >= duration:
+            raise DecodeError(
+                container.name, f"start {lo:g} s is past the end of the clip ({duration:.2f} s)"
+            )
         hi = min(hi, duration)
     return lo, hi
+
+
+def stated_duration(container: av.container.InputContainer) -> float | None:
+    """The duration the container or its video stream states, in seconds (None: unknown)."""
+    if container.duration:
+        return container.duration / av.time_base
+    vs = container.streams.video[0]
+    if vs.duration and vs.time_base:
+        return float(vs.duration * vs.time_base)
+    return None
+
+
+def probe_duration(path: str) -> tuple[float | None, int]:
+    """The video stream's end time in seconds and its packet count, by demuxing the whole
+    file without decoding (a fraction of a decode's cost).
+
+    The end is the last packet's presentation time plus its duration; packets without
+    timestamps (a raw H.264 stream) add up their durations, or count at the stream's rate.
+    A container that breaks off mid-stream ends the count there.
+    """
+    with av.open(path) as container:
+        vs = container.streams.video[0]
+        tb = float(vs.time_base) if vs.time_base else None
+        stamped_end, summed, packets = None, 0.0, 0
+        with contextlib.suppress(av.FFmpegError):
+            for packet in container.demux(vs):
+                if not packet.size:
+                    continue  # the flush packet at the end
+                packets += 1
+                step = packet.duration * tb if (packet.duration and tb) else 0.0
+                summed += step
+                if packet.pts is not None and tb:
+                    end = packet.pts * tb + step
+                    stamped_end = end if stamped_end is None else max(stamped_end, end)
+        rate = vs.guessed_rate or vs.average_rate
+    if stamped_end is not None:
+        return stamped_end, packets
+    if summed:
+        return summed, packets
+    if packets and rate:
+        return packets / float(rate), packets
+    return None, packets
 
 
 def decode_clip(
@@ -120,6 +178,7 @@ def decode_clip(
     rng: np.random.Generator | None = None,
     threads: int = 0,
     skip_unneeded: bool = True,
+    max_bad_fraction: float = MAX_BAD_FRACTION,
 ) -> Clip:
     """Decode frames and audio of one clip; raises DecodeError naming the file on failure.
 
@@ -127,7 +186,9 @@ def decode_clip(
     fps-window position; uniform sampling is deterministic. `threads`: FFmpeg decode
     threads for this clip (0: one per core; 1 when clips already decode in parallel).
     `skip_unneeded` (single-threaded decoding only): skip the non-reference frames that
-    no target time picks; the sampled frames are the same.
+    no target time picks; the sampled frames are the same. `max_bad_fraction`: the share
+    of the packets read that may fail to decode (skipped, counted in `Clip.bad_packets`)
+    before the clip counts as too damaged to use; 0 refuses any damage.
     """
     if not Path(path).is_file():
         raise DecodeError(path, "file not found")
@@ -139,7 +200,7 @@ def decode_clip(
                 raise DecodeError(path, "no video stream")
             require_decoder(container.streams.video[0], path)
             lo, hi = clip_bounds(container, start, end)
-            frames, samples, has_audio, last = _decode_streams(
+            frames, samples, has_audio, last, health = _decode_streams(
                 container, path, video, audio, lo, hi, rng, audio_path is None, threads,
                 skip_unneeded,
             )  # fmt: skip
@@ -147,13 +208,52 @@ def decode_clip(
         raise
     except (av.FFmpegError, OSError, ValueError, IndexError) as e:
         raise DecodeError(path, f"cannot decode: {e}") from None
+    if health.bad > max_bad_fraction * health.packets:
+        raise DecodeError(
+            path,
+            f"damaged: {health.bad} of {health.packets} packets failed to decode "
+            f"(data.max_bad_packet_fraction: {max_bad_fraction:g})",
+        )
     if audio_path is not None:
         samples, has_audio = (
             decode_audio_file(audio_path, audio, *_audio_window(lo, hi, audio)),
             True,
         )
     hi = min(hi, last) if last else hi
-    return Clip(frames, _fit_audio(samples, audio), has_audio, max(hi - lo, 0.0))
+    return Clip(frames, _fit_audio(samples, audio), has_audio, max(hi - lo, 0.0), health.bad)
+
+
+@dataclass
+class _Health:
+    """Packets a decode pass read, and how many of them the decoders rejected."""
+
+    packets: int = 0
+    bad: int = 0
+
+    def decode(self, packet: av.Packet) -> list:
+        """The packet's frames; none when the decoder rejects it (counted, then skipped:
+        the next keyframe resynchronises the decoder, as in a player)."""
+        if packet.size:
+            self.packets += 1
+        try:
+            return packet.decode()
+        except av.FFmpegError:
+            self.bad += 1
+            return []
+
+    def demux(self, container, streams):
+        """The container's packets; a container that breaks off mid-stream (truncated,
+        damaged index) ends the pass there, counted as one bad packet."""
+        packets = container.demux(streams)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.FFmpegError:
+                self.bad += 1
+                return
+            yield packet
 
 
 def require_decoder(stream: av.stream.Stream, path: str) -> None:
@@ -167,8 +267,14 @@ def _decode_streams(
     container, path, video, audio, lo, hi, rng, read_audio: bool, threads=0, skip_unneeded=True
 ):
     """One demux pass that stops as soon as it has what the clip needs: the frames nearest
-    the target times, and the audio window `_audio_window` gives (resampled to mono)."""
+    the target times, and the audio window `_audio_window` gives (resampled to mono).
+
+    Frames without a timestamp (raw streams) are timed by their order at the stream's
+    frame duration. Returns frames, samples, has_audio, the last frame time, `_Health`.
+    """
     vs = container.streams.video[0]
+    health = _Health()
+    step = None  # seconds a frame without a timestamp lasts, measured when first needed
     if threads == 1:
         vs.codec_context.thread_count = 1
     else:
@@ -179,7 +285,7 @@ def _decode_streams(
     if aus is not None:
         streams.append(aus)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
-    if lo > SEEK_AFTER_S:
+    if lo > SEEK_AFTER_S and stated_duration(container) is not None:  # raw streams: no index
         container.seek(int(lo * av.time_base), backward=True)
     times = sample_times(lo, hi, video, rng)
     skipper = FrameSkipper(vs, times) if skip_unneeded and threads == 1 else None
@@ -193,18 +299,26 @@ def _decode_streams(
     audio_end = 0.0  # time the decoded audio reaches
     last_t = 0.0
     video_done = False
-    for packet in container.demux(streams):
+    shown = 0  # frames the decoder gave out, for timing frames without a timestamp
+    in_window = False  # whether any frame at or after `lo` came out
+    for packet in health.demux(container, streams):
         if packet.stream.type == "video":
             if video_done:
                 continue
             if skipper is not None:
                 skipper.before(packet)
-            for frame in packet.decode():
-                t = float(frame.time) if frame.time is not None else last_t
+            for frame in health.decode(packet):
+                if frame.time is not None:
+                    t = float(frame.time)
+                else:
+                    step = step or _frame_step(container)
+                    t = shown * step
+                shown += 1
                 last_t = max(last_t, t)
                 if t < lo - 1e-3:
                     prev = frame
                     continue
+                in_window = True
                 while k < len(times) and t > times[k] + 1e-6:
                     # the target lies between prev and this frame: keep the earlier one
                     src = prev if prev is not None else frame
@@ -215,7 +329,7 @@ def _decode_streams(
                     video_done = True
                     break
         elif aus is not None and audio_end < ahi:
-            for frame in packet.decode():
+            for frame in health.decode(packet):
                 for rs in _to_mono(frame, resampler, audio.sample_rate):
                     if audio_t0 is None:
                         audio_t0 = float(rs.time) if rs.time is not None else 0.0
@@ -225,7 +339,10 @@ def _decode_streams(
         if video_done and (aus is None or audio_end >= ahi):
             break
     if prev is None:
-        raise DecodeError(path, "no decodable video frames")
+        problem = f" ({health.bad} of {health.packets} packets failed)" if health.bad else ""
+        raise DecodeError(path, f"no decodable video frames{problem}")
+    if not in_window:
+        raise DecodeError(path, f"start {lo:g} s is past the end of the clip ({last_t:.2f} s)")
     while k < len(times):  # targets past the last frame hold the last frame
         picked[k] = _resize(prev, video.size, video.resize, scaler)
         k += 1
@@ -233,7 +350,20 @@ def _decode_streams(
     if chunks:
         skip = int(round(max(alo - (audio_t0 or 0.0), 0.0) * audio.sample_rate))
         samples = np.concatenate(chunks)[skip : skip + audio.samples]
-    return np.stack(picked), samples, bool(chunks), (last_t if not video_done else hi)
+    last = last_t if not video_done else hi
+    return np.stack(picked), samples, bool(chunks), last, health
+
+
+def _frame_step(container: av.container.InputContainer) -> float:
+    """Seconds between frames, for frames that carry no timestamp: the stream's rate, or
+    its measured duration over its packet count when the rate is unknown."""
+    vs = container.streams.video[0]
+    rate = vs.guessed_rate or vs.average_rate
+    if stated_duration(container) is None:
+        duration, packets = probe_duration(container.name)
+        if duration and packets:
+            return duration / packets
+    return 1.0 / float(rate) if rate else 1.0 / 25
 
 
 class FrameSkipper:
