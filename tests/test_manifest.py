@@ -32,6 +32,17 @@ def test_rows_resolve_paths_and_optional_keys(tmp_path):
         (b'{"video": "a.mp4", "start": 3, "end": 1}', "'end' (1) must be after 'start' (3)"),
         (b'{"video": "a.mp4", "text": 5}', "'text' must be a string"),
         (b"[1, 2]", "expected a JSON object"),
+        (b'{"video": "a.mp4", "start": NaN}', "'start' must be a finite number, got NaN"),
+        (b'{"video": "a.mp4", "end": Infinity}', "'end' must be a finite number, got Infinity"),
+        (b'{"video": "a.mp4", "start": -5}', "'start' must be >= 0 seconds, got -5"),
+        (b'{"video": "a.mp4", "start": true}', "'start' must be a number, got true (boolean)"),
+        (b'{"video": "a.mp4", "target": false}', "'target' must be a number, got false"),
+        (b'{"video": "a.mp4", "end": 0}', "'end' (0) must be after 'start' (0)"),
+        (b'{"video": "a.mp4", "start": 2, "end": 2}', "'end' (2) must be after 'start' (2)"),
+        (b'{"video": "a.mp4", "audio": 3}', "'audio' must be a string, got 3 (number)"),
+        (b'{"video": ["a.mp4"]}', "'video' must be a string, got [\"a.mp4\"] (list)"),
+        (b'{"video": "a.mp4", "label": true}', "'label' must be a string, got true"),
+        (b'{"video": "a.mp4", "question": {"q": 1}}', "'question' must be a string"),
     ],
 )
 def test_bad_rows_are_reported_by_line(tmp_path, line, problem):
@@ -51,3 +62,18 @@ def test_missing_manifest_names_the_file(tmp_path):
 def test_label_vocabulary_includes_multi_label(tmp_path):
     p = write(tmp_path, b'{"video": "a", "label": "b"}\n{"video": "c", "labels": ["a", "d"]}\n')
     assert label_vocabulary(read_manifest(p)[0]) == ["a", "b", "d"]
+
+
+def test_rows_name_their_manifest_so_two_manifests_never_collide(tmp_path):
+    a, b = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    a.write_text('{"video": "x.mp4"}\n')
+    b.write_text('{"video": "x.mp4"}\n')
+    (ra,), (rb,) = read_manifest(a)[0], read_manifest(b)[0]
+    assert ra.line == rb.line == 1 and ra.key != rb.key
+    assert ra.where == "train.jsonl line 1 (x.mp4)" and ra.place == f"{a} line 1"
+
+
+def test_a_manifest_whose_every_row_is_bad_returns_only_problems(tmp_path):
+    p = write(tmp_path, b'{"video": "a.mp4", "start": -1}\n{"video": 3}\n')
+    rows, problems = read_manifest(p)
+    assert rows == [] and len(problems) == 2

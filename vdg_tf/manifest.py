@@ -111,7 +111,9 @@ def _number(obj: dict, key: str, line: int) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ManifestError(f"line {line}: '{key}' must be a number, got {_shown(value)}")
     if not math.isfinite(value):
-        raise ManifestError(f"line {line}: '{key}' must be a finite number, got {value}")
+        raise ManifestError(
+            f"line {line}: '{key}' must be a finite number, got {json.dumps(value)}"
+        )
     return float(value)
 
 

@@ -50,7 +50,9 @@ class Clip:
     audio: np.ndarray
     has_audio: bool
     duration: float
-    bad_packets: int = 0  # packets skipped because the decoder rejected them (damage)
+    # damage: packets the decoder rejected (skipped), plus sampled frames that fell past
+    # the end of a video cut short (they hold its last frame)
+    bad_packets: int = 0
 
 
 def sample_times(
@@ -214,13 +216,20 @@ def decode_clip(
             f"damaged: {health.bad} of {health.packets} packets failed to decode "
             f"(data.max_bad_packet_fraction: {max_bad_fraction:g})",
         )
+    if health.missing > max_bad_fraction * video.frames:
+        raise DecodeError(
+            path,
+            f"damaged: the video stops at {last:.2f} s, {health.missing} of {video.frames} "
+            f"sampled frames lie past it (data.max_bad_packet_fraction: {max_bad_fraction:g})",
+        )
     if audio_path is not None:
         samples, has_audio = (
             decode_audio_file(audio_path, audio, *_audio_window(lo, hi, audio)),
             True,
         )
     hi = min(hi, last) if last else hi
-    return Clip(frames, _fit_audio(samples, audio), has_audio, max(hi - lo, 0.0), health.bad)
+    damage = health.bad + health.missing
+    return Clip(frames, _fit_audio(samples, audio), has_audio, max(hi - lo, 0.0), damage)
 
 
 @dataclass
@@ -229,6 +238,7 @@ class _Health:
 
     packets: int = 0
     bad: int = 0
+    missing: int = 0  # target times past the last frame of a video cut short
 
     def decode(self, packet: av.Packet) -> list:
         """The packet's frames; none when the decoder rejects it (counted, then skipped:
@@ -343,6 +353,8 @@ def _decode_streams(
         raise DecodeError(path, f"no decodable video frames{problem}")
     if not in_window:
         raise DecodeError(path, f"start {lo:g} s is past the end of the clip ({last_t:.2f} s)")
+    if not video_done:  # the video ended inside the window: was it cut short?
+        health.missing = _past_early_end(container, times, last_t, hi)
     while k < len(times):  # targets past the last frame hold the last frame
         picked[k] = _resize(prev, video.size, video.resize, scaler)
         k += 1
@@ -352,6 +364,20 @@ def _decode_streams(
         samples = np.concatenate(chunks)[skip : skip + audio.samples]
     last = last_t if not video_done else hi
     return np.stack(picked), samples, bool(chunks), last, health
+
+
+def _past_early_end(container, times: np.ndarray, last_t: float, hi: float) -> int:
+    """How many target times lie past the last decoded frame of a video that stops before
+    its own stated end (truncated or broken off): they would all repeat that frame. A
+    video that reaches its stated end (an audio track longer than the video) counts none."""
+    vs = container.streams.video[0]
+    end = hi
+    if vs.duration and vs.time_base:
+        end = min(end, float(((vs.start_time or 0) + vs.duration) * vs.time_base))
+    rate = vs.guessed_rate or vs.average_rate
+    frame = 1.0 / float(rate) if rate else 1.0 / 25
+    reach = last_t + 1.5 * frame  # the last frame shows until about here
+    return int(np.sum(times > reach)) if reach < end else 0
 
 
 def _frame_step(container: av.container.InputContainer) -> float:
