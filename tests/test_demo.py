@@ -33,3 +33,9 @@ def test_demo_runs_the_builtin_pipeline_and_reports(tmp_path):
     # the float32 export is the Keras model: same predictions on the evaluation split
     assert s["tflite_float32"]["top1_agreement"] == 1.0
     assert s["tflite_float32"]["score"] == s["keras_float"]["score"]
+    from vdg_tf.pipeline import format_demo
+
+    text = format_demo(report)  # what a person sees without --json
+    assert text.startswith("vdg demo: 24 sample clips") and "tflite_int8 is" in text
+    qat = next(line for line in text.splitlines() if line.strip().startswith("qat "))
+    assert "training checkpoint" in qat and f"{s['qat']['bytes']:,}" not in qat

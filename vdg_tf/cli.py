@@ -458,3 +458,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    model = getattr(args, "model", None)
+    if model and "://" not in model and not Path(model).exists():
+        raise FileNotFoundError(f"{model}: no such run folder, .keras or .tflite file")

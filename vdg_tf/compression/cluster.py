@@ -61,6 +61,7 @@ def cluster(
     compile_fn: Callable[[keras.Model, int], None],
     verbose: int = 0,
     steps_per_epoch: int | None = None,
+    callbacks: list | None = None,
 ) -> keras.Model:
     """Cluster, fine-tune and strip; returns a plain model whose kernels hold <= `clusters` values.
 
@@ -68,7 +69,13 @@ def cluster(
     """
     wrapped = wrap_for_clustering(model, cfg)
     compile_fn(wrapped, epoch_steps(train_ds, steps_per_epoch))
-    wrapped.fit(train_ds, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs, verbose=verbose)
+    wrapped.fit(
+        train_ds,
+        steps_per_epoch=steps_per_epoch,
+        epochs=cfg.epochs,
+        verbose=verbose,
+        callbacks=callbacks,
+    )
     return clustering.strip_clustering(wrapped)
 
 

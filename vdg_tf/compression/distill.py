@@ -89,6 +89,7 @@ def distill(
     validation_ds: tf.data.Dataset | None = None,
     verbose: int = 0,
     steps_per_epoch: int | None = None,
+    callbacks: list | None = None,
 ) -> keras.Model:
     """Fit `student` (built, uncompiled) to `teacher` on `train_ds` of (inputs, label); returns it.
 
@@ -105,5 +106,6 @@ def distill(
         epochs=cfg.epochs,
         verbose=verbose,
         steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
     )
     return student

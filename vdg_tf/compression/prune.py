@@ -129,6 +129,7 @@ def prune(
     validation_ds: tf.data.Dataset | None = None,
     verbose: int = 0,
     steps_per_epoch: int | None = None,
+    callbacks: list | None = None,
 ) -> keras.Model:
     """Prune `model` to `cfg.target_sparsity` while fine-tuning; returns the stripped model.
 
@@ -146,7 +147,7 @@ def prune(
         steps_per_epoch=steps_per_epoch,
         validation_data=validation_ds,
         epochs=cfg.epochs,
-        callbacks=[sparsity.UpdatePruningStep()],
+        callbacks=[sparsity.UpdatePruningStep(), *(callbacks or [])],
         verbose=verbose,
     )
     return sparsity.strip_pruning(wrapped)

@@ -145,6 +145,7 @@ def qat(
     validation_ds: tf.data.Dataset | None = None,
     verbose: int = 0,
     steps_per_epoch: int | None = None,
+    callbacks: list | None = None,
 ) -> QATResult:
     """Quantization-aware fine-tuning of `model`; returns the QAT model and its float layers.
 
@@ -158,6 +159,7 @@ def qat(
         validation_data=validation_ds,
         epochs=cfg.epochs,
         verbose=verbose,
+        callbacks=callbacks,
     )
     return result
 

@@ -15,6 +15,9 @@ question asks about), so one set of files exercises every task head.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +25,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vdg_tf._progress import bar
 from vdg_tf.files import atomic_path
 from vdg_tf.manifest import write_manifest
 
@@ -253,19 +257,77 @@ def make_sample_data(
     """Write `clips` mp4 files plus `manifest_train.jsonl` / `manifest_eval.jsonl`.
 
     Deterministic for a seed: clip i uses its own generator seeded by (seed, i), and
-    labels are balanced by cycling through the 8 classes (`class_cues`).
-    Returns {"manifest_train", "manifest_eval", "clips", "labels"}.
+    labels are balanced by cycling through the 8 classes (`class_cues`). The files are
+    written to a temp folder beside `out_dir` that then replaces it whole, so a rerun
+    leaves no clip of an earlier, larger run; a folder that holds anything else is refused.
+    Returns {"manifest_train", "manifest_eval", "clips", "train_clips", "eval_clips",
+    "labels"}.
     """
     spec = spec or SampleSpec()
-    out = Path(out_dir)
+    final = Path(out_dir)
+    _check_replaceable(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    out.chmod(0o755)  # mkdtemp's folder is private; the data is not
+    try:
+        rows = _write_clips(out, clips, seed, spec, progress)
+        n_eval = max(1, int(round(clips * eval_fraction)))
+        train, evaluation = rows[n_eval:], rows[:n_eval]
+        write_manifest(out / "manifest_train.jsonl", train)
+        write_manifest(out / "manifest_eval.jsonl", evaluation)
+        labels = sorted({r["label"] for r in rows})
+        info = {"made_by": MADE_BY, "clips": clips, "seed": seed, "labels": labels}
+        (out / INFO).write_text(json.dumps(info))
+        _swap_in(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    return {
+        "manifest_train": str(final / "manifest_train.jsonl"),
+        "manifest_eval": str(final / "manifest_eval.jsonl"),
+        "clips": clips,
+        "train_clips": len(train),
+        "eval_clips": len(evaluation),
+        "labels": labels,
+    }
+
+
+MADE_BY = "vdg make-sample-data"
+INFO = "info.json"
+
+
+def _check_replaceable(folder: Path) -> None:
+    """Refuse to replace a folder that is neither empty nor earlier sample data."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: a file, not a folder for the sample data")
+    entries = list(folder.iterdir())
+    if not entries or (folder / INFO).is_file() and (folder / "manifest_train.jsonl").is_file():
+        return
+    raise ValueError(
+        f"{folder}: not empty and not sample data vdg wrote ({len(entries)} entries); "
+        "choose a new or empty folder"
+    )
+
+
+def _swap_in(new: Path, final: Path) -> None:
+    """Put `new` at `final`: the old folder is renamed aside first, then removed."""
+    aside = None
+    if final.exists():
+        aside = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
+        os.replace(final, aside)
+    os.replace(new, final)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _write_clips(out: Path, clips: int, seed: int, spec: SampleSpec, progress: bool) -> list[dict]:
+    """Render and encode `clips` clips into `out/clips`; their manifest rows."""
     (out / "clips").mkdir(parents=True, exist_ok=True)
     order = np.random.default_rng(seed).permutation(clips)
     rows = []
-    it = range(clips)
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(it, desc="writing clips", unit="clip", leave=False)
+    it = bar(range(clips), "writing clips", total=clips, unit="clip") if progress else range(clips)
     for i in it:
         rng = np.random.default_rng([seed, i])
         k = int(order[i]) % 8
@@ -281,15 +343,4 @@ def make_sample_data(
             spec.sample_rate,
         )
         rows.append(sample_row(rng, name, k))
-    n_eval = max(1, int(round(clips * eval_fraction)))
-    train, evaluation = rows[n_eval:], rows[:n_eval]
-    write_manifest(out / "manifest_train.jsonl", train)
-    write_manifest(out / "manifest_eval.jsonl", evaluation)
-    labels = sorted({r["label"] for r in rows})
-    (out / "info.json").write_text(json.dumps({"clips": clips, "seed": seed, "labels": labels}))
-    return {
-        "manifest_train": str(out / "manifest_train.jsonl"),
-        "manifest_eval": str(out / "manifest_eval.jsonl"),
-        "clips": clips,
-        "labels": labels,
-    }
+    return rows

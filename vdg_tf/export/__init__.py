@@ -1,16 +1,27 @@
-"""Export: TFLite conversion per target, SavedModel for serving, LiteRT verification."""
+"""Export: TFLite conversion per target, SavedModel for serving, LiteRT verification.
 
-from vdg_tf.export.litert import LiteRTModel
-from vdg_tf.export.targets import TARGETS, Target, get_target
-from vdg_tf.export.tflite import ExportConfig, convert
-from vdg_tf.models.serving import save_serving_model
+The names below load on first use (PEP 562), so reading the target table
+(`vdg_tf.export.targets`, e.g. for `vdg --help`) does not start TensorFlow.
+"""
 
-__all__ = [
-    "TARGETS",
-    "ExportConfig",
-    "LiteRTModel",
-    "Target",
-    "convert",
-    "get_target",
-    "save_serving_model",
-]
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "TARGETS": "vdg_tf.export.targets",
+    "Target": "vdg_tf.export.targets",
+    "get_target": "vdg_tf.export.targets",
+    "ExportConfig": "vdg_tf.export.tflite",
+    "convert": "vdg_tf.export.tflite",
+    "LiteRTModel": "vdg_tf.export.litert",
+    "save_serving_model": "vdg_tf.models.serving",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'vdg_tf.export' has no attribute '{name}'")
+    return getattr(importlib.import_module(_WHERE[name]), name)

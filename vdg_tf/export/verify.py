@@ -8,12 +8,18 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from vdg_tf._progress import bar
 from vdg_tf.export.litert import LiteRTModel
 from vdg_tf.tasks import Task
 
 
 def representative_inputs(ds: tf.data.Dataset, count: int = 64) -> Iterator[dict[str, np.ndarray]]:
-    """Up to `count` single-sample input dicts (batch axis 1) from a batched dataset."""
+    """Up to `count` single-sample input dicts (batch axis 1) from a batched dataset, with
+    a bar on stderr (the converter calibrates on them one by one)."""
+    yield from bar(_samples(ds, count), "calibrating", total=count, unit="sample")
+
+
+def _samples(ds: tf.data.Dataset, count: int) -> Iterator[dict[str, np.ndarray]]:
     seen = 0
     for x, _ in ds:
         n = len(next(iter(x.values())))
@@ -28,7 +34,7 @@ def predict_tflite(path: str | Path, ds: tf.data.Dataset) -> tuple[np.ndarray, n
     """(labels, probabilities) of a `.tflite` model over every sample of `ds`."""
     model = LiteRTModel(path)
     ys, ps = [], []
-    for x, y in ds:
+    for x, y in bar(ds, f"LiteRT pass over {Path(path).name}", unit="batch"):
         ps.append(
             model.predict_batch({k: v.numpy() for k, v in x.items() if k in model.input_details})
         )

@@ -22,7 +22,8 @@ from vdg_tf.export.verify import agreement, predict_tflite
 from vdg_tf.models.builder import inference_model
 from vdg_tf.tasks import Task, get_task
 from vdg_tf.training.evaluate import predict_dataset
-from vdg_tf.training.train import compile_classifier, fit_verbosity, with_head_targets
+from vdg_tf.training.progress import fit_progress
+from vdg_tf.training.train import compile_classifier, with_head_targets
 
 
 def file_sizes(path: Path) -> dict:
@@ -65,7 +66,11 @@ class RunContext:
 
     @property
     def verbose(self) -> int:
-        return fit_verbosity(self.progress)
+        return fit_progress(self.progress, self.task.primary)[0]
+
+    def fit_callbacks(self) -> list:
+        """The epoch bar of a fine-tuning `fit` (none under `--verbose` or without progress)."""
+        return fit_progress(self.progress, self.task.primary)[1]
 
     def open_data(self) -> None:
         """Build the run's streams once, from the trained bundle's labels and tokenizer."""
@@ -102,6 +107,7 @@ class RunContext:
             self.compile_fn,
             verbose=self.verbose,
             steps_per_epoch=self.steps,
+            callbacks=self.fit_callbacks(),
         )
 
     def scores(self, outputs: np.ndarray) -> dict:

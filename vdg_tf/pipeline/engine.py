@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from vdg_tf.data.inputs import check_data_path
 from vdg_tf.files import write_json
 from vdg_tf.pipeline.context import RunContext
 from vdg_tf.pipeline.report import plot_report
@@ -34,6 +35,8 @@ def run_pipeline(
       report = run_pipeline(PipelineSpec.load("pipelines/edge_int8.yaml"),
                             "data/manifest_train.jsonl", "data/manifest_eval.jsonl", "runs/edge")
     """
+    check_data_path(train_data, "training data")  # before the run folder is made
+    check_data_path(eval_data, "evaluation data")
     out = Path(out_dir)
     (out / "stages").mkdir(parents=True, exist_ok=True)
     ctx = RunContext(
@@ -41,7 +44,14 @@ def run_pipeline(
     )
     if log is not None:
         ctx.log = log
-    report: dict = {"pipeline": spec.name, "task": spec.config.data.task, "stages": {}}
+    m = spec.config.model
+    report: dict = {
+        "pipeline": spec.name,
+        "task": spec.config.data.task,
+        "model": f"{m.fusion} fusion of {' + '.join(m.modalities)}",  # for plot titles
+        "eval_data": str(eval_data),
+        "stages": {},
+    }
     reused_so_far = True
     for stage_spec in spec.stages:
         stage = STAGES[stage_spec.kind]()

@@ -1,4 +1,9 @@
-"""A pipeline run's report: the plots beside `report.json` and the table people read."""
+"""A pipeline run's report: the plots beside `report.json` and the table people read.
+
+Sizes are shown only for files a device would download: a training checkpoint (the QAT
+model, float weights plus quantizer state) is listed with its score, labelled as a
+checkpoint, without a size that would read as bigger than the float model.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,20 @@ from pathlib import Path
 from vdg_tf.training.plots import plot_size_accuracy
 
 
-def _points(entries: dict, higher_is_better: bool) -> dict[str, tuple[float, float]]:
-    """(gzip bytes, score) per deployable entry, the score signed so higher is better."""
-    sign = 1.0 if higher_is_better else -1.0
+def _points(entries: dict) -> dict[str, tuple[float, float]]:
+    """(gzip bytes, score) per deployable entry."""
     return {
-        name: (e["gzip_bytes"], sign * e["score"])
+        name: (e["gzip_bytes"], e["score"])
         for name, e in entries.items()
         if e.get("deployable", True)
     }
+
+
+def _title(report: dict, what: str) -> str:
+    """`<pipeline> (<model>) on <eval data>: <what>`, from what the report knows."""
+    model = f" ({report['model']})" if report.get("model") else ""
+    data = f" on {Path(report['eval_data']).name}" if report.get("eval_data") else ""
+    return f"{report['pipeline']}{model}{data}\n{what}"
 
 
 def plot_report(report: dict, out: Path) -> dict:
@@ -23,39 +34,64 @@ def plot_report(report: dict, out: Path) -> dict:
     Returns what the report gains: `pareto_front`, the sweep points no other beats on
     both size and score.
     """
-    stages, higher = report["stages"], report["higher_is_better"]
-    metric = report["metric"] if higher else f"-{report['metric']}"
+    stages, higher, metric = report["stages"], report["higher_is_better"], report["metric"]
     added: dict = {}
     tflite = {n: e for n, e in stages.items() if n.startswith("tflite_")}
     if tflite:
         plot_size_accuracy(
-            _points(tflite, higher),
+            _points(tflite),
             out / "report.png",
-            f"{report['pipeline']}: exports verified in LiteRT",
+            _title(report, f"{metric} of each export (run in LiteRT) against its gzip size"),
             metric,
+            higher,
         )
     sweep = {n: e for n, e in stages.items() if n.startswith("sweep_")}
     if sweep:
         added["pareto_front"] = plot_size_accuracy(
-            _points(sweep, higher),
+            _points(sweep),
             out / "pareto.png",
-            f"{report['pipeline']}: sparsity x target",
+            _title(report, f"{metric} against gzip size: sparsity x target"),
             metric,
+            higher,
         )
     return added
 
 
+def headline(report: dict) -> str | None:
+    """What compression did, in words: the smallest deployable export against the float32
+    one (size ratio and score), or None without both."""
+    s, metric = report["stages"], report.get("metric", "accuracy")
+    base = s.get("tflite_float32")
+    # the pipeline's own exports first; a sweep's points only when it has none
+    small = [(e["bytes"], n) for n, e in s.items() if n.startswith("tflite_") and e is not base]
+    small = small or [(e["bytes"], n) for n, e in s.items() if n.startswith("sweep_")]
+    if not base or not small:
+        return None
+    name = min(small)[1]
+    e = s[name]
+    text = (
+        f"{name} is {e['bytes'] / base['bytes']:.2f}x the float32 export's size "
+        f"({e['gzip_bytes'] / base['gzip_bytes']:.2f}x gzipped), {metric} {e['score']:.3f} "
+        f"against {base['score']:.3f}"
+    )
+    if "top1_agreement" in e:
+        text += f"; it agrees with the float model on {e['top1_agreement']:.1%} of clips"
+    return text
+
+
 def format_report(report: dict) -> str:
-    """One line per stage: the task's metric, size, gzip size, latency, and notes."""
+    """A headline, then one line per stage: the task's metric, size, gzip size, latency,
+    and notes."""
     metric = report.get("metric", "accuracy")
-    lines = [
-        f"pipeline {report['pipeline']} (task {report.get('task', 'classification')})",
-        f"  {'stage':<22}{metric[:9]:>9}{'bytes':>11}{'gzip':>10}{'ms':>8}  notes",
-    ]
+    lines = [f"pipeline {report['pipeline']} (task {report.get('task', 'classification')})"]
+    if headline(report):
+        lines.append(f"  {headline(report)}")
+    lines.append(f"  {'stage':<22}{metric[:9]:>9}{'bytes':>11}{'gzip':>10}{'ms':>8}  notes")
     for name, s in report["stages"].items():
         notes = []
-        if not s.get("deployable", True):
-            notes.append("training checkpoint, not a deployable size")
+        deployable = s.get("deployable", True)
+        if not deployable:
+            notes.append("training checkpoint: no deployable size")
         if "sparsity" in s:
             notes.append(f"sparsity {s['sparsity']:.2f}")
         if "top1_agreement" in s:
@@ -63,13 +99,14 @@ def format_report(report: dict) -> str:
         if s.get("int8_op_fraction"):
             notes.append(f"int8 ops {s['int8_op_fraction']:.2f}")
         ms = f"{s['latency_ms']:.2f}" if "latency_ms" in s else "-"
-        lines.append(
-            f"  {name:<22}{s['score']:>9.3f}{s['bytes']:>11,}{s['gzip_bytes']:>10,}{ms:>8}  "
-            + ", ".join(notes)
-        )
+        size = f"{s['bytes']:>11,}{s['gzip_bytes']:>10,}" if deployable else f"{'-':>11}{'-':>10}"
+        lines.append(f"  {name:<22}{s['score']:>9.3f}{size}{ms:>8}  " + ", ".join(notes))
     if report.get("skipped"):
         lines.append(
             f"  skipped {report['skipped']} clips: {'; '.join(report['skipped_files'][:3])}"
         )
-    lines.append(f"  report: {report.get('report', '')}")
+    if report.get("report"):
+        out = Path(report["report"]).parent
+        plots = [p for p in ("report.png", "pareto.png") if (out / p).is_file()]
+        lines.append(f"  report: {report['report']}" + (f" ({', '.join(plots)})" if plots else ""))
     return "\n".join(lines)

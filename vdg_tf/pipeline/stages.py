@@ -247,6 +247,7 @@ class Distill(Stage):
                 ctx.task,
                 verbose=ctx.verbose,
                 steps_per_epoch=ctx.steps,
+                callbacks=ctx.fit_callbacks(),
             )
             save_model(ctx.model, path)
         ctx.config = student_cfg

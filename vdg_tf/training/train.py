@@ -17,6 +17,7 @@ import tf_keras as keras
 from vdg_tf.bundle import MODEL_FILE, Bundle, save_model
 from vdg_tf.config import Config
 from vdg_tf.data.features import TextTokenizer, log_mel_frames
+from vdg_tf.data.inputs import check_data_path
 from vdg_tf.data.pipeline import SkipLog, batched_features
 from vdg_tf.data.sources import dataset_from, open_source
 from vdg_tf.files import atomic_dir, write_json
@@ -27,6 +28,7 @@ from vdg_tf.training.callbacks import BestCheckpoint
 from vdg_tf.training.devices import distribution_strategy, precision_policy, use_mixed_precision
 from vdg_tf.training.evaluate import evaluate_model
 from vdg_tf.training.plots import plot_confusion, plot_curves
+from vdg_tf.training.progress import fit_progress
 from vdg_tf.training.schedules import make_schedule
 
 
@@ -107,6 +109,9 @@ def train(
     Example:
       result = train(Config(), "data/manifest_train.jsonl", "runs/a", "data/manifest_eval.jsonl")
     """
+    for data, what in ((train_manifest, "training data"), (eval_manifest, "evaluation data")):
+        if data is not None:
+            check_data_path(data, what)  # before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.data.seed)
@@ -152,13 +157,15 @@ def train(
             monitor="val_loss" if validate else "loss", patience=cfg.train.patience
         ),
     ]
+    # a bar per epoch with loss and the task's metric; the rest goes to history.csv
+    verbose, shown = fit_progress(progress, task.primary)
     history = model.fit(
         with_head_targets(train_ds, names),
         steps_per_epoch=steps,
         validation_data=with_head_targets(eval_ds, names) if validate else None,
         epochs=cfg.train.epochs,
-        callbacks=callbacks,
-        verbose=fit_verbosity(progress),
+        callbacks=callbacks + shown,
+        verbose=verbose,
     )
     if best.best_weights is not None:
         model.set_weights(best.best_weights)
@@ -169,7 +176,8 @@ def train(
         save_model(model, out / MODEL_FILE)
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if hist:
-        plot_curves(hist, out / "curves.png")
+        title = f"{out.name}: {task.name}, trained on {Path(train_manifest).name}"
+        plot_curves(hist, out / "curves.png", title)
 
     metrics: dict = {"best_epoch": best.best_epoch + 1, "epochs_run": len(hist.get("loss", []))}
     if eval_ds is not None:
