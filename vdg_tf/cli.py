@@ -118,7 +118,7 @@ def _num(v: float | int) -> str:
 def cmd_evaluate(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf.runtime.evaluate import evaluate, format_evaluation
 
-    report = evaluate(a.model, a.data, ablation=a.ablation, plot=a.plot)
+    report = evaluate(a.model, a.data, ablation=a.ablation, plot=a.plot, trust_model=a.trust_model)
     return report, format_evaluation(report, f"{a.model} on {a.data}")
 
 
@@ -129,7 +129,15 @@ def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
 
     with working(f"exporting {a.target}"):
         r = export_model(
-            a.model, a.target, a.out, a.data, a.calibration_samples, a.saved_model, a.embed_metadata
+            a.model,
+            a.target,
+            a.out,
+            a.data,
+            a.calibration_samples,
+            a.saved_model,
+            a.embed_metadata,
+            None if a.batch == "dynamic" else int(a.batch),
+            trust_model=a.trust_model,
         )
     info = inspect_tflite(r["path"])  # loads the file in LiteRT: what a device will run
     r |= {"gzip_bytes": info["gzip_bytes"], "int8_op_fraction": info["int8_op_fraction"]}
@@ -221,6 +229,28 @@ def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
     return None, None
 
 
+def cmd_benchmark_stream(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.bench.stream import format_stream_benchmark, run_stream_benchmark
+
+    r = run_stream_benchmark(
+        a.model,
+        a.video,
+        a.window,
+        a.stride,
+        log=lambda m: print(f"[benchmark] {m}", file=sys.stderr),
+    )
+    return r, format_stream_benchmark(r)
+
+
+def _add_trust_model(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="also load a legacy HDF5 model (or Lambda layers): formats that can run code "
+        "when loaded; only for a model whose source you trust",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vdg",
@@ -273,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--ablation", action="store_true", help="also the metric with each modality masked out"
     )
+    _add_trust_model(sp)
 
     from vdg_tf.export.targets import TARGETS
 
@@ -289,6 +320,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--calibration-samples", type=int, default=64)
     sp.add_argument(
         "--saved-model", help="also write a SavedModel (serving_default by input name) here"
+    )
+    _add_trust_model(sp)
+    sp.add_argument(
+        "--batch",
+        default="1",
+        choices=["1", "dynamic"],
+        help="batch axis of the .tflite: 1 (smallest, all int8) or dynamic (any batch in LiteRT)",
     )
     sp.add_argument(
         "--embed-metadata",
@@ -332,6 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="stream this many epochs and report memory growth",
     )
+    sp = add(
+        bsub,
+        "stream",
+        cmd_benchmark_stream,
+        "predict-loop speed on a video: per window and real-time factor, float32 vs int8, 1 core vs all",
+    )
+    sp.add_argument("model", help="run folder")
+    sp.add_argument("video", help="a video file (the longer, the steadier the figures)")
+    sp.add_argument("--window", type=float, help="window seconds (default: the model's audio span)")
+    sp.add_argument("--stride", type=float, help="seconds between windows (default: window / 4)")  # fmt: skip
 
     sp = add(
         sub,
@@ -429,6 +477,9 @@ def check_inputs(args: argparse.Namespace) -> None:
     """Refuse data paths that cannot be read as data, before anything is made."""
     from vdg_tf.data.inputs import check_data_path
 
+    model = getattr(args, "model", None)
+    if model and "://" not in model and not Path(model).exists():
+        raise FileNotFoundError(f"{model}: no such run folder, .keras or .tflite file")
     for attr, flag in DATA_OPTIONS:
         if getattr(args, attr, None):
             check_data_path(getattr(args, attr), flag)
@@ -458,6 +509,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-    model = getattr(args, "model", None)
-    if model and "://" not in model and not Path(model).exists():
-        raise FileNotFoundError(f"{model}: no such run folder, .keras or .tflite file")

@@ -118,3 +118,22 @@ def test_bad_inputs_are_one_line_errors(trained_run, tmp_path):
     with pytest.raises(FileNotFoundError, match="no such run folder"):
         Predictor(tmp_path / "no_run")
     assert np.isfinite(0)
+
+
+def test_a_dynamic_batch_tflite_runs_batch_4_in_one_call(
+    strong_run, predictor, long_video, tmp_path
+):
+    """`--batch dynamic`: the exported signature takes any batch in LiteRT, int8 included."""
+    from vdg_tf.export.litert import LiteRTModel
+    from vdg_tf.media.windows import read_windows
+
+    cfg = predictor.bundle.config.data
+    ws = list(read_windows(str(long_video["mp4"]), cfg.video, cfg.audio, 2.0, 2.0))[:4]
+    x = predictor.inputs(ws, [""] * 4)
+    export_model(strong_run.out, "float32", tmp_path / "d.tflite", batch=None)
+    m = LiteRTModel(tmp_path / "d.tflite")
+    assert m.dynamic_batch
+    batch = m.predict_batch(x)
+    assert batch.shape == (4, len(predictor.labels))
+    one_by_one = np.stack([m.predict_one({k: v[i] for k, v in x.items()}) for i in range(4)])
+    np.testing.assert_allclose(batch, one_by_one, atol=1e-5)

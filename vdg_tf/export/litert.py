@@ -46,7 +46,18 @@ class LiteRTModel:
             feed[name] = np.asarray(inputs[name])[None].astype(detail["dtype"])
         return np.asarray(self.runner(**feed)[OUTPUT_NAME])[0]
 
+    @property
+    def dynamic_batch(self) -> bool:
+        """Whether the model takes any batch (exported with `batch=None`)."""
+        return all(d["shape_signature"][0] == -1 for d in self.input_details.values())
+
     def predict_batch(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Probabilities [B, C], one invocation per sample (the model has batch 1)."""
+        """Probabilities [B, C]: one invocation for the batch when the model's batch axis
+        is dynamic, else one per sample."""
+        if self.dynamic_batch:
+            feed = {
+                n: np.asarray(inputs[n]).astype(d["dtype"]) for n, d in self.input_details.items()
+            }
+            return np.asarray(self.runner(**feed)[OUTPUT_NAME])
         n = len(next(iter(inputs.values())))
         return np.stack([self.predict_one({k: v[i] for k, v in inputs.items()}) for i in range(n)])

@@ -37,6 +37,9 @@ class ExportConfig:
     # text entries embedded in the file's metadata (labels, vocabulary, config), so a
     # .tflite copied alone still says what its outputs mean; `read_metadata` gives them back
     metadata: dict[str, str] | None = None
+    # the batch axis: 1 (what edge runtimes feed; the smallest, all-int8 graph) or None
+    # (dynamic: LiteRT resizes to any batch, at a cost in ops and bytes)
+    batch: int | None = 1
 
     def __post_init__(self):
         if get_target(self.target).calibrated and self.representative is None:
@@ -50,7 +53,7 @@ class ExportConfig:
 def convert(model: keras.Model, cfg: ExportConfig) -> bytes:
     """The `.tflite` flatbuffer of `model` for `cfg.target`."""
     with tempfile.TemporaryDirectory() as tmp:
-        saved = save_serving_model(model, Path(tmp) / "saved")
+        saved = save_serving_model(model, Path(tmp) / "saved", batch=cfg.batch)
         converter = tf.lite.TFLiteConverter.from_saved_model(
             str(saved), signature_keys=["serving_default"]
         )

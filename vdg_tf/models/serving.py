@@ -15,11 +15,18 @@ import tf_keras as keras
 OUTPUT_NAME = "probs"
 
 
-def serving_function(model: keras.Model) -> tf.types.experimental.ConcreteFunction:
-    """A batch-1 concrete function taking the model inputs by name, returning `probs`."""
+def serving_function(
+    model: keras.Model, batch: int | None = 1
+) -> tf.types.experimental.ConcreteFunction:
+    """A concrete function taking the model inputs by name, returning `probs`.
+
+    `batch` fixes the batch axis (1: what an edge runtime feeds), or None leaves it
+    dynamic (any batch; in TFLite this costs SHAPE/PACK ops and an unfolded dilated conv,
+    measured in BENCHMARKS.md, so `.tflite` exports keep batch 1 unless asked).
+    """
     specs = {
         inp.name.split(":")[0]: tf.TensorSpec(
-            [1, *inp.shape[1:]], inp.dtype, name=inp.name.split(":")[0]
+            [batch, *inp.shape[1:]], inp.dtype, name=inp.name.split(":")[0]
         )
         for inp in model.inputs
     }
@@ -34,8 +41,10 @@ def serving_function(model: keras.Model) -> tf.types.experimental.ConcreteFuncti
     return serve.get_concrete_function()
 
 
-def save_serving_model(model: keras.Model, path: str | Path) -> Path:
-    """SavedModel with a named `serving_default` signature (also what TF Serving loads)."""
+def save_serving_model(model: keras.Model, path: str | Path, batch: int | None = None) -> Path:
+    """SavedModel with a named `serving_default` signature (what TF Serving loads); the
+    batch axis is dynamic unless `batch` fixes it."""
     path = Path(path)
-    tf.saved_model.save(model, str(path), signatures={"serving_default": serving_function(model)})
+    signature = serving_function(model, batch)
+    tf.saved_model.save(model, str(path), signatures={"serving_default": signature})
     return path
