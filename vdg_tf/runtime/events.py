@@ -2,8 +2,9 @@
 
 A score series (an anomaly score, or one label's probability with `--watch LABEL`) is
 smoothed by a causal moving average over the last `smooth` windows; an event opens when
-the smoothed score rises to `on` and closes when it falls below `off` (`off` < `on`, so
-noise around one threshold does not flicker events). The security use case reads:
+the smoothed score rises to `on` (starting at the first window in the average already
+above `off`, its peak the highest score seen) and closes when the smoothed score falls
+below `off` (`off` < `on`, so noise around one threshold does not flicker events). The security use case reads:
 `loitering from 00:12.4 to 00:19.0, peak 0.93`.
 """
 
@@ -33,11 +34,14 @@ class EventTracker:
 
     def feed(self, start: float, end: float, score: float) -> dict | None:
         """The event that this window closes, if any."""
-        self._recent.append(float(score))
-        level = sum(self._recent) / len(self._recent)
+        self._recent.append((start, float(score)))
+        level = sum(s for _, s in self._recent) / len(self._recent)
         if self._open is None:
             if level >= self.on:
-                self._open = {"event": self.name, "start": start, "end": end, "peak": float(score)}
+                # the event began with the first window in the average that was already up
+                began = next(t for t, s in self._recent if s >= self.off)
+                peak = max(s for _, s in self._recent)
+                self._open = {"event": self.name, "start": began, "end": end, "peak": peak}
             return None
         if level < self.off:
             done, self._open = self._open, None

@@ -67,6 +67,7 @@ def plot_timeline(
         if min(values) >= 0 and max(values) <= 1:
             ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("time (s)")
+        ax.set_ylabel("score")
         ax.set_title(Path(source).name, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")
