@@ -113,50 +113,64 @@ class Train(Stage):
         return {"keras_float": ctx.keras_entry(ctx.model, path)}
 
 
-@register_stage
-class Prune(Stage):
-    """Magnitude pruning with fine-tuning (tfmot), per branch or 2:4 structured."""
+class FineTuneStage(Stage):
+    """A stage that fine-tunes the latest model into a new float model, saved as
+    `<key>.keras` and reported under `entry`: pruning, clustering."""
 
-    name = "prune"
-    Options = PruneConfig
+    entry: ClassVar[str] = ""
+
+    def fit(self, ctx: RunContext, options):
+        """The fine-tuned copy of `ctx.model`."""
+        raise NotImplementedError
+
+    def extra(self, ctx: RunContext, options) -> dict:
+        """What the report adds to the model's scores (sparsity, distinct values)."""
+        return {}
 
     def run(self, ctx, options, key, record):
         path = ctx.out / f"{key}.keras"
         if record is not None:
             ctx.model = load_model(path)
             return record["entries"]
+        ctx.model = self.fit(ctx, options)
+        save_model(ctx.model, path)
+        return {self.entry: ctx.keras_entry(ctx.model, path) | self.extra(ctx, options)}
+
+
+@register_stage
+class Prune(FineTuneStage):
+    """Magnitude pruning with fine-tuning (tfmot), per branch or 2:4 structured."""
+
+    name, entry = "prune", "pruned"
+    Options = PruneConfig
+
+    def fit(self, ctx, options):
         ctx.log(
             f"prune to {options.target_sparsity:.0%} ({options.schedule}, {options.epochs} epochs)"
         )
-        ctx.model = ctx.fine_tune(prune, ctx.model, options)
-        save_model(ctx.model, path)
-        entry = ctx.keras_entry(ctx.model, path)
-        entry |= {
+        return ctx.fine_tune(prune, ctx.model, options)
+
+    def extra(self, ctx, options):
+        return {
             "sparsity": overall_sparsity(ctx.model, options),
             "sparsity_by_layer": sparsity_table(ctx.model),
             "sparsity_by_branch": sparsity_by_branch(ctx.model, options),
         }
-        return {"pruned": entry}
 
 
 @register_stage
-class Cluster(Stage):
+class Cluster(FineTuneStage):
     """Weight clustering (k-means per kernel), optionally keeping pruned zeros."""
 
-    name = "cluster"
+    name, entry = "cluster", "clustered"
     Options = ClusterConfig
 
-    def run(self, ctx, options, key, record):
-        path = ctx.out / f"{key}.keras"
-        if record is not None:
-            ctx.model = load_model(path)
-            return record["entries"]
+    def fit(self, ctx, options):
         ctx.log(f"cluster to {options.clusters} values per kernel ({options.epochs} epochs)")
-        ctx.model = ctx.fine_tune(cluster, ctx.model, options)
-        save_model(ctx.model, path)
-        entry = ctx.keras_entry(ctx.model, path)
-        entry["distinct_values"] = distinct_values(ctx.model, options)
-        return {"clustered": entry}
+        return ctx.fine_tune(cluster, ctx.model, options)
+
+    def extra(self, ctx, options):
+        return {"distinct_values": distinct_values(ctx.model, options)}
 
 
 @register_stage
