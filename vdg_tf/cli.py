@@ -96,7 +96,9 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
         key = r.bundle.task.primary
         out[f"eval_{key}"] = r.metrics["eval"][key]
         scalars = _scalars(r.metrics["eval"])
-        rows.append(("evaluation", "  ".join(f"{k} {_num(v)}" for k, v in scalars.items())))
+        n = scalars.pop("n", None)
+        figures = "  ".join(f"{k} {_num(v)}" for k, v in scalars.items())
+        rows.append(("evaluation", figures + (f"  ({n} clips)" if n is not None else "")))
     if r.skipped:
         rows.append(("skipped", f"{len(r.skipped)}: {'; '.join(r.skipped[:3])}"))
     return out, _table(f"trained {a.out}", rows)
@@ -119,7 +121,10 @@ def cmd_evaluate(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf.runtime.evaluate import evaluate, format_evaluation
 
     report = evaluate(a.model, a.data, ablation=a.ablation, plot=a.plot, trust_model=a.trust_model)
-    return report, format_evaluation(report, f"{a.model} on {a.data}")
+    text = format_evaluation(report, f"{a.model} on {a.data}")
+    if a.plot and "confusion" in report:
+        text += f"\n\n  confusion matrix: {a.plot}"
+    return report, text
 
 
 def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
