@@ -256,6 +256,37 @@ def _add_trust_model(sp: argparse.ArgumentParser) -> None:
     )
 
 
+def _import_table(r: dict) -> str:
+    """The people's view of a dataset import: rows, labels, splits, what was skipped."""
+    rows = [
+        ("manifest", f"{r['manifest']}  ({r['rows']} rows)"),
+        ("labels", f"{len(r['labels'])}: {', '.join(r['labels'][:5])}"
+                   f"{' ...' if len(r['labels']) > 5 else ''}"),
+        ("captions", f"{r['captions']} rows have text"),
+    ]  # fmt: skip
+    for name, s in r["splits"].items():
+        rows.append((name, f"{s['manifest']}  ({s['rows']} rows)"))
+    if r["skipped"]:
+        rows.append(("skipped", f"{r['skipped']}: {'; '.join(r['skipped_files'][:3])}"))
+    if r["caption_errors"]:
+        rows.append(("caption errors", "; ".join(r["caption_errors"][:3])))
+    return _table(f"imported {r['manifest']}", rows)
+
+
+def cmd_manifest_from_folders(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.data.importers import from_folders
+
+    r = from_folders(a.root, a.out, a.splits, a.split, probe=not a.no_probe)
+    return r, _import_table(r)
+
+
+def cmd_manifest_from_csv(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.data.importers import from_csv
+
+    r = from_csv(a.csv, a.videos, a.out, probe=not a.no_probe)
+    return r, _import_table(r)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vdg",
@@ -289,6 +320,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
         help="clip lengths, drawn uniformly between MIN and MAX",
     )  # fmt: skip
+
+    msub = sub.add_parser(
+        "manifest",
+        help="write manifests from datasets laid out as class folders or a CSV",
+        description="write manifests from datasets laid out as class folders or a CSV",
+    ).add_subparsers(dest="what", required=True, metavar="WHAT")
+    probe_help = "do not open each video to check it decodes (faster on a big tree)"
+    sp = add(
+        msub,
+        "from-folders",
+        cmd_manifest_from_folders,
+        "one folder per class (UCF101/HMDB51 layout) -> manifest; split lists -> _train/_test",
+    )
+    sp.add_argument("root", help="dataset folder: ROOT/<label>/<video>")
+    sp.add_argument("--out", required=True, help="manifest to write (M.jsonl)")
+    sp.add_argument(
+        "--splits",
+        help="folder of official split lists (trainlist01.txt/testlist01.txt or "
+        "*_test_split1.txt): also writes M_train.jsonl and M_test.jsonl",
+    )
+    sp.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="which split")
+    sp.add_argument("--no-probe", action="store_true", help=probe_help)
+    sp = add(
+        msub,
+        "from-csv",
+        cmd_manifest_from_csv,
+        "Kinetics-style CSV (youtube_id,time_start,time_end,label,split) -> manifest",
+    )
+    sp.add_argument("csv", help="the CSV file")
+    sp.add_argument("--videos", required=True, help="folder holding the downloaded videos")
+    sp.add_argument("--out", required=True, help="manifest to write (M.jsonl)")
+    sp.add_argument("--no-probe", action="store_true", help=probe_help)
 
     sp = add(sub, "train", cmd_train, "train a multimodal model into a run folder (a bundle)")
     sp.add_argument(
