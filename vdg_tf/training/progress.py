@@ -62,7 +62,7 @@ class EpochProgress(keras.callbacks.Callback):
                 file=self.stream,
                 leave=True,
                 dynamic_ncols=True,
-                bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}",
+                bar_format="{desc} {bar:20} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}",
             )
 
     def on_train_batch_end(self, batch, logs=None):
