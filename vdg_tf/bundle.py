@@ -3,8 +3,15 @@
 A bundle folder holds `model.keras` (the training model with its auxiliary heads),
 `config.yaml` (the exact config that made it), `labels.txt`, `vocab.txt` (WordPiece
 vocabulary), and `bundle.json` (task, vdg_tf version, the files and free-form metadata).
+The model file also carries those texts inside its zip (`vdg/labels.txt`, ...), written
+in the same rename as the weights, and they are what `Bundle.load` reads: a run killed
+between files, or rerun on other data, never pairs a model with another run's labels.
 `vdg train`, `vdg run`, `vdg export`, `vdg evaluate` and `vdg predict` all read and
 write this one format. Every file is written to a temp name and renamed.
+
+An exported model file carries the same metadata as sidecar files named after it
+(`model.tflite` -> `model.labels.txt`, `model.config.yaml`, ...): a user's own
+`labels.txt` beside an export is never overwritten, and two exports share a folder.
 
 Example:
     bundle = Bundle.load("runs/a")
@@ -26,7 +33,7 @@ import yaml
 from vdg_tf import __version__
 from vdg_tf.config import Config
 from vdg_tf.data.features import TextTokenizer
-from vdg_tf.files import atomic_path, atomic_write_text
+from vdg_tf.files import atomic_path, atomic_write_text, is_vdg_output
 from vdg_tf.tasks import Task, get_task
 
 MODEL_FILE = "model.keras"
@@ -68,12 +75,17 @@ class Bundle:
             atomic_write_text(folder / name, text)
         return folder
 
+    def save_sidecars(self, model_file: str | Path) -> list[Path]:
+        """Write the metadata beside an exported `model_file` under names tied to it
+        (`sidecar_path`), never over a file that merely shares a plain name."""
+        return [atomic_write_text(sidecar_path(model_file, n), t) for n, t in self.texts().items()]
+
     def save(self, folder: str | Path) -> Path:
         """Write the whole bundle: the model first, then the metadata that describes it."""
         if self.model is None:
             raise ValueError("Bundle.save: no model to save (use save_metadata)")
         folder = Path(folder)
-        save_model(self.model, folder / MODEL_FILE)
+        save_model(self.model, folder / MODEL_FILE, self.texts())
         self.save_metadata(folder)
         self.path = folder
         return folder
@@ -99,10 +111,11 @@ class Bundle:
         return cls(config, labels, tokenizer, info=info)
 
     @classmethod
-    def load(cls, path: str | Path, model: bool = True) -> Bundle:
+    def load(cls, path: str | Path, model: bool = True, trust_model: bool = False) -> Bundle:
         """A bundle from a run folder, or from its `model.keras` (metadata beside it).
 
         With `model=False` only the metadata is read (fast: no TensorFlow model).
+        `trust_model`: also load a model format that can run code (see `load_model`).
         """
         path = Path(path)
         if path.is_file() and path.suffix == ".keras":
@@ -113,38 +126,89 @@ class Bundle:
             raise ValueError(f"{path}: not a run folder or a .keras model file")
         else:
             raise FileNotFoundError(f"{path}: no such run folder or model file")
-        texts = {n: (folder / n).read_text() for n in TEXT_FILES if (folder / n).is_file()}
+        texts = embedded_texts(model_file) if model_file.is_file() else {}
+        if "config.yaml" not in texts:  # a model saved without them: the files beside it
+            texts = {n: (folder / n).read_text() for n in TEXT_FILES if (folder / n).is_file()}
         bundle = cls.from_texts(texts, str(folder))
         bundle.path = folder
         if model:
             if not model_file.is_file():
                 raise FileNotFoundError(f"{folder}: no {model_file.name} (training did not finish)")
-            bundle.model = load_model(model_file)
+            bundle.model = load_model(model_file, trust=trust_model)
         return bundle
 
 
-def save_model(model: keras.Model, path: str | Path) -> None:
-    """`model.save` through a temp file and a rename (`.keras`, or `.h5` for QAT weights)."""
+def sidecar_path(model_file: str | Path, name: str) -> Path:
+    """Where metadata file `name` of an exported model goes: `exports/model.tflite` and
+    `labels.txt` -> `exports/model.labels.txt`."""
+    model_file = Path(model_file)
+    return model_file.with_name(f"{model_file.stem}.{name}")
+
+
+def read_sidecars(model_file: str | Path) -> dict[str, str]:
+    """The metadata files of an exported model, keyed by plain name: its own sidecars
+    (`sidecar_path`), else plain-named files beside it in a folder vdg wrote (`vdg run`'s
+    export folder, exports made before sidecar names); {} when there are neither."""
+    model_file = Path(model_file)
+    own = {n: sidecar_path(model_file, n) for n in TEXT_FILES}
+    texts = {n: p.read_text() for n, p in own.items() if p.is_file()}
+    if "config.yaml" in texts:
+        return texts
+    folder = model_file.parent
+    if not is_vdg_output(folder):
+        return {}
+    return {n: (folder / n).read_text() for n in TEXT_FILES if (folder / n).is_file()}
+
+
+EMBEDDED = "vdg/"  # folder of the bundle's texts inside a `.keras` zip
+
+
+def save_model(model: keras.Model, path: str | Path, texts: dict[str, str] | None = None) -> None:
+    """`model.save` through a temp file and a rename (`.keras`, or `.h5` for QAT weights).
+
+    `texts` (a bundle's metadata, `Bundle.texts()`) are added inside a `.keras` zip before
+    the rename, so the model and its labels appear together or not at all."""
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy")
         model.save(tmp)
+        if texts and zipfile.is_zipfile(tmp):
+            with zipfile.ZipFile(tmp, "a") as archive:
+                for name, text in texts.items():
+                    archive.writestr(EMBEDDED + name, text)
 
 
-def load_model(path: str | Path) -> keras.Model:
+def embedded_texts(path: str | Path) -> dict[str, str]:
+    """The bundle texts saved inside a `.keras` zip by `save_model` ({} if none)."""
+    if not zipfile.is_zipfile(path):
+        return {}
+    with zipfile.ZipFile(path) as archive:
+        return {
+            name.removeprefix(EMBEDDED): archive.read(name).decode("utf-8")
+            for name in archive.namelist()
+            if name.startswith(EMBEDDED) and name.removeprefix(EMBEDDED) in TEXT_FILES
+        }
+
+
+def load_model(path: str | Path, trust: bool = False) -> keras.Model:
     """Load a `.keras` model with vdg_tf's layers registered, in Keras' safe mode.
 
     Only the zip-based `.keras` format is read: a legacy HDF5 file (whatever its name) can
-    run Python from a `Lambda` layer when loaded, so it is refused.
+    run Python from a `Lambda` layer when loaded (tf_keras ignores `safe_mode` there), so
+    it is refused. `trust=True` (`--trust-model`) is for a file whose source you trust: it
+    also loads HDF5, and `.keras` files with Lambda layers (safe mode off).
     """
     import tensorflow_model_optimization as tfmot
 
     import vdg_tf.models  # noqa: F401  registers custom layers
 
     path = Path(path)
-    if not zipfile.is_zipfile(path):
+    is_zip = zipfile.is_zipfile(path)
+    if not is_zip and not trust:
         raise ValueError(
-            f"{path}: not a .keras model file (vdg_tf loads only the zip-based .keras format; "
-            "HDF5 models can run code when loaded)"
+            f"{path}: not a zip-based .keras model (a legacy HDF5 model can run code when "
+            "loaded, so it is refused); pass --trust-model to load one whose source you trust"
         )
     with tfmot.quantization.keras.quantize_scope():
-        return keras.models.load_model(path, compile=False, safe_mode=True)
+        if is_zip:
+            return keras.models.load_model(path, compile=False, safe_mode=not trust)
+        return keras.models.load_model(path, compile=False)  # trusted on purpose

@@ -16,8 +16,9 @@ from tqdm import tqdm
 
 from vdg_tf.config import DataConfig
 from vdg_tf.data.pipeline import SkipLog, decode_rows, ordered, usable_rows
-from vdg_tf.files import atomic_path, write_json
+from vdg_tf.files import atomic_path, claim_dir, write_json
 from vdg_tf.manifest import read_manifest
+from vdg_tf.media.workers import set_decode_log
 from vdg_tf.tasks import get_task
 
 INDEX = "index.json"
@@ -53,11 +54,14 @@ def preprocess(
     """Decode every clip of `manifest` (in parallel) into `shards` TFRecord files under `out_dir`.
 
     Shards are written under temp names and renamed when complete. Returns the index.
+    `out_dir` must be new, empty or an earlier `vdg preprocess` folder. When no clip at
+    all decodes, nothing is written and the error holds the skip summary.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_dir(out_dir)
+    set_decode_log(out / "decode.log")
     skips = SkipLog()
     rows, problems = read_manifest(manifest, strict=cfg.strict)
+    total = len(rows) + len(problems)
     skips.extend(problems)
     task = get_task(cfg)
     labels = task.labels(rows)
@@ -76,6 +80,8 @@ def preprocess(
             writers[count % shards].write(_example(clip, task.names(row), task.value(row)))
             count += 1
             bar.update(1)
+        if count == 0:  # leave no empty shards or index behind: nothing here is usable
+            raise ValueError(f"{manifest}: no clip could be decoded: {skips.summary(total)}")
     index = {
         "manifest": str(manifest),
         "clips": count,
@@ -85,6 +91,7 @@ def preprocess(
         "texts": [task.text(r) for r in rows],
         "skipped": skips.count,
         "skipped_files": skips.reasons,
+        "kept_damaged": skips.damaged_count,
     }
     write_json(out / INDEX, index)
     return index

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from vdg_tf.bundle import TEXT_FILES, Bundle
+from vdg_tf.bundle import Bundle, read_sidecars
 from vdg_tf.data.pipeline import SkipLog, batched_features
 from vdg_tf.data.sources import open_source
 from vdg_tf.export.tflite import read_metadata
@@ -21,21 +21,22 @@ from vdg_tf.training.plots import plot_confusion
 Predict = Callable[[tf.data.Dataset], tuple[np.ndarray, np.ndarray]]
 
 
-def load_for_inference(model: str | Path) -> tuple[Bundle, Predict]:
+def load_for_inference(model: str | Path, trust_model: bool = False) -> tuple[Bundle, Predict]:
     """The bundle of `model` (a run folder, `model.keras` or `.tflite`) and a function that
     maps a dataset to (targets, outputs) with it (Keras, or LiteRT for a `.tflite`).
 
-    A `.tflite` reads its labels, vocabulary and config from beside it, else from the
-    metadata `vdg export --embed-metadata` put inside it.
+    A `.tflite` reads its labels, vocabulary and config from the sidecar files `vdg export`
+    wrote beside it (`model.labels.txt`, ...), else from the metadata `vdg export
+    --embed-metadata` put inside it. `trust_model`: load a Keras format that can run code.
     """
     path = Path(model)
     if path.suffix != ".tflite":
-        bundle = Bundle.load(path)
+        bundle = Bundle.load(path, trust_model=trust_model)
         keras_model = inference_model(bundle.model)
         return bundle, lambda ds: predict_dataset(keras_model, ds)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such .tflite file")
-    beside = {n: (path.parent / n).read_text() for n in TEXT_FILES if (path.parent / n).is_file()}
+    beside = read_sidecars(path)
     texts = beside if "config.yaml" in beside else read_metadata(path)
     bundle = Bundle.from_texts(texts, str(path))
     return bundle, lambda ds: predict_tflite(path, ds)
@@ -46,6 +47,7 @@ def evaluate(
     data: str | Path,
     ablation: bool = False,
     plot: str | Path | None = None,
+    trust_model: bool = False,
 ) -> dict:
     """The task's metrics of `model` on `data` (manifest or preprocessed folder), with the
     skipped clips; `ablation` adds the metric with each modality masked out, `plot`
@@ -54,7 +56,7 @@ def evaluate(
     Example:
       report = evaluate("runs/a", "data/manifest_eval.jsonl")
     """
-    bundle, predict = load_for_inference(model)
+    bundle, predict = load_for_inference(model, trust_model)
     cfg, task = bundle.config, bundle.task
     skips = SkipLog()
     source = open_source(data, cfg.data, bundle.labels, skips=skips)

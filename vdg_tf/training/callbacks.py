@@ -1,13 +1,23 @@
-"""Callbacks that keep finished work: an atomic best checkpoint."""
+"""Callbacks that keep finished work: an atomic best checkpoint, and a backup that resumes it.
+
+A killed run resumes from `BackupAndRestore`'s last epoch; `ResumableBackup` also keeps
+what Keras' backup forgets, the best value so far and early stopping's patience, so the
+first resumed epoch cannot overwrite a better model, and it refuses to resume a backup
+made from other data or settings.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import tf_keras as keras
 
-from vdg_tf.bundle import save_model
+from vdg_tf.bundle import load_model, save_model
+from vdg_tf.files import write_json
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -15,7 +25,11 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     A tie on `monitor` (validation accuracy stuck at 1.0, say) goes to the epoch with
     the lower `tie_break` loss, so the checkpoint still follows a model that gets better.
+    `texts` (the bundle's metadata: labels, vocabulary, config) go inside the model file,
+    so a model and the labels it was trained with are always written in one rename.
     """
+
+    STATE = ("best", "best_loss", "best_epoch")  # what `ResumableBackup` keeps
 
     def __init__(
         self,
@@ -23,9 +37,11 @@ class BestCheckpoint(keras.callbacks.Callback):
         monitor: str = "val_fused_accuracy",
         mode: str = "max",
         tie_break: str | None = "val_loss",
+        texts: dict[str, str] | None = None,
     ):
         super().__init__()
         self.path, self.monitor, self.mode, self.tie_break = Path(path), monitor, mode, tie_break
+        self.texts = texts
         self.best = -np.inf if mode == "max" else np.inf
         self.best_loss = np.inf
         self.best_epoch = -1
@@ -41,4 +57,102 @@ class BestCheckpoint(keras.callbacks.Callback):
         if better or (value == self.best and loss < self.best_loss):
             self.best, self.best_loss, self.best_epoch = float(value), loss, epoch
             self.best_weights = self.model.get_weights()
-            save_model(self.model, self.path)
+            save_model(self.model, self.path, self.texts)
+
+    def restore_best(self, model: keras.Model) -> None:
+        """Give `model` the best epoch's weights: kept in memory, or, when the best epoch
+        came before a resume, read back from the checkpoint file. No-op if none was saved."""
+        if self.best_weights is not None:
+            model.set_weights(self.best_weights)
+        elif self.best_epoch >= 0 and self.path.is_file():
+            model.set_weights(load_model(self.path).get_weights())
+
+
+_EARLY_STOPPING_STATE = ("wait", "best", "best_epoch", "stopped_epoch")
+
+
+def _state_fields(callback: keras.callbacks.Callback) -> tuple[str, ...]:
+    if isinstance(callback, keras.callbacks.EarlyStopping):
+        return _EARLY_STOPPING_STATE
+    return type(callback).STATE
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that also backs up other callbacks' state, for a run it can trust.
+
+    Each epoch it writes `state.json` into the backup folder (the `STATE` fields of each
+    callback in `keep`, e.g. `BestCheckpoint`, and early stopping's wait and best) just
+    before Keras backs up the weights and epoch (so it goes after them in the callbacks), and puts them back at the first epoch of
+    a resumed fit (after every callback's `on_train_begin` has reset itself). If the
+    backup was made for another `identity` (other data, labels or config), it is deleted
+    and the run starts over instead of resuming someone else's weights.
+
+    Args:
+        backup_dir: the backup folder (Keras empties it after a finished fit).
+        identity: JSON-able description of what the run trains on.
+        keep: callbacks whose state survives a kill, by a name for each.
+    """
+
+    STATE_FILE = "state.json"
+
+    def __init__(
+        self, backup_dir: str | Path, identity: dict, keep: dict[str, keras.callbacks.Callback]
+    ):
+        super().__init__(str(backup_dir))
+        self.folder = Path(backup_dir)
+        self.identity = json.loads(json.dumps(identity))  # as it reads back from the file
+        self.keep = keep
+        self._restore: dict | None = None
+        self.resuming = self.folder.is_dir() and any(self.folder.iterdir())
+        if self.resuming:
+            saved = self._read()
+            if saved is None or saved.get("identity") != self.identity:
+                print(
+                    f"{self.folder}: backup of a run on other data or settings; starting over",
+                    file=sys.stderr,
+                )
+                shutil.rmtree(self.folder)
+                self.resuming = False
+            else:
+                self._restore = saved["callbacks"]
+
+    def _read(self) -> dict | None:
+        try:
+            return json.loads((self.folder / self.STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        if self._restore is not None:
+            for name, callback in self.keep.items():
+                for key, value in self._restore.get(name, {}).items():
+                    setattr(callback, key, value)
+            self._restore = None
+
+    def on_train_end(self, logs=None):
+        """A finished fit leaves no backup (Keras removes only its own checkpoint files)."""
+        super().on_train_end(logs)
+        (self.folder / self.STATE_FILE).unlink(missing_ok=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = {
+            name: {key: _plain(getattr(cb, key)) for key in _state_fields(cb)}
+            for name, cb in self.keep.items()
+        }
+        # first: a kill between the two leaves state one epoch ahead of the weights, so
+        # the redone epoch is judged against a best that includes it (never a worse one)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(self.folder / self.STATE_FILE, {"identity": self.identity, "callbacks": state})
+        super().on_epoch_end(epoch, logs)
+
+
+def _plain(value):
+    """A callback's number as JSON keeps it (numpy scalars to float/int; inf stays inf)."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating | float):
+        return float(value)
+    return value
