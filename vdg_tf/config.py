@@ -157,6 +157,21 @@ class ModelConfig:
         default=("video", "audio", "text"),
         metadata={"choices": ("video", "audio", "text"), "nonempty": True, "unique": True},
     )
+    # tiny | small | base: input size, frames, widths and backbones in one name (keras-hub
+    # style, vdg_tf/models/presets.py); keys given beside it override the preset's values
+    preset: str | None = field(default=None, metadata={"registry": "vdg_tf.models.presets:PRESETS"})
+    # none (the encoder below) | a per-frame image network (vdg_tf/models/backbones.py)
+    video_backbone: str = field(
+        default="none", metadata={"registry": "vdg_tf.models.backbones:VIDEO_BACKBONES"}
+    )
+    # none | yamnet | yamnet_0.5 | yamnet_0.25 (YAMNet-style MobileNet on the log-mel)
+    audio_backbone: str = field(
+        default="none", metadata={"registry": "vdg_tf.models.backbones:AUDIO_BACKBONES"}
+    )
+    # the video backbone's start: null (random), imagenet, or a path to its weights file
+    weights: str | None = None
+    # a GloVe / word2vec text file loaded into the text Embedding (dimension: embed_dim)
+    word_vectors: str | None = None
     width: int = field(default=32, metadata={"min": 1})
     embed_dim: int = field(default=32, metadata={"min": 1})
     fused_dim: int = field(default=64, metadata={"min": 1})
@@ -164,7 +179,7 @@ class ModelConfig:
     temporal: str = field(
         default="conv", metadata={"registry": "vdg_tf.models.encoders.video:TEMPORAL"}
     )
-    # conv | transformer (float attention)
+    # conv | transformer (float attention) | gru | lstm (float recurrent)
     text_encoder: str = field(
         default="conv", metadata={"registry": "vdg_tf.models.encoders.text:TEXT_ENCODERS"}
     )
@@ -212,6 +227,10 @@ class TrainConfig:
     strategy: str = field(
         default="auto", metadata={"registry": "vdg_tf.training.devices:STRATEGIES"}
     )
+    # epochs with the pretrained video backbone frozen, then fine-tuned at a lower rate
+    freeze_backbone_epochs: int = field(default=0, metadata={"min": 0})
+    # the fine-tuning rate after the frozen epochs: learning_rate x this
+    finetune_lr_scale: float = field(default=0.1, metadata={"above": 0.0, "max": 1.0})
 
 
 @dataclass
@@ -238,8 +257,11 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, where: str = "config") -> Config:
-        """A checked config from a (partial) mapping; missing keys keep their defaults."""
-        return load_dataclass(cls, {} if d is None else d, where)
+        """A checked config from a (partial) mapping; missing keys keep their defaults.
+
+        A `model.preset` is expanded first: its values fill the keys `d` leaves out.
+        """
+        return load_dataclass(cls, _with_preset({} if d is None else d, where), where)
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
@@ -264,7 +286,21 @@ class Config:
             d = {}
         if not isinstance(d, Mapping):
             raise ConfigError(f"{where}: expected a mapping of overrides, got {_given(d)}")
-        return load_dataclass(type(self), _merge(self.to_dict(), d), where)
+        # a preset named here replaces this config's values, except those `d` gives
+        return load_dataclass(type(self), _merge(self.to_dict(), _with_preset(d, where)), where)
+
+
+# resolves `model.preset` (a later stage's table, imported only when a preset is named)
+PRESET_HOOK = "vdg_tf.models.presets:apply_preset"
+
+
+def _with_preset(d: Any, where: str) -> Any:
+    """`d` with its `model.preset` expanded (see PRESET_HOOK), or `d` unchanged."""
+    model = d.get("model") if isinstance(d, Mapping) else None
+    if not isinstance(model, Mapping) or model.get("preset") is None:
+        return d
+    module, _, attr = PRESET_HOOK.partition(":")
+    return getattr(importlib.import_module(module), attr)(d, where)
 
 
 def load_dataclass(cls: type[T], d: Mapping[str, Any], where: str) -> T:

@@ -35,10 +35,42 @@ from tensorflow_model_optimization.python.core.quantization.keras.default_8bit i
 )
 
 from vdg_tf.compression.fitting import epoch_steps
+from vdg_tf.models.frames import FoldFrames, UnfoldFrames
 
 quant = tfmot.quantization.keras
 
 _REGISTRY = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+
+
+@keras.saving.register_keras_serializable(package="vdg_tf")
+class NoOpQuantizeConfig(quant.QuantizeConfig):
+    """QuantizeConfig of a layer that only moves values (a reshape): nothing to quantize.
+
+    Annotating such a layer keeps it inside the quantized graph, so the convolutions on
+    either side stay int8 and the layer is not listed as left float.
+    """
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return []
+
+    def get_config(self):
+        return {}
+
+
+# custom layers that move values without changing them: annotated with NoOpQuantizeConfig
+PASS_THROUGH = (FoldFrames, UnfoldFrames)
 
 
 class _PrunePreserveRegistry(pqat_registry.Default8bitPrunePreserveQuantizeRegistry):
@@ -115,6 +147,8 @@ def annotate(model: keras.Model) -> tuple[keras.Model, list[str]]:
         # BatchNormalization is folded into the conv before it by tfmot's transforms
         if _REGISTRY.supports(layer) or isinstance(layer, keras.layers.BatchNormalization):
             return quant.quantize_annotate_layer(copy)
+        if isinstance(layer, PASS_THROUGH):
+            return quant.quantize_annotate_layer(copy, NoOpQuantizeConfig())
         if not isinstance(layer, keras.layers.Dropout):
             left_float.append(f"{layer.name} ({layer.__class__.__name__})")
         return copy
@@ -129,7 +163,7 @@ def quantize_aware(
 ) -> QATResult:
     """The fake-quantized model ready for fine-tuning (weights copied from `model`)."""
     annotated, left_float = annotate(model)
-    with quant.quantize_scope():
+    with quant.quantize_scope({"NoOpQuantizeConfig": NoOpQuantizeConfig}):
         scheme = quantize_scheme(preserve_sparsity, preserve_clusters)
         qmodel = (
             quant.quantize_apply(annotated, scheme) if scheme else quant.quantize_apply(annotated)

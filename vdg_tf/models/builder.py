@@ -2,19 +2,33 @@
 
 The model has one input per modality plus its `*_mask`, a `fused` output (the task head
 of `cfg.data.task`, see `vdg_tf/tasks/`), and one auxiliary `<modality>_head` per
-modality for the fusion loss (dropped at export).
+modality for the fusion loss (dropped at export). `model.video_backbone` /
+`model.audio_backbone` swap the default encoders for the networks of
+`vdg_tf/models/backbones.py`; `model.weights` and `model.word_vectors` fill them.
 """
 
 from __future__ import annotations
 
+import logging
+
 import tf_keras as keras
 
 from vdg_tf.config import Config
+from vdg_tf.models.backbones import (
+    audio_backbone_width,
+    backbone_video_features,
+    load_video_backbone_weights,
+    yamnet_features,
+)
 from vdg_tf.models.encoders import audio_encoder, text_encoder, video_encoder
 from vdg_tf.models.encoders.blocks import regularizer
+from vdg_tf.models.encoders.video import temporal_features
 from vdg_tf.models.fusion import get_fusion
 from vdg_tf.models.modality_dropout import ModalityDropout
+from vdg_tf.models.word_vectors import apply_word_vectors
 from vdg_tf.tasks import get_task
+
+log = logging.getLogger("vdg_tf")
 
 MODALITIES = ("video", "audio", "text")
 
@@ -42,7 +56,18 @@ def encode(cfg: Config, inputs: dict, vocab_size: int) -> dict:
     mc, dc = cfg.model, cfg.data
     feats = {}
     for m in mc.modalities:
-        if m == "video":
+        if m == "video" and mc.video_backbone != "none":
+            x = backbone_video_features(
+                inputs[m], dc.video.frames, dc.video.size, mc.video_backbone
+            )
+            f = temporal_features(
+                x, dc.video.frames, int(x.shape[-1]), mc.fused_dim, mc.weight_decay,
+                mc.temporal, mc.heads,
+            )  # fmt: skip
+        elif m == "audio" and mc.audio_backbone != "none":
+            alpha = audio_backbone_width(mc.audio_backbone)
+            f = yamnet_features(inputs[m], alpha, mc.fused_dim, mc.weight_decay)
+        elif m == "video":
             f = video_encoder(
                 inputs[m],
                 dc.video.frames,
@@ -75,12 +100,18 @@ def encode(cfg: Config, inputs: dict, vocab_size: int) -> dict:
 
 
 def build_classifier(
-    cfg: Config, num_classes: int, vocab_size: int, spec_frames: int
+    cfg: Config,
+    num_classes: int,
+    vocab_size: int,
+    spec_frames: int,
+    vocabulary: list[str] | None = None,
 ) -> keras.Model:
     """The training model: outputs `fused` plus one `<m>_head` per modality.
 
     `num_classes` is the size of the task's label vocabulary (ignored for regression and
-    anomaly).
+    anomaly). `model.weights` fills the video backbone; `model.word_vectors` fills the
+    text Embedding for the tokens of `vocabulary` (the tokenizer's, in id order) that the
+    file has (skipped, with a warning, when no `vocabulary` is given).
 
     Example:
       model = build_classifier(Config(), num_classes=8, vocab_size=400, spec_frames=200)
@@ -110,7 +141,26 @@ def build_classifier(
     outputs = {"fused": task.head(fused, num_classes, "fused", reg)}
     for m, f in feats.items():
         outputs[f"{m}_head"] = task.head(f, num_classes, f"{m}_head", reg)
-    return keras.Model(inputs, outputs, name="vdg_classifier")
+    model = keras.Model(inputs, outputs, name="vdg_classifier")
+    load_pretrained(model, cfg, vocabulary)
+    return model
+
+
+def load_pretrained(model: keras.Model, cfg: Config, vocabulary: list[str] | None) -> None:
+    """Fill `model` from `model.weights` (video backbone) and `model.word_vectors` (text)."""
+    mc = cfg.model
+    if mc.weights is not None:
+        if mc.video_backbone == "none" or "video" not in mc.modalities:
+            raise ValueError(
+                f"model.weights: {mc.weights!r} needs a model.video_backbone (it is "
+                f"'{mc.video_backbone}')"
+            )
+        load_video_backbone_weights(model, mc.video_backbone, cfg.data.video.size, mc.weights)
+    if mc.word_vectors is not None and "text" in mc.modalities:
+        if vocabulary is None:
+            log.warning("model.word_vectors: no vocabulary given to the builder; not loaded")
+            return
+        log.info("%s", apply_word_vectors(model, mc.word_vectors, vocabulary))
 
 
 def inference_model(model: keras.Model) -> keras.Model:

@@ -1,5 +1,7 @@
 """Text encoders: token embedding, then (1, k) Conv2D n-gram detectors and a max over
-positions (conv, int8-friendly), or a small Transformer (transformer, float attention).
+positions (conv, int8-friendly), a small Transformer (transformer, float attention), or
+a recurrent layer over the tokens (gru, lstm: float under QAT, listed in its report, since
+tfmot's 8-bit scheme refuses recurrent layers; the TFLite converter quantizes what it can).
 
 A (1, k) Conv2D over [1, L, E] does what Conv1D would, but stays in tfmot's QAT set.
 The Embedding stays float under QAT (tfmot cannot annotate it on int ids). ReLU is the
@@ -20,7 +22,7 @@ from vdg_tf.models.sequence import (
     attention_block,
 )
 
-TEXT_ENCODERS = ("conv", "transformer")
+TEXT_ENCODERS = ("conv", "transformer", "gru", "lstm")
 
 
 def text_encoder(
@@ -42,6 +44,8 @@ def text_encoder(
     x = keras.layers.Embedding(vocab_size, embed_dim, name="text_embed")(inp)
     if kind == "transformer":
         return _transformer(inp, x, max_tokens, out_dim, l2, layers, heads)
+    if kind in ("gru", "lstm"):
+        return _recurrent(inp, x, kind, out_dim, l2)
     x = keras.layers.Reshape((1, max_tokens, embed_dim), name="text_rows")(x)
     for i in (1, 2):
         x = keras.layers.Conv2D(
@@ -64,6 +68,21 @@ def _transformer(ids, x, max_tokens: int, out_dim: int, l2: float, layers: int, 
     for i in range(layers):
         x = attention_block(x, heads, mask=mask, l2=l2, name=f"text_block{i + 1}")
     x = TokenMean(name="text_pool")([x, keep])
+    return keras.layers.Dense(
+        out_dim, activation="relu", kernel_regularizer=regularizer(l2), name="text_proj"
+    )(x)
+
+
+def _recurrent(ids, x, kind: str, out_dim: int, l2: float):
+    """A GRU or LSTM over the tokens that skips padding (id 0); its last state, projected.
+
+    The padding mask comes from `TokenMask` (not the Embedding's `mask_zero`, which would
+    make the Embedding a masking layer tfmot and TFLite handle worse); the recurrent layer
+    reads it as its `mask`, so padded positions leave the state unchanged.
+    """
+    keep = TokenMask(name="text_keep")(ids)
+    rnn = keras.layers.GRU if kind == "gru" else keras.layers.LSTM
+    x = rnn(out_dim, kernel_regularizer=regularizer(l2), name=f"text_{kind}")(x, mask=keep)
     return keras.layers.Dense(
         out_dim, activation="relu", kernel_regularizer=regularizer(l2), name="text_proj"
     )(x)

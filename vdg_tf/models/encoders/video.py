@@ -55,11 +55,23 @@ def video_encoder(
     cell = size // 2**STRIDES
     x = keras.layers.Reshape((frames, cell * cell, width * 2), name="video_unfold")(x)
     x = keras.layers.AveragePooling2D((1, cell * cell), name="video_frame_pool")(x)  # [B, T, 1, C]
+    return temporal_features(x, frames, width * 2, out_dim, l2, temporal, heads)
+
+
+def temporal_features(
+    x, frames: int, channels: int, out_dim: int, l2: float, temporal: str, heads: int = 2
+):
+    """Per-frame features [B, T, 1, C] -> [B, out_dim], by `temporal` (see `video_encoder`).
+
+    Shared by the default encoder and the image backbones (`vdg_tf.models.backbones`).
+    """
+    if temporal not in TEMPORAL:
+        raise ValueError(f"model.temporal: unknown '{temporal}' (known: {', '.join(TEMPORAL)})")
     if temporal in ("conv", "pool"):
         kernel = (3, 1) if temporal == "conv" else 1
         x = conv_bn_relu(x, out_dim, kernel, l2=l2, name="video_temporal")
         return keras.layers.GlobalAveragePooling2D(name="video_pool")(x)
-    x = keras.layers.Reshape((frames, width * 2), name="video_sequence")(x)  # [B, T, C]
+    x = keras.layers.Reshape((frames, channels), name="video_sequence")(x)  # [B, T, C]
     if temporal == "gru":
         return keras.layers.GRU(out_dim, kernel_regularizer=regularizer(l2), name="video_gru")(x)
     x = keras.layers.Dense(out_dim, kernel_regularizer=regularizer(l2), name="video_proj")(x)
