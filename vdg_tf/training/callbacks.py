@@ -131,11 +131,9 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             self._restore = None
 
     def on_train_end(self, logs=None):
-        """A finished fit leaves no backup (Keras removes only its own checkpoint files)."""
+        """A finished fit leaves an empty backup folder (Keras removes only its own files)."""
         super().on_train_end(logs)
         (self.folder / self.STATE_FILE).unlink(missing_ok=True)
-        if self.folder.is_dir() and not any(self.folder.iterdir()):
-            self.folder.rmdir()
 
     def on_epoch_end(self, epoch, logs=None):
         state = {
