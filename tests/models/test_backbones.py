@@ -140,3 +140,27 @@ def test_other_backbones_go_through_qat_with_their_float_layers_listed(backbone)
         and isinstance(layer.layer, keras.layers.Conv2D)
     ]  # fmt: skip
     assert len(convs) > 20
+
+
+@pytest.mark.parametrize("frozen", [2, 1])
+def test_freeze_backbone_epochs_then_fine_tune(frozen):
+    """All epochs frozen: the backbone keeps its weights; one frozen: it learns after."""
+    from vdg_tf.training.finetune import fit_in_phases
+    from vdg_tf.training.train import compile_classifier
+
+    cfg = backbone_config(modalities=("video", "audio"))
+    cfg.train.epochs, cfg.train.freeze_backbone_epochs = 2, frozen
+    model = build_classifier(cfg, 3, 50, 101)
+    x, y = random_batch(cfg)
+    conv = model.get_layer("video_bb_block_1_expand")
+    before, head = conv.get_weights()[0].copy(), model.get_layer("fused").get_weights()[0].copy()
+    history = fit_in_phases(
+        model,
+        cfg,
+        lambda m, c, epochs: compile_classifier(m, c, 1, epochs),
+        lambda **kw: model.fit(x, {n: y for n in model.output_names}, verbose=0, **kw),
+    )
+    assert len(history.history["loss"]) == 2
+    assert not np.allclose(head, model.get_layer("fused").get_weights()[0])
+    assert np.allclose(before, conv.get_weights()[0]) == (frozen == 2)
+    assert conv.trainable

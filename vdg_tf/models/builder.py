@@ -9,7 +9,7 @@ modality for the fusion loss (dropped at export). `model.video_backbone` /
 
 from __future__ import annotations
 
-import logging
+import sys
 
 import tf_keras as keras
 
@@ -27,8 +27,6 @@ from vdg_tf.models.fusion import get_fusion
 from vdg_tf.models.modality_dropout import ModalityDropout
 from vdg_tf.models.word_vectors import apply_word_vectors
 from vdg_tf.tasks import get_task
-
-log = logging.getLogger("vdg_tf")
 
 MODALITIES = ("video", "audio", "text")
 
@@ -111,7 +109,8 @@ def build_classifier(
     `num_classes` is the size of the task's label vocabulary (ignored for regression and
     anomaly). `model.weights` fills the video backbone; `model.word_vectors` fills the
     text Embedding for the tokens of `vocabulary` (the tokenizer's, in id order) that the
-    file has (skipped, with a warning, when no `vocabulary` is given).
+    file has (reported on stderr; skipped without a `vocabulary`, as when a trained
+    model is rebuilt to copy its weights).
 
     Example:
       model = build_classifier(Config(), num_classes=8, vocab_size=400, spec_frames=200)
@@ -156,11 +155,8 @@ def load_pretrained(model: keras.Model, cfg: Config, vocabulary: list[str] | Non
                 f"'{mc.video_backbone}')"
             )
         load_video_backbone_weights(model, mc.video_backbone, cfg.data.video.size, mc.weights)
-    if mc.word_vectors is not None and "text" in mc.modalities:
-        if vocabulary is None:
-            log.warning("model.word_vectors: no vocabulary given to the builder; not loaded")
-            return
-        log.info("%s", apply_word_vectors(model, mc.word_vectors, vocabulary))
+    if mc.word_vectors is not None and "text" in mc.modalities and vocabulary is not None:
+        print(apply_word_vectors(model, mc.word_vectors, vocabulary), file=sys.stderr)
 
 
 def inference_model(model: keras.Model) -> keras.Model:

@@ -41,6 +41,18 @@ class TokenMask(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(package="vdg_tf")
+class PaddingMask(keras.layers.Layer):
+    """int ids [B, L] -> bool [B, L], True where a token is not padding (id 0): the `mask`
+    a recurrent layer takes, so padded positions leave its state unchanged."""
+
+    def call(self, ids):
+        return tf.not_equal(ids, 0)
+
+    def get_config(self):
+        return super().get_config()
+
+
+@keras.utils.register_keras_serializable(package="vdg_tf")
 class AttentionMask(keras.layers.Layer):
     """[B, L] keep-mask -> [B, L, L] attention mask (queries attend to kept keys only)."""
 

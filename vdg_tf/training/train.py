@@ -27,6 +27,7 @@ from vdg_tf.tasks import get_task
 from vdg_tf.training.callbacks import BestCheckpoint
 from vdg_tf.training.devices import distribution_strategy, precision_policy, use_mixed_precision
 from vdg_tf.training.evaluate import evaluate_model
+from vdg_tf.training.finetune import fit_in_phases
 from vdg_tf.training.plots import plot_confusion, plot_curves
 from vdg_tf.training.progress import fit_progress
 from vdg_tf.training.schedules import make_schedule
@@ -136,7 +137,9 @@ def train(
     spec_frames = log_mel_frames(cfg.data.audio)
     mixed = use_mixed_precision(cfg.train.mixed_precision)
     with distribution_strategy(cfg.train.strategy).scope(), precision_policy(mixed):
-        model = build_classifier(cfg, len(labels), tokenizer.vocab_size, spec_frames)
+        model = build_classifier(
+            cfg, len(labels), tokenizer.vocab_size, spec_frames, tokenizer.vocabulary
+        )
         steps = source.steps(cfg.data.batch_size)
         compile_classifier(model, cfg, steps)
     task.prepare(model, train_ds)
@@ -159,13 +162,19 @@ def train(
     ]
     # a bar per epoch with loss and the task's metric; the rest goes to history.csv
     verbose, shown = fit_progress(progress, task.primary)
-    history = model.fit(
-        with_head_targets(train_ds, names),
-        steps_per_epoch=steps,
-        validation_data=with_head_targets(eval_ds, names) if validate else None,
-        epochs=cfg.train.epochs,
-        callbacks=callbacks + shown,
-        verbose=verbose,
+    # model.freeze_backbone_epochs: frozen backbone first, then fine-tuned slower
+    history = fit_in_phases(
+        model,
+        cfg,
+        lambda m, c, epochs: compile_classifier(m, c, steps, epochs),
+        lambda **phase: model.fit(
+            with_head_targets(train_ds, names),
+            steps_per_epoch=steps,
+            validation_data=with_head_targets(eval_ds, names) if validate else None,
+            callbacks=callbacks + shown,
+            verbose=verbose,
+            **phase,
+        ),
     )
     if best.best_weights is not None:
         model.set_weights(best.best_weights)

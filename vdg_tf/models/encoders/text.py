@@ -16,6 +16,7 @@ import tf_keras as keras
 from vdg_tf.models.encoders.blocks import regularizer
 from vdg_tf.models.sequence import (
     AttentionMask,
+    PaddingMask,
     PositionEmbedding,
     TokenMask,
     TokenMean,
@@ -76,11 +77,11 @@ def _transformer(ids, x, max_tokens: int, out_dim: int, l2: float, layers: int, 
 def _recurrent(ids, x, kind: str, out_dim: int, l2: float):
     """A GRU or LSTM over the tokens that skips padding (id 0); its last state, projected.
 
-    The padding mask comes from `TokenMask` (not the Embedding's `mask_zero`, which would
-    make the Embedding a masking layer tfmot and TFLite handle worse); the recurrent layer
-    reads it as its `mask`, so padded positions leave the state unchanged.
+    The padding mask comes from `PaddingMask` (not the Embedding's `mask_zero`, which
+    would make the Embedding a masking layer tfmot and TFLite handle worse); the recurrent
+    layer reads it as its `mask`, so padded positions leave the state unchanged.
     """
-    keep = TokenMask(name="text_keep")(ids)
+    keep = PaddingMask(name="text_keep")(ids)
     rnn = keras.layers.GRU if kind == "gru" else keras.layers.LSTM
     x = rnn(out_dim, kernel_regularizer=regularizer(l2), name=f"text_{kind}")(x, mask=keep)
     return keras.layers.Dense(
