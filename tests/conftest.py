@@ -43,10 +43,13 @@ def trained_run(sample_data, tmp_path_factory):
     from vdg_tf.training.train import train
 
     out = tmp_path_factory.mktemp("run")
+    # a model for the tests that use one, not a measured figure: the small evaluation split
+    # picks its epoch (validation) and is also reported, so metrics.json has both sections
     return train(
         tiny_config(10),
         sample_data["manifest_train"],
         out,
-        sample_data["manifest_eval"],
+        val_data=sample_data["manifest_eval"],
+        eval_data=sample_data["manifest_eval"],
         progress=False,
     )

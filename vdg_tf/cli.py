@@ -78,7 +78,16 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
     cfg = _config(a.config)
     if a.epochs:
         cfg = cfg.with_overrides({"train": {"epochs": a.epochs}}, where="--epochs")
-    r = train(cfg, a.data, a.out, a.eval_data, progress=True, saved_model=True)
+    r = train(
+        cfg,
+        a.data,
+        a.out,
+        val_data=a.val_data,
+        val_split=a.val_split,
+        eval_data=a.eval_data,
+        progress=True,
+        saved_model=True,
+    )
     out = {
         "model": str(Path(a.out) / MODEL_FILE),
         "saved_model": str(Path(a.out) / "saved_model"),
@@ -92,16 +101,27 @@ def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
         ("history", f"{Path(a.out) / 'history.csv'}, {Path(a.out) / 'curves.png'}, "
                     f"tensorboard --logdir {Path(a.out) / 'logs'}"),
     ]  # fmt: skip
-    if "eval" in r.metrics:
-        key = r.bundle.task.primary
-        out[f"eval_{key}"] = r.metrics["eval"][key]
-        scalars = _scalars(r.metrics["eval"])
-        n = scalars.pop("n", None)
-        figures = "  ".join(f"{k} {_num(v)}" for k, v in scalars.items())
-        rows.append(("evaluation", figures + (f"  ({n} clips)" if n is not None else "")))
+    out["checkpoint"] = r.metrics["checkpoint"]
+    rows.append(("checkpoint", r.metrics["checkpoint"]["why"]))
+    key = r.bundle.task.primary
+    # each figure under the split it comes from: validation chose the model, evaluation
+    # only measures it
+    for split, name in (("val", "validation"), ("eval", "evaluation")):
+        if split in r.metrics:
+            m = r.metrics[split]
+            out[f"{split}_{key}"] = m[key]
+            out[split] = {"data": m["data"], "rows": m["rows"], key: m[key]}
+            scalars = {k: v for k, v in _scalars(m).items() if k not in SPLIT_INFO}
+            n = scalars.pop("n", None)
+            figures = "  ".join(f"{k} {_num(v)}" for k, v in scalars.items())
+            clips = f"{n} clips of " if n is not None else ""
+            rows.append((name, f"{figures}  ({clips}{m['data']})"))
     if r.skipped:
         rows.append(("skipped", f"{len(r.skipped)}: {'; '.join(r.skipped[:3])}"))
     return out, _table(f"trained {a.out}", rows)
+
+
+SPLIT_INFO = ("rows", "fraction", "seed", "val_rows", "train_rows")  # not figures
 
 
 def _scalars(report: dict) -> dict:
@@ -183,7 +203,10 @@ def cmd_benchmark(a: argparse.Namespace) -> tuple[dict, str]:
 def cmd_run(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf.pipeline import PipelineSpec, format_report, run_pipeline
 
-    report = run_pipeline(PipelineSpec.load(a.pipeline), a.data, a.eval_data, a.out, progress=True)
+    spec = PipelineSpec.load(a.pipeline)
+    report = run_pipeline(
+        spec, a.data, a.eval_data, a.out, True, val_data=a.val_data, val_split=a.val_split
+    )
     return {"report": report["report"], "stages": report["stages"]}, format_report(report)
 
 
@@ -287,6 +310,31 @@ def cmd_manifest_from_csv(a: argparse.Namespace) -> tuple[dict, str]:
     return r, _import_table(r)
 
 
+def _add_validation(sp: argparse.ArgumentParser) -> None:
+    """`--val-data` / `--val-split`: the data that picks the checkpoint and stops early."""
+    val = sp.add_mutually_exclusive_group()
+    val.add_argument("--val-data", help="validation manifest: picks the best epoch and stops early")
+    val.add_argument(
+        "--val-split",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="hold out this fraction of the training rows (seeded, stratified) as validation; "
+        "written to OUT/val.jsonl",
+    )
+
+
+def _fraction(text: str) -> float:
+    """A number strictly between 0 and 1, for --val-split."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.2, got '{text}'") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vdg",
@@ -357,7 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument(
         "--data", required=True, help="training manifest (JSON Lines) or records folder"
     )
-    sp.add_argument("--eval-data", help="evaluation manifest")
+    _add_validation(sp)
+    sp.add_argument(
+        "--eval-data", help="evaluation manifest: only reported, after training, never chooses"
+    )
     sp.add_argument("--config", help="YAML config (see vdg_tf/config.py and configs/)")
     sp.add_argument("--epochs", type=int, help="override train.epochs")
     sp.add_argument("--out", required=True, help="run folder")
@@ -457,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("pipeline", help="pipeline YAML (see pipelines/)")
     sp.add_argument("--data", required=True, help="training manifest or TFRecord folder")
-    sp.add_argument("--eval-data", required=True, help="evaluation manifest")
+    sp.add_argument("--eval-data", required=True, help="evaluation manifest (every stage's report)")
+    _add_validation(sp)
     sp.add_argument("--out", required=True, help="output folder (rerun to resume)")
 
     sp = add(sub, "inspect", cmd_inspect, "ops, tensor dtypes and int8 coverage of a .tflite file")
@@ -523,7 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # the options that name data to read, checked before any work: (attribute, flag)
-DATA_OPTIONS = (("data", "--data"), ("eval_data", "--eval-data"), ("manifest", "MANIFEST"))
+DATA_OPTIONS = (
+    ("data", "--data"), ("val_data", "--val-data"), ("eval_data", "--eval-data"),
+    ("manifest", "MANIFEST"),
+)  # fmt: skip
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

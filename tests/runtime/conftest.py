@@ -68,5 +68,5 @@ def strong_run(tmp_path_factory):
     data = make_sample_data(tmp_path_factory.mktemp("strong_data"), clips=160, seed=11)
     out = tmp_path_factory.mktemp("strong_run")
     return train(
-        tiny_config(16), data["manifest_train"], out, data["manifest_eval"], progress=False
+        tiny_config(16), data["manifest_train"], out, val_data=data["manifest_eval"], progress=False
     )

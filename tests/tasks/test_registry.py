@@ -91,8 +91,9 @@ class Polarity(Task):
 def test_a_registered_task_loads_trains_and_reloads(sample_data, tmp_path):
     cfg = tiny_config(epochs=10).with_overrides({"data": {"task": "polarity"}})
     result = train(
-        cfg, sample_data["manifest_train"], tmp_path, sample_data["manifest_eval"], progress=False
-    )
+        cfg, sample_data["manifest_train"], tmp_path, eval_data=sample_data["manifest_eval"],
+        progress=False,
+    )  # fmt: skip
     report = json.loads((tmp_path / "metrics.json").read_text())["eval"]
     targets = [json.loads(line)["target"] for line in open(sample_data["manifest_eval"])]
     majority = max(np.mean(np.array(targets) > 0), np.mean(np.array(targets) <= 0))

@@ -36,8 +36,9 @@ def task_config(task):
 def test_task_trains_evaluates_and_round_trips(task, sample_data, tmp_path):
     cfg = task_config(task)
     result = train(
-        cfg, sample_data["manifest_train"], tmp_path, sample_data["manifest_eval"], progress=False
-    )
+        cfg, sample_data["manifest_train"], tmp_path, eval_data=sample_data["manifest_eval"],
+        progress=False,
+    )  # fmt: skip
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(EXPECTED[task]) <= set(metrics["eval"]), metrics["eval"]
     # VQA: an evaluation answer never seen in training is skipped by name, not guessed

@@ -39,8 +39,12 @@ def open_source(
     training: bool = False,
     skips: SkipLog | None = None,
     shard: tuple[int, int] | None = None,
+    exclude_lines: frozenset[int] = frozenset(),
 ) -> Source:
-    """Decoded clips from a manifest or a preprocessed folder; `labels` default to the data's own."""
+    """Decoded clips from a manifest or a preprocessed folder; `labels` default to the data's own.
+
+    `exclude_lines`: manifest lines left out (the rows a validation split holds out).
+    """
     skips = skips if skips is not None else SkipLog()
     if Path(path).is_dir():
         index = read_index(path, cfg)
@@ -52,6 +56,7 @@ def open_source(
         usable = _sharded(index["clips"], shard)
         return Source(ds, labels, index["texts"], index["clips"], usable)
     rows, problems = read_manifest(path, strict=cfg.strict)
+    rows = [r for r in rows if r.line not in exclude_lines]
     skips.extend(problems)
     task = get_task(cfg)
     labels = labels or task.labels(rows)

@@ -17,6 +17,7 @@ from vdg_tf.bundle import Bundle
 from vdg_tf.config import Config
 from vdg_tf.data.pipeline import SkipLog, batched_features
 from vdg_tf.data.sources import dataset_from, open_source
+from vdg_tf.data.splits import hold_out
 from vdg_tf.export.inspect import inspect_tflite, latency_ms
 from vdg_tf.export.verify import agreement, predict_tflite
 from vdg_tf.models.builder import inference_model
@@ -42,6 +43,10 @@ class RunContext:
     config: Config
     finetune_lr_scale: float
     progress: bool = True
+    # picks the trained model's checkpoint (`vdg train`'s --val-data / --val-split); the
+    # compression stages fine-tune for set epochs and report on `eval_data`
+    val_data: str | None = None
+    val_split: float = 0.0
     log: Callable[[str], None] = lambda m: print(f"[vdg run] {m}", file=sys.stderr, flush=True)
     bundle: Bundle | None = None  # the trained model's config, labels and tokenizer
     model: keras.Model | None = None  # the latest float-deployable model
@@ -75,7 +80,13 @@ class RunContext:
     def open_data(self) -> None:
         """Build the run's streams once, from the trained bundle's labels and tokenizer."""
         cfg, tok = self.config.data, self.bundle.tokenizer
-        source = open_source(self.train_data, cfg, self.labels, training=True, skips=self.skips)
+        # rows held out for validation stay out of fine-tuning too (the same seeded choice)
+        held = frozenset()
+        if self.val_split:
+            held = hold_out(self.train_data, self.val_split, cfg.seed, self.task).val_lines
+        source = open_source(
+            self.train_data, cfg, self.labels, training=True, skips=self.skips, exclude_lines=held
+        )
         # one endless stream, `steps` batches an epoch, as `vdg train` reads it: no counting
         # pass to learn an epoch's length, no new iterator per fine-tuning epoch
         self.stream = batched_features(source.decoded, cfg, tok, training=True, repeat=True)

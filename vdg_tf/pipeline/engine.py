@@ -28,8 +28,13 @@ def run_pipeline(
     out_dir: str | Path,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    val_data: str | Path | None = None,
+    val_split: float = 0.0,
 ) -> dict:
     """Run every stage of `spec` (reusing finished ones), write and return the report.
+
+    `val_data` (a manifest) or `val_split` (a fraction of the training rows) picks the
+    train stage's checkpoint; every stage is reported on `eval_data`.
 
     Example:
       report = run_pipeline(PipelineSpec.load("pipelines/edge_int8.yaml"),
@@ -37,11 +42,15 @@ def run_pipeline(
     """
     check_data_path(train_data, "training data")  # before the run folder is made
     check_data_path(eval_data, "evaluation data")
+    if val_data is not None:
+        check_data_path(val_data, "validation data")
     out = Path(out_dir)
     (out / "stages").mkdir(parents=True, exist_ok=True)
     ctx = RunContext(
         out, str(train_data), str(eval_data), spec.config, spec.finetune_lr_scale, progress
     )
+    ctx.val_data = None if val_data is None else str(val_data)
+    ctx.val_split = val_split
     if log is not None:
         ctx.log = log
     m = spec.config.model
@@ -88,6 +97,11 @@ def _identity(stage_spec: StageSpec, spec: PipelineSpec, ctx: RunContext) -> dic
             "train_data": _file_identity(ctx.train_data),
             "eval_data": _file_identity(ctx.eval_data),
         }
+        # only when given, so runs made before these options existed still resume
+        if ctx.val_data:
+            ident["val_data"] = _file_identity(ctx.val_data)
+        if ctx.val_split:
+            ident["val_split"] = ctx.val_split
     else:
         ident["finetune_lr_scale"] = spec.finetune_lr_scale
     return json.loads(json.dumps(ident))

@@ -102,7 +102,15 @@ class Train(Stage):
         folder = ctx.out / "train"
         if record is None:
             ctx.log("train")
-            train(options.apply(ctx.config), ctx.train_data, folder, ctx.eval_data, ctx.progress)
+            train(
+                options.apply(ctx.config),
+                ctx.train_data,
+                folder,
+                val_data=ctx.val_data,
+                val_split=ctx.val_split,
+                eval_data=ctx.eval_data,
+                progress=ctx.progress,
+            )
         ctx.bundle = Bundle.load(folder)
         ctx.config = ctx.bundle.config
         ctx.model = ctx.trained = ctx.bundle.model

@@ -125,6 +125,14 @@ class Task:
         """The metrics that define the task on targets `y` and fused outputs."""
         raise NotImplementedError
 
+    def held_out_report(
+        self, y: np.ndarray, outputs: np.ndarray, labels: list[str], validation: dict
+    ) -> dict:
+        """The report on held-out data with every value a report chooses on its data (a
+        decision threshold) taken from `validation`, the same model's report on the
+        validation split, so the held-out split chooses nothing it is then scored on."""
+        return self.report(y, outputs, labels)
+
     def decisions(self, outputs: np.ndarray) -> np.ndarray | None:
         """What two models of this task must agree on (top-1 class, label set, level), or
         None where the output is a value with nothing discrete to agree on."""

@@ -29,9 +29,21 @@ def predict_dataset(model: keras.Model, ds: tf.data.Dataset) -> tuple[np.ndarray
     return np.concatenate(ys), np.concatenate(ps)
 
 
-def evaluate_model(model: keras.Model, ds: tf.data.Dataset, labels: list[str], task: Task) -> dict:
-    """The task's metrics of `model` on `ds` (accuracy, macro-F1, confusion; mAP; MAE; AUROC)."""
+def evaluate_model(
+    model: keras.Model,
+    ds: tf.data.Dataset,
+    labels: list[str],
+    task: Task,
+    validation: dict | None = None,
+) -> dict:
+    """The task's metrics of `model` on `ds` (accuracy, macro-F1, confusion; mAP; MAE; AUROC).
+
+    `validation`: the same model's report on validation data; whatever the report would
+    choose on `ds` itself (anomaly's threshold) is taken from it instead.
+    """
     y, p = predict_dataset(model, ds)
+    if validation is not None:
+        return task.held_out_report(y, p, labels, validation)
     return task.report(y, p, labels)
 
 

@@ -3,6 +3,11 @@
 The fusion loss is `L_fused + w * sum_m L_m` over auxiliary per-modality heads; the
 best epoch (by fused validation accuracy) is kept, and a killed run resumes from
 its last epoch through `BackupAndRestore`.
+
+Honest splits: the validation data (a manifest, or a seeded stratified fraction held out
+of the training rows) picks the checkpoint and stops early; the evaluation data is only
+reported, once, after training, with the chosen model, and whatever a report chooses on
+data (anomaly's threshold) is chosen on validation and applied to evaluation.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from vdg_tf.config import Config
 from vdg_tf.data.features import TextTokenizer, log_mel_frames
 from vdg_tf.data.inputs import check_data_path
 from vdg_tf.data.pipeline import SkipLog, batched_features
-from vdg_tf.data.sources import dataset_from, open_source
+from vdg_tf.data.sources import open_source
+from vdg_tf.data.splits import hold_out, write_rows
 from vdg_tf.files import atomic_dir, write_json
 from vdg_tf.models.builder import build_classifier, inference_model
 from vdg_tf.models.serving import save_serving_model
@@ -97,28 +103,51 @@ def train(
     cfg: Config,
     train_manifest: str | Path,
     out_dir: str | Path,
-    eval_manifest: str | Path | None = None,
+    *,
+    val_data: str | Path | None = None,
+    val_split: float = 0.0,
+    eval_data: str | Path | None = None,
     progress: bool = True,
     saved_model: bool = False,
 ) -> TrainResult:
-    """Train on `train_manifest`, validate on `eval_manifest`, write the run folder `out_dir`.
+    """Train on `train_manifest`, pick the checkpoint on validation data, write `out_dir`.
 
-    Either may be a manifest or a `vdg preprocess` folder of decoded clips. The task
-    (`cfg.data.task`) picks the heads, loss, checkpoint metric and evaluation report.
-    The run folder is a `Bundle`; `saved_model` also writes `saved_model/` (TF Serving).
+    The validation data is `val_data`, or `val_split` of the training rows held out
+    (seeded by `data.seed`, stratified by class, written to `out_dir/val.jsonl` so the
+    split can be read and reused); it picks the best epoch and stops early. `eval_data`
+    is never seen while training: it is reported once, after, with the chosen model.
+    With no validation data the checkpoint follows the training metric, and
+    `metrics.json` (`checkpoint`) says so. Each may be a manifest or a `vdg preprocess`
+    folder (`val_split` needs a manifest). The task (`cfg.data.task`) picks the heads,
+    loss, checkpoint metric and reports. The run folder is a `Bundle`; `saved_model` also
+    writes `saved_model/` (TF Serving).
 
     Example:
-      result = train(Config(), "data/manifest_train.jsonl", "runs/a", "data/manifest_eval.jsonl")
+      result = train(Config(), "data/manifest_train.jsonl", "runs/a", val_split=0.2,
+                     eval_data="data/manifest_eval.jsonl")
     """
-    for data, what in ((train_manifest, "training data"), (eval_manifest, "evaluation data")):
+    if val_data is not None and val_split:
+        raise ValueError(
+            "val_data and val_split: give one (a validation manifest, or the fraction of "
+            "training rows to hold out)"
+        )
+    named = ((train_manifest, "training data"), (val_data, "validation data"),
+             (eval_data, "evaluation data"))  # fmt: skip
+    for data, what in named:
         if data is not None:
             check_data_path(data, what)  # before anything is written
+    task = get_task(cfg.data)
+    held = hold_out(train_manifest, val_split, cfg.data.seed, task) if val_split else None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.data.seed)
-    task = get_task(cfg.data)
     skips = SkipLog()
-    source = open_source(train_manifest, cfg.data, training=True, skips=skips)
+    held_lines = held.val_lines if held else frozenset()
+    source = open_source(
+        train_manifest, cfg.data, training=True, skips=skips, exclude_lines=held_lines
+    )
+    if held:  # the held-out rows, so the split can be read and reused
+        val_data = write_rows(train_manifest, held.val_lines, out / "val.jsonl")
     labels = source.labels
     if len(labels) < task.min_labels:
         raise ValueError(
@@ -130,9 +159,10 @@ def train(
 
     # one stream for the whole run (see `batched_features`), read `steps` batches an epoch
     train_ds = batched_features(source.decoded, cfg.data, tokenizer, training=True, repeat=True)
-    eval_ds = None
-    if eval_manifest:
-        eval_ds = dataset_from(eval_manifest, cfg.data, labels, tokenizer, skips=skips)
+    val_ds, val_info = split_data(val_data, cfg, labels, tokenizer, skips)
+    eval_ds, eval_info = split_data(eval_data, cfg, labels, tokenizer, skips)
+    if held:
+        val_info |= held.info()
 
     spec_frames = log_mel_frames(cfg.data.audio)
     mixed = use_mixed_precision(cfg.train.mixed_precision)
@@ -144,10 +174,13 @@ def train(
         compile_classifier(model, cfg, steps)
     task.prepare(model, train_ds)
     names = model.output_names
-    validate = eval_ds is not None and task.validates
+    validate = val_ds is not None and task.validates
     # BackupAndRestore empties its folder after a finished fit; files there mean a killed run
     resuming = (out / "backup").is_dir() and any((out / "backup").iterdir())
     key, mode = task.monitor(validate)
+    checkpoint = checkpoint_rule(key, mode, validate, val_info, task.name)
+    if progress:
+        print(f"checkpoint: {checkpoint['why']}", file=sys.stderr)
     best = BestCheckpoint(out / MODEL_FILE, key, mode, tie_break="val_loss" if validate else "loss")
     callbacks = [
         best,
@@ -170,7 +203,7 @@ def train(
         lambda **phase: model.fit(
             with_head_targets(train_ds, names),
             steps_per_epoch=steps,
-            validation_data=with_head_targets(eval_ds, names) if validate else None,
+            validation_data=with_head_targets(val_ds, names) if validate else None,
             callbacks=callbacks + shown,
             verbose=verbose,
             **phase,
@@ -188,12 +221,21 @@ def train(
         title = f"{out.name}: {task.name}, trained on {Path(train_manifest).name}"
         plot_curves(hist, out / "curves.png", title)
 
-    metrics: dict = {"best_epoch": best.best_epoch + 1, "epochs_run": len(hist.get("loss", []))}
+    metrics: dict = {
+        "best_epoch": best.best_epoch + 1,
+        "epochs_run": len(hist.get("loss", [])),
+        "checkpoint": checkpoint,
+    }
+    # validation first: what a report chooses on data (anomaly's threshold) comes from it
+    validation = None
+    if val_ds is not None:
+        validation = evaluate_model(model, val_ds, labels, task)
+        metrics["val"] = val_info | validation
     if eval_ds is not None:
-        report = evaluate_model(model, eval_ds, labels, task)
+        report = evaluate_model(model, eval_ds, labels, task, validation=validation)
         if "confusion" in report:
             plot_confusion(report["confusion"], labels, out / "confusion.png", "evaluation split")
-        metrics["eval"] = report
+        metrics["eval"] = eval_info | report
     metrics["skipped"] = skips.count
     metrics["skipped_files"] = skips.reasons
     if skips.count:
@@ -205,6 +247,37 @@ def train(
     if saved_model:
         write_saved_model(result.bundle, out / "saved_model")
     return result
+
+
+def split_data(
+    path: str | Path | None,
+    cfg: Config,
+    labels: list[str],
+    tokenizer: TextTokenizer,
+    skips: SkipLog,
+) -> tuple[tf.data.Dataset | None, dict]:
+    """Batched, un-augmented inputs of a validation or evaluation split, and what a
+    report says about it (`{"data": path, "rows": manifest rows}`); (None, {}) for None."""
+    if path is None:
+        return None, {}
+    source = open_source(path, cfg.data, labels, skips=skips)
+    ds = batched_features(source.decoded, cfg.data, tokenizer, training=False)
+    return ds, {"data": str(path), "rows": source.count}
+
+
+def checkpoint_rule(key: str, mode: str, validate: bool, val_info: dict, task: str) -> dict:
+    """Which metric on which split picks the checkpoint, with the reason in words (for
+    `metrics.json` and the run's output): never the evaluation split."""
+    if validate:
+        why = f"best {key} on the validation split ({val_info['data']})"
+    elif val_info:
+        why = (
+            f"best {key} on the training data (task {task} does not rank epochs on "
+            "validation data; validation sets what its report chooses, e.g. a threshold)"
+        )
+    else:
+        why = f"best {key} on the training data: no validation data (--val-data or --val-split)"
+    return {"metric": key, "mode": mode, "split": "val" if validate else "train", "why": why}
 
 
 def write_saved_model(bundle: Bundle, path: str | Path) -> Path:
