@@ -103,18 +103,20 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self.identity = json.loads(json.dumps(identity))  # as it reads back from the file
         self.keep = keep
         self._restore: dict | None = None
-        self.resuming = self.folder.is_dir() and any(self.folder.iterdir())
+        # Keras resumes only from a complete checkpoint (its `checkpoint` index is written
+        # last); without one the run starts at epoch 0, so any state of ours goes too
+        self.resuming = self.folder.is_dir() and any(self.folder.rglob("checkpoint"))
+        saved = self._read() if self.resuming else None
+        if self.resuming and (saved is None or saved.get("identity") != self.identity):
+            print(
+                f"{self.folder}: backup of a run on other data or settings; starting over",
+                file=sys.stderr,
+            )
+            self.resuming = False
         if self.resuming:
-            saved = self._read()
-            if saved is None or saved.get("identity") != self.identity:
-                print(
-                    f"{self.folder}: backup of a run on other data or settings; starting over",
-                    file=sys.stderr,
-                )
-                shutil.rmtree(self.folder)
-                self.resuming = False
-            else:
-                self._restore = saved["callbacks"]
+            self._restore = saved["callbacks"]
+        elif self.folder.exists():
+            shutil.rmtree(self.folder)
 
     def _read(self) -> dict | None:
         try:
