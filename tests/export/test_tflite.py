@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import tiny_config
 from vdg_tf.data.pipeline import make_dataset
-from vdg_tf.export import ExportConfig, LiteRTModel, convert
+from vdg_tf.export import TARGETS, ExportConfig, LiteRTModel, convert
 from vdg_tf.export.verify import agreement, predict_tflite, representative_inputs
 from vdg_tf.files import atomic_write_bytes
 from vdg_tf.manifest import read_manifest
@@ -29,7 +29,7 @@ def exports(trained_run, eval_ds, tmp_path_factory):
         t: atomic_write_bytes(
             d / f"{t}.tflite", convert(model, ExportConfig(t, rep if "int8" in t else None))
         )
-        for t in ("float32", "edge-int8", "gpu-fp16")
+        for t in TARGETS
     }
 
 
@@ -52,11 +52,19 @@ def test_int8_export_holds_int8_tensors_and_is_smaller(exports):
 
 def test_exports_agree_with_keras(trained_run, exports, eval_ds):
     _, p_keras = predict_dataset(inference_model(trained_run.model), eval_ds)
-    _, p_f32 = predict_tflite(exports["float32"], eval_ds)
-    _, p_int8 = predict_tflite(exports["edge-int8"], eval_ds)
-    assert agreement(p_keras, p_f32, get_task("classification"))["max_abs_diff"] < 1e-4
-    a = agreement(p_keras, p_int8, get_task("classification"))
-    assert a["top1_agreement"] >= 0.75 and a["max_abs_diff"] < 0.5
+    task = get_task("classification")
+    found = {
+        t: agreement(p_keras, predict_tflite(path, eval_ds)[1], task) for t, path in exports.items()
+    }
+    # float32 is the Keras model; weight-only quantization (fp16, dynamic int8) barely
+    # moves outputs; full int8 (post-training, this tiny model) keeps >= 90% of top-1
+    assert found["float32"]["max_abs_diff"] < 1e-4
+    assert found["gpu-fp16"]["max_abs_diff"] < 1e-2
+    assert (
+        found["cpu-dynamic"]["max_abs_diff"] < 0.1 and found["cpu-dynamic"]["top1_agreement"] >= 0.9
+    )
+    for t in ("edge-int8", "int8-fallback"):
+        assert found[t]["top1_agreement"] >= 0.9 and found[t]["max_abs_diff"] < 0.25, (t, found[t])
 
 
 def test_missing_input_is_named(exports):
