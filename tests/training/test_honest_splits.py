@@ -109,3 +109,41 @@ def test_anomaly_threshold_is_chosen_on_validation_and_applied_to_eval(sample_da
     # anomaly ranks epochs by its training loss and says so
     assert metrics["checkpoint"]["split"] == "train"
     assert "does not rank epochs on validation" in metrics["checkpoint"]["why"]
+
+
+def test_vdg_run_val_split_picks_the_train_stage_checkpoint(sample_data, tmp_path):
+    from vdg_tf.pipeline import PipelineSpec, run_pipeline
+
+    cfg = tiny_config(epochs=2).to_dict()
+    spec = PipelineSpec.from_dict({"name": "t", "config": cfg, "stages": [{"train": {}}]})
+    out = tmp_path / "pipe"
+    report = run_pipeline(
+        spec,
+        sample_data["manifest_train"],
+        sample_data["manifest_eval"],
+        out,
+        progress=False,
+        val_split=0.25,
+    )
+    metrics = json.loads((out / "train" / "metrics.json").read_text())
+    assert metrics["checkpoint"]["split"] == "val" and metrics["val"]["rows"] == 12
+    assert (out / "train" / "val.jsonl").is_file()
+    assert report["eval_data"] == sample_data["manifest_eval"] and "keras_float" in report["stages"]
+    record = json.loads((out / "stages" / "00_train.json").read_text())
+    assert record["identity"]["val_split"] == 0.25
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--val-split", "2"], "--val-split: must be between 0 and 1, got 2"),
+        (["--val-split", "0.2", "--val-data", "v.jsonl"], "not allowed with argument"),
+    ],
+)
+def test_vdg_train_refuses_bad_validation_options_in_one_line(args, message, tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "vdg_tf.cli", "train", "--data", "m.jsonl", "--out", "o", *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
