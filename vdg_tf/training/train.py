@@ -26,11 +26,12 @@ from vdg_tf.data.inputs import check_data_path
 from vdg_tf.data.pipeline import SkipLog, batched_features
 from vdg_tf.data.sources import open_source
 from vdg_tf.data.splits import hold_out, write_rows
-from vdg_tf.files import atomic_dir, write_json
+from vdg_tf.files import atomic_dir, claim_dir, data_identity, write_json
+from vdg_tf.media.workers import set_decode_log
 from vdg_tf.models.builder import build_classifier, inference_model
 from vdg_tf.models.serving import save_serving_model
 from vdg_tf.tasks import get_task
-from vdg_tf.training.callbacks import BestCheckpoint
+from vdg_tf.training.callbacks import BestCheckpoint, ResumableBackup
 from vdg_tf.training.devices import distribution_strategy, precision_policy, use_mixed_precision
 from vdg_tf.training.evaluate import evaluate_model
 from vdg_tf.training.finetune import fit_in_phases
@@ -138,8 +139,8 @@ def train(
             check_data_path(data, what)  # before anything is written
     task = get_task(cfg.data)
     held = hold_out(train_manifest, val_split, cfg.data.seed, task) if val_split else None
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_dir(out_dir)  # a new folder, or a vdg run: never a folder of other files
+    set_decode_log(out / "decode.log")  # decode workers started from here log there
     keras.utils.set_random_seed(cfg.data.seed)
     skips = SkipLog()
     held_lines = held.val_lines if held else frozenset()
@@ -148,6 +149,8 @@ def train(
     )
     if held:  # the held-out rows, so the split can be read and reused
         val_data = write_rows(train_manifest, held.val_lines, out / "val.jsonl")
+    if source.usable == 0:
+        raise ValueError(f"{train_manifest}: no usable clip: {skips.summary(source.count)}")
     labels = source.labels
     if len(labels) < task.min_labels:
         raise ValueError(
@@ -155,7 +158,8 @@ def train(
             f"{task.name}, found {labels}"
         )
     tokenizer = TextTokenizer.fit(source.texts, cfg.data.text)
-    Bundle(cfg, labels, tokenizer).save_metadata(out)
+    # the metadata goes inside every saved model (one rename), then beside the final one
+    texts = Bundle(cfg, labels, tokenizer).texts()
 
     # one stream for the whole run (see `batched_features`), read `steps` batches an epoch
     train_ds = batched_features(source.decoded, cfg.data, tokenizer, training=True, repeat=True)
@@ -175,47 +179,60 @@ def train(
     task.prepare(model, train_ds)
     names = model.output_names
     validate = val_ds is not None and task.validates
-    # BackupAndRestore empties its folder after a finished fit; files there mean a killed run
-    resuming = (out / "backup").is_dir() and any((out / "backup").iterdir())
     key, mode = task.monitor(validate)
     checkpoint = checkpoint_rule(key, mode, validate, val_info, task.name)
     if progress:
         print(f"checkpoint: {checkpoint['why']}", file=sys.stderr)
-    best = BestCheckpoint(out / MODEL_FILE, key, mode, tie_break="val_loss" if validate else "loss")
+    tie = "val_loss" if validate else "loss"
+    best = BestCheckpoint(out / MODEL_FILE, key, mode, tie_break=tie, texts=texts)
+    # the fusion loss keeps falling while auxiliary heads learn after the fused head
+    # saturates, so early stopping watches it rather than the checkpoint metric
+    early = keras.callbacks.EarlyStopping(monitor=tie, patience=cfg.train.patience)
+    # files in the backup folder mean a killed run: resumed with its best value and
+    # patience, unless it trained on other data or settings (then it starts over)
+    identity = {
+        "config": cfg.to_dict(), "labels": labels, "vocabulary": tokenizer.vocabulary,
+        "train": data_identity(train_manifest),
+        "val": held.info() if held else data_identity(val_data),
+    }  # fmt: skip
+    backup = ResumableBackup(out / "backup", identity, {"best": best, "early_stopping": early})
     callbacks = [
         best,
-        keras.callbacks.BackupAndRestore(str(out / "backup")),
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=resuming),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=backup.resuming),
         keras.callbacks.TensorBoard(str(out / "logs"), profile_batch=0),
-        # the fusion loss keeps falling while auxiliary heads learn after the fused head
-        # saturates, so early stopping watches it rather than the checkpoint metric
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss" if validate else "loss", patience=cfg.train.patience
-        ),
+        early,
+        backup,  # last: it backs up the state the others reached this epoch
     ]
     # a bar per epoch with loss and the task's metric; the rest goes to history.csv
     verbose, shown = fit_progress(progress, task.primary)
-    # model.freeze_backbone_epochs: frozen backbone first, then fine-tuned slower
-    history = fit_in_phases(
-        model,
-        cfg,
-        lambda m, c, epochs: compile_classifier(m, c, steps, epochs),
-        lambda **phase: model.fit(
-            with_head_targets(train_ds, names),
-            steps_per_epoch=steps,
-            validation_data=with_head_targets(val_ds, names) if validate else None,
-            callbacks=callbacks + shown,
-            verbose=verbose,
-            **phase,
-        ),
-    )
-    if best.best_weights is not None:
-        model.set_weights(best.best_weights)
+    problems_before = skips.count
+    try:
+        # model.freeze_backbone_epochs: frozen backbone first, then fine-tuned slower
+        history = fit_in_phases(
+            model,
+            cfg,
+            lambda m, c, epochs: compile_classifier(m, c, steps, epochs),
+            lambda **phase: model.fit(
+                with_head_targets(train_ds, names),
+                steps_per_epoch=steps,
+                validation_data=with_head_targets(val_ds, names) if validate else None,
+                callbacks=callbacks + shown,
+                verbose=verbose,
+                **phase,
+            ),
+        )
+    except ValueError:
+        if skips.count - problems_before >= source.usable:  # not one clip decoded
+            summary = skips.summary(source.count)
+            raise ValueError(f"{train_manifest}: no clip could be decoded: {summary}") from None
+        raise
+    best.restore_best(model)
     if mixed or best.best_epoch < 0:
         # exports want float32 layers: rebuild under the float32 policy, same weights
         if mixed:
             model = float32_copy(model, cfg, len(labels), tokenizer.vocab_size, spec_frames)
-        save_model(model, out / MODEL_FILE)
+        save_model(model, out / MODEL_FILE, texts)
+    Bundle(cfg, labels, tokenizer).save_metadata(out)  # readable copies beside the model
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if hist:
         title = f"{out.name}: {task.name}, trained on {Path(train_manifest).name}"
@@ -238,7 +255,8 @@ def train(
         metrics["eval"] = eval_info | report
     metrics["skipped"] = skips.count
     metrics["skipped_files"] = skips.reasons
-    if skips.count:
+    metrics["kept_damaged"] = skips.damaged_count
+    if skips.count or skips.damaged_count:
         print(skips.summary(source.count), file=sys.stderr)
     write_json(out / "metrics.json", metrics)
     result = TrainResult(
