@@ -1,0 +1,53 @@
+"""Every task's head goes through QAT and the full-int8 converter and runs in LiteRT
+(the ordinal thresholds and the Deep SVDD score are custom layers)."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+from vdg_tf.compression import quantize_aware
+from vdg_tf.data.features import log_mel_frames
+from vdg_tf.export import ExportConfig, LiteRTModel, convert
+from vdg_tf.models import build_classifier, inference_model
+
+CASES = {  # task: (label count, normal labels, output width)
+    "ordinal": (5, None, 4),
+    "anomaly": (1, ("normal",), 1),  # one normal label: Deep SVDD
+    "regression": (0, None, 1),
+    "multilabel": (4, None, 4),
+}
+
+
+def random_inputs(model, n, seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in model.inputs:
+        name, shape = i.name.split(":")[0], (n, *i.shape[1:])
+        if i.dtype.name == "int32":
+            out[name] = rng.integers(0, 50, shape).astype(np.int32)
+        elif name.endswith("_mask"):
+            out[name] = np.ones(shape, np.float32)
+        else:
+            out[name] = rng.random(shape).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("task", sorted(CASES))
+def test_task_head_quantizes_converts_and_runs(task, tmp_path):
+    labels, normal, width = CASES[task]
+    cfg = tiny_config()
+    cfg.data.task = task
+    if normal:
+        cfg.data.normal_labels = normal
+    model = build_classifier(cfg, labels, 50, log_mel_frames(cfg.data.audio))
+    qat = inference_model(quantize_aware(model, False).model)
+    samples = [random_inputs(qat, 1, seed) for seed in range(8)]
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert(qat, ExportConfig("edge-int8", lambda: iter(samples))))
+    lite = LiteRTModel(path)
+    x = random_inputs(qat, 3, seed=9)
+    got, want = lite.predict_batch(x), np.asarray(qat(x))
+    assert got.shape == want.shape == (3, width) and np.all(np.isfinite(got))
+    # int8 keeps the float QAT model's outputs to within a few quantization steps of its range
+    span = float(np.ptp(want)) or 1.0
+    assert np.max(np.abs(got - want)) <= 0.25 * span + 1e-3, (got, want)
