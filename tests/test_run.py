@@ -200,3 +200,13 @@ def test_distill_is_refused_at_load_for_a_task_without_class_probabilities():
         PipelineSpec.from_dict(
             {"config": {"data": {"task": "regression"}}, "stages": [{"train": {}}, {"distill": {}}]}
         )
+
+
+def test_a_folder_of_other_files_is_refused_before_any_work(sample_data, tmp_path):
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "holiday.jpg").write_bytes(b"not vdg's")
+    spec = PipelineSpec.from_dict({"config": TINY, "stages": [{"train": {}}]})
+    with pytest.raises(ValueError, match="photos"):
+        run_pipeline(spec, sample_data["manifest_train"], sample_data["manifest_eval"], mine)
+    assert [p.name for p in mine.iterdir()] == ["holiday.jpg"]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vdg_tf.data.inputs import check_data_path
-from vdg_tf.files import write_json
+from vdg_tf.files import claim_dir, write_json
 from vdg_tf.pipeline.context import RunContext
 from vdg_tf.pipeline.report import plot_report
 from vdg_tf.pipeline.spec import PipelineSpec, StageSpec
@@ -45,7 +45,8 @@ def run_pipeline(
     if val_data is not None:
         check_data_path(val_data, "validation data")
     out = Path(out_dir)
-    (out / "stages").mkdir(parents=True, exist_ok=True)
+    claim_dir(out)  # a new folder, or an earlier vdg output: never a folder of other files
+    (out / "stages").mkdir(exist_ok=True)
     ctx = RunContext(
         out, str(train_data), str(eval_data), spec.config, spec.finetune_lr_scale, progress
     )

@@ -34,7 +34,7 @@ from vdg_tf.data.features import log_mel_frames
 from vdg_tf.export.targets import TARGETS
 from vdg_tf.export.tflite import ExportConfig, convert
 from vdg_tf.export.verify import representative_inputs
-from vdg_tf.files import atomic_write_bytes, write_json
+from vdg_tf.files import atomic_write_bytes, claim_dir, write_json
 from vdg_tf.models.builder import build_classifier, inference_model
 from vdg_tf.pipeline.context import RunContext
 from vdg_tf.tasks import get_task
@@ -317,6 +317,7 @@ class Export(Stage):
 
     def run(self, ctx, options, key, record):
         done = (record or {}).get("entries", {})
+        claim_dir(ctx.out / "export")  # its metadata files sit beside the models, plain-named
         entries = {}
         for target in options.targets:
             name = TARGETS[target].stage
