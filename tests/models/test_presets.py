@@ -47,3 +47,9 @@ def test_each_preset_builds_at_its_input_size(name):
     assert model.output["fused"].shape == (None, 5)
     has_backbone = any(layer.name.startswith("video_bb_") for layer in model.layers)
     assert has_backbone == (name != "tiny")
+
+
+def test_the_shipped_pretrained_config_loads():
+    cfg = Config.load("configs/small_pretrained.yaml")
+    assert (cfg.model.video_backbone, cfg.model.weights) == ("mobilenet_v2_1.0", "imagenet")
+    assert (cfg.data.video.size, cfg.train.freeze_backbone_epochs) == (112, 3)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import tiny_config
 from tests.models.test_builder import random_batch
+from vdg_tf.bundle import load_model, save_model
 from vdg_tf.compression import quantize_aware
 from vdg_tf.models import build_classifier
 from vdg_tf.models.word_vectors import apply_word_vectors, read_word_vectors
@@ -17,7 +18,7 @@ VOCAB = ["[PAD]", "[UNK]", "dog", "cat", "##s", "up", "down"] + [f"w{i}" for i i
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
-def test_recurrent_text_encoder_trains_and_is_listed_float(kind):
+def test_recurrent_text_encoder_trains_and_is_listed_float(kind, tmp_path):
     cfg = tiny_config()
     cfg.model.modalities, cfg.model.text_encoder = ("video", "text"), kind
     model = build_classifier(cfg, 3, 50, 101)
@@ -31,6 +32,10 @@ def test_recurrent_text_encoder_trains_and_is_listed_float(kind):
     longer = dict(x, text=x["text"].copy())
     longer["text"][:, 8:] = 0
     np.testing.assert_allclose(model(longer)["fused"], model(x)["fused"], atol=1e-5)
+    save_model(model, tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        load_model(tmp_path / "m.keras")(x)["fused"], model(x)["fused"], atol=1e-5
+    )
     float_layers = quantize_aware(model).float_layers
     assert f"text_{kind} ({kind.upper()})" in float_layers
 
