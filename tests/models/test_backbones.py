@@ -164,3 +164,9 @@ def test_freeze_backbone_epochs_then_fine_tune(frozen):
     assert not np.allclose(head, model.get_layer("fused").get_weights()[0])
     assert np.allclose(before, conv.get_weights()[0]) == (frozen == 2)
     assert conv.trainable
+
+
+def test_a_video_only_backbone_model_goes_through_qat():
+    """One modality: serial fusion has nothing to concatenate, and QAT clones the model."""
+    result = quantize_aware(build_classifier(backbone_config(modalities=("video",)), 3, 50, 101))
+    assert "video_rescale (Rescaling)" in result.float_layers

@@ -28,8 +28,13 @@ from vdg_tf.models.encoders.blocks import regularizer
 
 
 def serial_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0, **_):
-    """Concatenate the features, then a Dense layer mixes them."""
-    x = keras.layers.Concatenate(name="fusion_concat")(list(features.values()))
+    """Concatenate the features, then a Dense layer mixes them.
+
+    One modality alone is not concatenated: a one-input Concatenate does not survive
+    `clone_model` (its config reads back as a single tensor), which QAT relies on.
+    """
+    feats = list(features.values())
+    x = keras.layers.Concatenate(name="fusion_concat")(feats) if len(feats) > 1 else feats[0]
     # ReLU inside the Dense: see encoders/text.py on tfmot and separate ReLU layers
     return keras.layers.Dense(
         dim, activation="relu", kernel_regularizer=regularizer(l2), name="fusion_dense"
