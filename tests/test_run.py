@@ -37,8 +37,15 @@ def pipeline_run(sample_data, tmp_path_factory):
         ],
     })  # fmt: skip
     out = tmp_path_factory.mktemp("pipe")
+    # the evaluation split also picks the trained model's epoch (validation): these tests
+    # check what compression keeps of a model that learned, not a held-out figure
     report = run_pipeline(
-        spec, sample_data["manifest_train"], sample_data["manifest_eval"], out, progress=False
+        spec,
+        sample_data["manifest_train"],
+        sample_data["manifest_eval"],
+        out,
+        progress=False,
+        val_data=sample_data["manifest_eval"],
     )
     return spec, out, report
 
@@ -102,8 +109,9 @@ def test_rerun_resumes_finished_stages(pipeline_run, sample_data):
     }
     assert any(p.suffix == ".h5" for p in before)  # the PCQAT stage's model, rebuilt by load_qat
     again = run_pipeline(
-        spec, sample_data["manifest_train"], sample_data["manifest_eval"], out, progress=False
-    )
+        spec, sample_data["manifest_train"], sample_data["manifest_eval"], out, progress=False,
+        val_data=sample_data["manifest_eval"],
+    )  # fmt: skip
     after = {p: p.stat().st_mtime_ns for p in before}
     assert before == after
     assert again["stages"] == report["stages"]
@@ -122,8 +130,9 @@ def test_a_changed_stage_reruns_with_the_stages_after_it(pipeline_run, sample_da
         ]}
     )  # fmt: skip
     again = run_pipeline(
-        changed, sample_data["manifest_train"], sample_data["manifest_eval"], out, progress=False
-    )
+        changed, sample_data["manifest_train"], sample_data["manifest_eval"], out, progress=False,
+        val_data=sample_data["manifest_eval"],
+    )  # fmt: skip
     assert {p: p.stat().st_mtime_ns for p in earlier} == earlier
     assert "tflite_dynamic" in again["stages"] and "tflite_int8" not in again["stages"]
     assert again["stages"]["keras_float"] == report["stages"]["keras_float"]
