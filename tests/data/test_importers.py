@@ -177,3 +177,23 @@ def test_cli_manifest_from_folders(ucf_tree, tmp_path):
 def _vdg(*args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "vdg_tf.cli", "manifest", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_an_imported_tree_trains_and_reports_on_its_test_list(ucf_tree, tmp_path):
+    """The whole path: class folders + split lists + SRT captions -> manifests -> a run."""
+    from tests.conftest import tiny_config
+    from vdg_tf.training import train
+
+    root, lists, _ = ucf_tree
+    info = from_folders(root, tmp_path / "ucf.jsonl", splits=lists)
+    result = train(
+        tiny_config(epochs=1),
+        info["splits"]["train"]["manifest"],
+        tmp_path / "run",
+        eval_data=info["splits"]["test"]["manifest"],
+        progress=False,
+    )
+    assert result.labels == info["labels"] and not result.skipped
+    assert result.metrics["eval"]["n"] == 3
+    vocab = set(result.tokenizer.vocabulary)
+    assert {"yard", "y"} & vocab  # the SRT caption ("... across the yard") is training text
