@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from vdg_tf.data.sample import make_sample_data
+from vdg_tf.files import claim_dir
 from vdg_tf.pipeline.engine import run_pipeline
 from vdg_tf.pipeline.report import format_report
 from vdg_tf.pipeline.spec import builtin_pipeline
@@ -45,7 +46,7 @@ def run_demo(
     Example:
       report = run_demo("saved_models/demo", clips=64, epochs=2)
     """
-    out = Path(out_dir)
+    out = claim_dir(out_dir)  # before the sample data goes in: the run engine claims it too
     t0 = time.time()
     manifests = demo_data(out / "data", clips, seed, progress)
     spec = builtin_pipeline("demo")
