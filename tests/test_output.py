@@ -94,7 +94,7 @@ def test_train_shows_one_short_line_per_epoch_and_a_summary(capfd, sample_data, 
     tiny_config(2).save(cfg)
     run = tmp_path / "run"
     rc, out, err = vdg(
-        capfd, "train", "--data", sample_data["manifest_train"],
+        capfd, "train", "--data", sample_data["manifest_train"], "--val-split", "0.25",
         "--eval-data", sample_data["manifest_eval"], "--config", cfg, "--out", run,
     )  # fmt: skip
     assert rc == 0, err

@@ -69,6 +69,10 @@ class RepeatFilter(logging.Filter):
         self.seen[key] += 1
         return self.seen[key] == 1
 
+    def reset(self) -> None:
+        """Forget what was seen: each command summarises its own repeats."""
+        self.seen.clear()
+
     @property
     def hidden(self) -> int:
         """Repeats held back so far."""

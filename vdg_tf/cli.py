@@ -608,23 +608,29 @@ def check_inputs(args: argparse.Namespace) -> None:
             check_data_path(getattr(args, attr), flag)
 
 
+def _summarise_repeats() -> None:
+    """One stderr line on the library warnings this command showed only once."""
+    hidden = repeated_warnings().summary()
+    if hidden:
+        print(hidden, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     set_verbose(args.verbose)
     pool_tensorflow_memory()  # before TensorFlow makes its first tensor
+    repeated_warnings().reset()
     try:
         check_inputs(args)
         import_tensorflow_quietly()
         with contextlib.redirect_stdout(sys.stderr):
             result, text = args.fn(args)
     except (ValueError, FileNotFoundError, KeyError) as e:
+        _summarise_repeats()  # before the error, which stays the last line
         msg = str(e).strip("'\"").splitlines()[0] if str(e) else type(e).__name__
         print(f"vdg {args.command}: error: {msg}", file=sys.stderr)
         return 2
-    finally:
-        hidden = repeated_warnings().summary()
-        if hidden:
-            print(hidden, file=sys.stderr)
+    _summarise_repeats()
     if result is not None:  # commands that stream their records print them themselves
         print(json.dumps(result) if args.json else text, file=sys.__stdout__, flush=True)
     return 0
