@@ -93,7 +93,10 @@ def test_bad_value_is_one_line_naming_the_field(key, value, error):
 @pytest.mark.parametrize(
     ("d", "error"),
     [
-        ({"model": {"fusoin": "serial"}}, "config.model.fusoin: unknown key (known: audio_backbone, dropout, "),
+        (
+            {"model": {"fusoin": "serial"}},
+            "config.model.fusoin: unknown key (known: audio_backbone, dropout, ",
+        ),
         ({"dat": {}}, "config.dat: unknown key (known: data, model, train)"),
         ({"data": {1: 2}}, "config.data: keys must be names, got 1 (int)"),
         ([1], "config: expected a mapping, got [1] (list)"),
@@ -110,7 +113,10 @@ def test_bad_shape_is_one_line_naming_the_place(d, error):
 REGISTRY = [
     ("model.fusion", "config.model.fusion: unknown 'foo' (known: attention, gated, hybrid, "),
     ("model.temporal", "config.model.temporal: unknown 'foo' (known: attention, conv, gru, pool)"),
-    ("model.text_encoder", "config.model.text_encoder: unknown 'foo' (known: conv, gru, lstm, transformer)"),
+    (
+        "model.text_encoder",
+        "config.model.text_encoder: unknown 'foo' (known: conv, gru, lstm, transformer)",
+    ),
     ("train.schedule", "config.train.schedule: unknown 'foo' (known: constant, cosine, "),
     ("train.mixed_precision", "config.train.mixed_precision: unknown 'foo' (known: auto, off, on)"),
     ("train.strategy", "config.train.strategy: unknown 'foo' (known: auto, default, mirrored, "),

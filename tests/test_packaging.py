@@ -110,7 +110,14 @@ def test_wheel_holds_the_source_tree_and_imports_from_it(tmp_path):
 
 # Stage ranks, in the order of the flow (DESIGN.md). A module may import its own rank or
 # lower. Names not listed (bench, cli, demo, run, ...) sit on top and may import anything.
-BASE = ("vdg_tf", "vdg_tf._quiet", "vdg_tf._progress", "vdg_tf.config", "vdg_tf.manifest", "vdg_tf.files")
+BASE = (
+    "vdg_tf",
+    "vdg_tf._quiet",
+    "vdg_tf._progress",
+    "vdg_tf.config",
+    "vdg_tf.manifest",
+    "vdg_tf.files",
+)
 STAGES = {
     **dict.fromkeys(BASE, 0),
     "vdg_tf.tasks": 0,

@@ -37,7 +37,9 @@ def _task_name_comparisons(path: Path) -> list[str]:
             consts = [side] if isinstance(side, ast.Constant) else getattr(side, "elts", [])
             hits = [c.value for c in consts if isinstance(c, ast.Constant) and c.value in names]
             if hits:
-                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} compares with {hits[0]!r}")
+                found.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{node.lineno} compares with {hits[0]!r}"
+                )
     return found
 
 
@@ -95,7 +97,8 @@ def test_a_registered_task_loads_trains_and_reloads(sample_data, tmp_path):
         progress=False,
     )  # fmt: skip
     report = json.loads((tmp_path / "metrics.json").read_text())["eval"]
-    targets = [json.loads(line)["target"] for line in open(sample_data["manifest_eval"])]
+    lines = Path(sample_data["manifest_eval"]).read_text().splitlines()
+    targets = [json.loads(line)["target"] for line in lines]
     majority = max(np.mean(np.array(targets) > 0), np.mean(np.array(targets) <= 0))
     assert report["n"] == 16 and report["accuracy"] > majority, (report, majority)
     bundle = Bundle.load(tmp_path)
