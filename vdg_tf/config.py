@@ -287,7 +287,7 @@ class Config:
         if not isinstance(d, Mapping):
             raise ConfigError(f"{where}: expected a mapping of overrides, got {_given(d)}")
         # a preset named here replaces this config's values, except those `d` gives
-        return load_dataclass(type(self), _merge(self.to_dict(), _with_preset(d, where)), where)
+        return load_dataclass(type(self), deep_merge(self.to_dict(), _with_preset(d, where)), where)
 
 
 # resolves `model.preset` (a later stage's table, imported only when a preset is named)
@@ -618,12 +618,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """`over` deep-merged onto `base`: mappings merge key by key, anything else replaces."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vdg_tf.config import ConfigError
+from vdg_tf.config import ConfigError, deep_merge
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
@@ -65,15 +65,4 @@ def apply_preset(d: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     if not isinstance(name, str) or name not in PRESETS:
         known = ", ".join(sorted(PRESETS))
         raise ConfigError(f"{where}.model.preset: unknown {name!r} (known: {known})")
-    return _merge(PRESETS[name], d)
-
-
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """`over` deep-merged onto `base`: mappings merge key by key, anything else replaces."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    return deep_merge(PRESETS[name], d)
