@@ -150,20 +150,30 @@ def cmd_evaluate(a: argparse.Namespace) -> tuple[dict, str]:
 def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf._progress import working
     from vdg_tf.export.api import export_model
+    from vdg_tf.export.incremental import export_incremental
     from vdg_tf.export.inspect import inspect_tflite
 
+    batch = None if a.batch == "dynamic" else int(a.batch)
+    if a.incremental and a.saved_model:
+        raise ValueError("--saved-model: not with --incremental (export the SavedModel alone)")
     with working(f"exporting {a.target}"):
-        r = export_model(
-            a.model,
-            a.target,
-            a.out,
-            a.data,
-            a.calibration_samples,
-            a.saved_model,
-            a.embed_metadata,
-            None if a.batch == "dynamic" else int(a.batch),
-            trust_model=a.trust_model,
-        )
+        if a.incremental:
+            r = export_incremental(
+                a.model, a.target, a.out, a.data, a.calibration_samples, a.embed_metadata,
+                batch, trust_model=a.trust_model,
+            )  # fmt: skip
+        else:
+            r = export_model(
+                a.model,
+                a.target,
+                a.out,
+                a.data,
+                a.calibration_samples,
+                a.saved_model,
+                a.embed_metadata,
+                batch,
+                trust_model=a.trust_model,
+            )
     info = inspect_tflite(r["path"])  # loads the file in LiteRT: what a device will run
     r |= {"gzip_bytes": info["gzip_bytes"], "int8_op_fraction": info["int8_op_fraction"]}
     rows = [
@@ -241,6 +251,7 @@ def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
         for record in predict(
             a.model, a.inputs, a.window, a.stride, a.text or "", a.top,
             stream=a.stream, realtime=a.realtime, timeout_s=a.timeout, stats=stats, events=events,
+            incremental=a.incremental,
         ):  # fmt: skip
             records.append(record)
             line = json.dumps(record) if a.json else format_record(record)
@@ -452,6 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also embed labels, vocabulary and config as TFLite metadata (vdg_tf.*)",
     )
+    sp.add_argument(
+        "--incremental",
+        action="store_true",
+        help="also the encode_frame, encode_audio and head signatures (ring-buffer inference)",
+    )
 
     sp = add(
         sub,
@@ -571,6 +587,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--smooth", type=int, default=3, help="moving average over this many windows")
     sp.add_argument("--plot", help="write a timeline PNG (scores over time, events shaded)")
     sp.add_argument("--csv", help="also write the window records as CSV")  # fmt: skip
+    sp.add_argument(
+        "--incremental",
+        action=argparse.BooleanOptionalAction,
+        help="encode each frame once (ring buffer); default: when the model splits per frame",
+    )
     return p
 
 

@@ -168,6 +168,12 @@ class ModelConfig:
     audio_backbone: str = field(
         default="none", metadata={"registry": "vdg_tf.models.backbones:AUDIO_BACKBONES"}
     )
+    # folded (frames stacked on the height axis, a space-time motion conv) | independent
+    # (each frame encoded alone: streamable with incremental inference, vdg_tf/export/
+    # incremental.py); backbones always encode frames independently
+    video_frames: str = field(
+        default="folded", metadata={"registry": "vdg_tf.models.encoders.video:FRAMES"}
+    )
     # the video backbone's start: null (random), imagenet, or a path to its weights file
     weights: str | None = None
     # a GloVe / word2vec text file loaded into the text Embedding (dimension: embed_dim)

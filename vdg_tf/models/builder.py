@@ -75,6 +75,7 @@ def encode(cfg: Config, inputs: dict, vocab_size: int) -> dict:
                 mc.weight_decay,
                 temporal=mc.temporal,
                 heads=mc.heads,
+                frames_mode=mc.video_frames,
             )
         elif m == "audio":
             shape = inputs[m].shape

@@ -6,7 +6,10 @@ feature code training uses (`data.pipeline.fixed_features` + `model_inputs`, no
 augmentation), run through the model (Keras, or LiteRT for a `.tflite`) and read back by
 the task: `top` labels with scores for classification, labels, a value, or an anomaly
 score. With `realtime`, windows that arrive while the model is busy are dropped (counted),
-never queued without bound.
+never queued without bound. A model that splits per frame (an `--incremental` `.tflite`,
+or a Keras model with `model.video_frames: independent` or a video backbone) runs
+incrementally by default (`vdg_tf/runtime/incremental.py`): each frame is encoded once;
+other models fall back to whole windows with one line saying why.
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ from vdg_tf.media.decode import DecodeError
 from vdg_tf.media.windows import Window, read_windows
 from vdg_tf.runtime.evaluate import load_for_inference
 from vdg_tf.runtime.events import EventTracker
+from vdg_tf.runtime.incremental import (
+    IncrementalRunner,
+    KerasParts,
+    LiteRTParts,
+    incremental_reason,
+)
 
 
 @dataclass
@@ -67,10 +76,16 @@ class Events:
 
 
 class Predictor:
-    """A model (run folder, `.keras` or `.tflite`) that maps windows to task predictions."""
+    """A model (run folder, `.keras` or `.tflite`) that maps windows to task predictions.
 
-    def __init__(self, model: str | Path, top: int = 3):
+    `incremental`: None runs incrementally when the model splits per frame and says in
+    one line (stderr) when it cannot; True is the same but always says why not; False
+    always runs whole windows. `self.incremental` is the ring-buffer runner, or None.
+    """
+
+    def __init__(self, model: str | Path, top: int = 3, incremental: bool | None = None):
         self.bundle, self._run = load_for_inference(model)
+        self.incremental = None if incremental is False else self._incremental(model)
         self.task, self.labels, self.top = self.bundle.task, self.bundle.labels, top
         cfg, tok = self.bundle.config.data, self.bundle.tokenizer
 
@@ -80,6 +95,24 @@ class Predictor:
             return model_inputs(fixed_features(clip, cfg, tok, mel=True), cfg)
 
         self._features = features
+
+    def _incremental(self, model: str | Path) -> IncrementalRunner | None:
+        """The ring-buffer runner for `model`, or None after a one-line reason on stderr."""
+        tflite = Path(model).suffix == ".tflite"
+        reason = incremental_reason(model if tflite else self.bundle.model)
+        if reason:
+            print(
+                f"{Path(model).name}: incremental inference off: {reason}; every window "
+                "runs the whole model",
+                file=sys.stderr,
+            )
+            return None
+        return IncrementalRunner(LiteRTParts(model) if tflite else KerasParts(self.bundle.model))
+
+    def reset(self) -> None:
+        """Forget cached frames: the next window starts a new source."""
+        if self.incremental is not None:
+            self.incremental.reset()
 
     def inputs(self, windows: list[Window], texts: list[str]) -> dict[str, np.ndarray]:
         """The model inputs of a batch of windows, exactly as training builds them."""
@@ -92,8 +125,11 @@ class Predictor:
         return {k: v.numpy() for k, v in out.items()}
 
     def outputs(self, windows: list[Window], texts: list[str]) -> np.ndarray:
-        """The fused outputs of a batch of windows."""
+        """The fused outputs of a batch of windows (consecutive windows of one source
+        when incremental)."""
         x = self.inputs(windows, texts)
+        if self.incremental is not None:
+            return self.incremental.outputs(x, [w.frames for w in windows])
         ds = tf.data.Dataset.from_tensors((x, np.zeros(len(windows), np.float32)))
         return self._run(ds)[1]
 
@@ -134,6 +170,7 @@ def predict(
     timeout_s: float = 10.0,
     stats: PredictStats | None = None,
     events: Events | None = None,
+    incremental: bool | None = None,
 ) -> Iterator[dict]:
     """Prediction records, one per window of every input, in order.
 
@@ -143,13 +180,14 @@ def predict(
     model is busy are dropped and counted in `stats.dropped`. A source that cannot be
     decoded is skipped with a one-line message and listed in `stats.failed`. With
     `events`, an event record `{source, event, start, end, peak}` follows the window that
-    closes it (and each source's open events come at its end).
+    closes it (and each source's open events come at its end). `incremental`: see
+    `Predictor` (None: incremental where the model splits, else whole windows).
 
     Example:
       for record in predict("runs/a", ["street.mp4"], window=2.0, stride=0.5):
           print(record["start"], record["top"][0])
     """
-    p = model if isinstance(model, Predictor) else Predictor(model, top)
+    p = model if isinstance(model, Predictor) else Predictor(model, top, incremental)
     cfg = p.bundle.config.data
     window = window or cfg.audio.seconds
     stride = stride or window / 2
@@ -162,6 +200,7 @@ def predict(
         if realtime:
             windows = _latest(windows, stats)
         trackers = events.trackers() if events else []
+        p.reset()
         try:
             for group in _groups(windows, 1 if stream else batch):
                 outputs = p.outputs(group, [job.text] * len(group))

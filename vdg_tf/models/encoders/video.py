@@ -5,6 +5,13 @@ quantize and TFLite can run as int8; Conv3D and TimeDistributed are refused by Q
 With frames stacked on the height axis, a Conv2D dilated by the frame height in rows
 reads the same pixel in neighbouring frames: a (3 x 1 x 3) space-time filter, which is
 what sees motion.
+
+`frames="independent"` is the streamable variant: frames are folded into the batch
+(`FoldFrames`), each is encoded alone (a plain 3x3 conv where the motion conv was), and
+motion is left to the temporal conv over frame embeddings. A frame's embedding then
+depends on that frame only, so a stream computes it once and keeps it in a ring buffer
+(`vdg_tf/export/incremental.py`); the folded default mixes neighbouring frames in its stem
+and motion convs and cannot be split that way.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import tf_keras as keras
 
 from vdg_tf.models.encoders.blocks import conv_bn_relu, regularizer, separable_block
+from vdg_tf.models.frames import FoldFrames, UnfoldFrames
 from vdg_tf.models.sequence import PositionEmbedding, attention_block
 
 STRIDES = 3
@@ -21,6 +29,9 @@ TEMPORAL = (
     "gru",
     "attention",
 )  # three stride-2 stages: a frame of S pixels becomes S/8 rows
+# folded: frames stacked on the height axis, a space-time motion conv (the default);
+# independent: each frame encoded alone, streamable frame by frame
+FRAMES = ("folded", "independent")
 
 
 def video_encoder(
@@ -32,6 +43,7 @@ def video_encoder(
     l2: float = 0.0,
     temporal: str = "conv",
     heads: int = 2,
+    frames_mode: str = "folded",
 ):
     """[B, T, S, S, 3] -> [B, out_dim].
 
@@ -41,11 +53,19 @@ def video_encoder(
     conv: a (3, 1) temporal conv, then the mean over time (int8-friendly, the default);
     pool: a per-frame projection, then the mean; gru: a GRU over frames; attention: a
     Transformer block over frames, then the mean (gru and attention stay float).
+    `frames_mode`: folded (the default) or independent (see the module docstring).
     """
     if temporal not in TEMPORAL:
         raise ValueError(f"model.temporal: unknown '{temporal}' (known: {', '.join(TEMPORAL)})")
+    if frames_mode not in FRAMES:
+        raise ValueError(
+            f"model.video_frames: unknown '{frames_mode}' (known: {', '.join(FRAMES)})"
+        )
     if size % (2**STRIDES):
         raise ValueError(f"data.video.size: {size} must be a multiple of {2**STRIDES}")
+    if frames_mode == "independent":
+        x = independent_frame_features(inp, frames, width, l2)
+        return temporal_features(x, frames, width * 2, out_dim, l2, temporal, heads)
     x = keras.layers.Reshape((frames * size, size, 3), name="video_fold")(inp)
     x = conv_bn_relu(x, width // 2, 3, strides=2, l2=l2, name="video_stem")
     x = separable_block(x, width, l2=l2, name="video_b1")
@@ -56,6 +76,22 @@ def video_encoder(
     x = keras.layers.Reshape((frames, cell * cell, width * 2), name="video_unfold")(x)
     x = keras.layers.AveragePooling2D((1, cell * cell), name="video_frame_pool")(x)  # [B, T, 1, C]
     return temporal_features(x, frames, width * 2, out_dim, l2, temporal, heads)
+
+
+def independent_frame_features(inp, frames: int, width: int = 32, l2: float = 0.0):
+    """[B, T, S, S, 3] -> per-frame features [B, T, 1, 2 * width], each frame encoded alone.
+
+    The same stages as the folded encoder, on frames folded into the batch; a plain 3x3
+    conv (`video_spatial`) takes the motion conv's place, so no layer reads another frame.
+    """
+    x = FoldFrames(name="video_fold_frames")(inp)  # [B*T, S, S, 3]
+    x = conv_bn_relu(x, width // 2, 3, strides=2, l2=l2, name="video_stem")
+    x = separable_block(x, width, l2=l2, name="video_b1")
+    x = conv_bn_relu(x, width, 3, l2=l2, name="video_spatial")
+    x = separable_block(x, width * 2, l2=l2, name="video_b2")
+    x = keras.layers.GlobalAveragePooling2D(name="video_frame_pool")(x)  # [B*T, C]
+    x = UnfoldFrames(frames, name="video_unfold_frames")(x)  # [B, T, C]
+    return keras.layers.Reshape((frames, 1, width * 2), name="video_frames")(x)
 
 
 def temporal_features(
