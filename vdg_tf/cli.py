@@ -154,6 +154,8 @@ def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf.export.inspect import inspect_tflite
 
     batch = None if a.batch == "dynamic" else int(a.batch)
+    if a.incremental and a.preprocess:
+        raise ValueError("--preprocess: not with --incremental (export one or the other)")
     if a.incremental and a.saved_model:
         raise ValueError("--saved-model: not with --incremental (export the SavedModel alone)")
     with working(f"exporting {a.target}"):
@@ -173,6 +175,7 @@ def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
                 a.embed_metadata,
                 batch,
                 trust_model=a.trust_model,
+                preprocess=a.preprocess,
             )
     info = inspect_tflite(r["path"])  # loads the file in LiteRT: what a device will run
     r |= {"gzip_bytes": info["gzip_bytes"], "int8_op_fraction": info["int8_op_fraction"]}
@@ -462,6 +465,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--embed-metadata",
         action="store_true",
         help="also embed labels, vocabulary and config as TFLite metadata (vdg_tf.*)",
+    )
+    sp.add_argument(
+        "--preprocess",
+        action="store_true",
+        help="resize + log-mel in the graph: inputs uint8 frames [B,T,H,W,3] at any H,W and "
+        "the raw mono waveform (text stays token ids)",
     )
     sp.add_argument(
         "--incremental",

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+import tf_keras as keras
+
+from vdg_tf._progress import bar
 from vdg_tf.bundle import Bundle
 from vdg_tf.data.sources import dataset_from
+from vdg_tf.export.preprocess import preprocessing_model, raw_representative
 from vdg_tf.export.targets import get_target
 from vdg_tf.export.tflite import ExportConfig, convert
 from vdg_tf.export.verify import representative_inputs
-from vdg_tf.files import atomic_write_bytes, check_replaceable
+from vdg_tf.files import atomic_dir, atomic_write_bytes, check_replaceable
 from vdg_tf.models.builder import inference_model
+from vdg_tf.models.serving import save_serving_model
 from vdg_tf.training.train import write_saved_model
 
 
@@ -24,6 +31,7 @@ def export_model(
     embed_metadata: bool = False,
     batch: int | None = 1,
     trust_model: bool = False,
+    preprocess: bool = False,
 ) -> dict:
     """Convert a run bundle (folder, `model.keras`, or a loaded `Bundle`) for `target`.
 
@@ -34,6 +42,10 @@ def export_model(
     new folder, or one vdg wrote before: a folder of other files is refused). `batch`
     None exports a dynamic batch axis (1 by default: the smallest, all-int8 graph).
     `trust_model`: load a model format that can run code (`vdg_tf.bundle.load_model`).
+    `preprocess`: resize + normalise frames and log-mel the waveform in the graph
+    (`export/preprocess.py`): inputs `video` uint8 [B,T,H,W,3] at any H, W and `audio`
+    the raw waveform. In an int8 export the ops with no int8 kernel stay float (RFFT2D,
+    COMPLEX_ABS, SQUARE and the shape arithmetic of the resize; measured in BENCHMARKS.md).
 
     Example:
       export_model("runs/a", "edge-int8", "exports/model.tflite", data="data/manifest_train.jsonl")
@@ -42,19 +54,44 @@ def export_model(
     if saved_model:
         check_replaceable(saved_model)  # before the conversion, not after it
     bundle = model if isinstance(model, Bundle) else Bundle.load(model, trust_model=trust_model)
+    keras_model = inference_model(bundle.model)
+    if preprocess:
+        keras_model = preprocessing_model(keras_model, bundle.config.data)
     rep = None
     if t.calibrated:
         if not data:
             raise ValueError(f"--target {target} needs --data TRAIN.jsonl for int8 calibration")
-        ds = dataset_from(data, bundle.config.data, bundle.labels, bundle.tokenizer)
-        rep = lambda: representative_inputs(ds, calibration_samples)  # noqa: E731
+        rep = _representative(bundle, keras_model, data, calibration_samples, preprocess)
     meta = bundle.texts() if embed_metadata else None
-    tflite = convert(
-        inference_model(bundle.model), ExportConfig(target, rep, metadata=meta, batch=batch)
-    )
+    tflite = convert(keras_model, ExportConfig(target, rep, metadata=meta, batch=batch))
     path = atomic_write_bytes(out, tflite)
     bundle.save_sidecars(path)
     result = {"path": str(path), "bytes": len(tflite), "target": target}
-    if saved_model:
+    if preprocess:
+        result["preprocess"] = True
+    if saved_model and preprocess:
+        with atomic_dir(saved_model) as tmp:  # the same wrapped graph, any batch
+            save_serving_model(keras_model, tmp)
+            bundle.save_metadata(tmp)
+        result["saved_model"] = str(saved_model)
+    elif saved_model:
         result["saved_model"] = str(write_saved_model(bundle, saved_model))
     return result
+
+
+def _representative(
+    bundle: Bundle, model: keras.Model, data: str | Path, count: int, preprocess: bool
+) -> Callable[[], Iterator[dict[str, np.ndarray]]]:
+    """Calibration inputs keyed by `model`'s input names: pipeline features for a plain
+    export, decoded frames and raw waveforms for a --preprocess one."""
+    if preprocess:
+        names = [i.name.split(":")[0] for i in model.inputs]
+        cfg = bundle.config.data
+        return lambda: bar(
+            raw_representative(data, cfg, bundle.tokenizer, names, count),
+            "calibrating",
+            total=count,
+            unit="sample",
+        )
+    ds = dataset_from(data, bundle.config.data, bundle.labels, bundle.tokenizer)
+    return lambda: representative_inputs(ds, count)
