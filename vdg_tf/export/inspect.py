@@ -1,4 +1,5 @@
-"""`vdg inspect`: what a `.tflite` file holds: ops, tensor dtypes, int8 coverage, latency.
+"""`vdg inspect`: what a `.tflite` file holds: ops, tensor dtypes, int8 coverage, weight
+bytes by stored type (int4 shows here: LiteRT's tensor list calls it int8), latency.
 
 Read through LiteRT itself, so what is reported is what the runtime will execute.
 """
@@ -16,6 +17,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from vdg_tf._quiet import silenced_stderr
+from vdg_tf.export.int4 import weight_bytes
 
 # ops that only move or convert data: they count for neither side of int8 coverage
 _LAYOUT_OPS = {
@@ -67,6 +69,7 @@ def inspect_tflite(path: str | Path) -> dict:
         "ops": dict(op_counts.most_common()),
         "tensor_dtypes": dict(dtypes.most_common()),
         "int8_op_fraction": len(int8) / len(compute) if compute else 0.0,
+        "weight_bytes": weight_bytes(data),
         "float_ops": dict(float_ops.most_common()),
         "inputs": {
             _input_name(d["name"]): [list(map(int, d["shape"])), np.dtype(d["dtype"]).name]
@@ -99,7 +102,8 @@ def format_inspection(r: dict) -> str:
     lines = [f"{r['path']}: {r['bytes']:,} bytes ({r['gzip_bytes']:,} gzip)",
              f"  int8 op fraction  {r['int8_op_fraction']:.2f}",
              "  ops               " + ", ".join(f"{k} x{v}" for k, v in r["ops"].items()),
-             "  tensor dtypes     " + ", ".join(f"{k} x{v}" for k, v in r["tensor_dtypes"].items())]  # fmt: skip
+             "  tensor dtypes     " + ", ".join(f"{k} x{v}" for k, v in r["tensor_dtypes"].items()),
+             "  weight bytes      " + ", ".join(f"{k} {v:,}" for k, v in r["weight_bytes"].items())]  # fmt: skip
     if r["float_ops"]:
         lines.append(
             "  float compute ops " + ", ".join(f"{k} x{v}" for k, v in r["float_ops"].items())

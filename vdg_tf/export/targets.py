@@ -21,6 +21,8 @@ class Target:
       float16: weights stored as float16 (GPU delegates compute in fp16).
       int8: integer kernels from calibration data (needs a representative dataset).
       float_fallback: ops with no int8 kernel stay float instead of failing conversion.
+      int4: after a float32 conversion, weights rewritten to int4 (int8 for depthwise) by
+        ai-edge-quantizer (`export/int4.py`); compute stays float, no calibration.
       help: one line for `--help` and docs.
     """
 
@@ -31,6 +33,7 @@ class Target:
     float16: bool = False
     int8: bool = False
     float_fallback: bool = False
+    int4: bool = False
     help: str = ""
 
     @property
@@ -51,6 +54,8 @@ TARGETS: dict[str, Target] = {
                help="full int8 for NPUs and microcontrollers (float32 inputs/outputs)"),
         Target("int8-fallback", "tflite_int8_fallback", "int8fb", optimize=True, int8=True,
                float_fallback=True, help="int8 where possible, float elsewhere"),
+        Target("edge-int4", "tflite_int4", "int4", int4=True,
+               help="int4 weights (int8 depthwise), float compute: the smallest file"),
     )
 }  # fmt: skip
 

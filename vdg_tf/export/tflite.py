@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from vdg_tf._quiet import silenced_stderr
+from vdg_tf.export.int4 import quantize_int4
 from vdg_tf.export.targets import get_target
 from vdg_tf.models.serving import save_serving_model
 
@@ -63,6 +64,8 @@ def convert(model: keras.Model, cfg: ExportConfig) -> bytes:
         with silenced_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = converter.convert()
+    if get_target(cfg.target).int4:
+        data = quantize_int4(data)  # before stripping: the quantizer matches tensor names
     data = strip_tensor_names(data) if cfg.strip_names else data
     return embed_metadata(data, cfg.metadata) if cfg.metadata else data
 
