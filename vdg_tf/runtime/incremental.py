@@ -90,6 +90,9 @@ class LiteRTParts:
         self.has_audio = "encode_audio" in signatures
         self._runners = {s: self.interpreter.get_signature_runner(s) for s in signatures}
         self._details = {s: r.get_input_details() for s, r in self._runners.items()}
+        with silenced_stderr():  # LiteRT applies (and logs) its delegate on the first run
+            for s, runner in self._runners.items():
+                runner(**{n: np.zeros(d["shape"], d["dtype"]) for n, d in self._details[s].items()})
 
     def _run(self, name: str, feed: dict[str, np.ndarray], out: str) -> np.ndarray:
         runner, details = self._runners[name], self._details[name]
@@ -163,10 +166,9 @@ class IncrementalRunner:
         todo: dict[bytes, tuple[int, int]] = {}
         for i, ks in enumerate(keys):
             for t, k in enumerate(ks):
-                if k in self.ring or k in todo:
-                    self.reused += k in self.ring
-                    continue
-                todo[k] = (i, t)
+                if k not in self.ring and k not in todo:
+                    todo[k] = (i, t)
+        self.reused += sum(len(ks) for ks in keys) - len(todo)
         if not todo:
             return
         batch = np.stack([video[i, t] for i, t in todo.values()]).astype(np.float32)
