@@ -64,8 +64,8 @@ def video_encoder(
     if size % (2**STRIDES):
         raise ValueError(f"data.video.size: {size} must be a multiple of {2**STRIDES}")
     if frames_mode == "independent":
-        x = independent_frame_features(inp, frames, width, l2)
-        return temporal_features(x, frames, width * 2, out_dim, l2, temporal, heads)
+        x = independent_frame_features(inp, frames, size, width, l2)
+        return temporal_features(x, frames, int(x.shape[-1]), out_dim, l2, temporal, heads)
     x = keras.layers.Reshape((frames * size, size, 3), name="video_fold")(inp)
     x = conv_bn_relu(x, width // 2, 3, strides=2, l2=l2, name="video_stem")
     x = separable_block(x, width, l2=l2, name="video_b1")
@@ -78,20 +78,27 @@ def video_encoder(
     return temporal_features(x, frames, width * 2, out_dim, l2, temporal, heads)
 
 
-def independent_frame_features(inp, frames: int, width: int = 32, l2: float = 0.0):
-    """[B, T, S, S, 3] -> per-frame features [B, T, 1, 2 * width], each frame encoded alone.
+def independent_frame_features(inp, frames: int, size: int, width: int = 32, l2: float = 0.0):
+    """[B, T, S, S, 3] -> per-frame features [B, T, 1, C], each frame encoded alone.
 
     The same stages as the folded encoder, on frames folded into the batch; a plain 3x3
     conv (`video_spatial`) takes the motion conv's place, so no layer reads another frame.
+    Each frame is pooled to a 2x2 grid of cells (C = 4 x 2 * width) rather than to one
+    vector, so that the temporal conv can still see where things move between frames
+    (the global mean alone loses the direction of motion the sample task is named by).
     """
     x = FoldFrames(name="video_fold_frames")(inp)  # [B*T, S, S, 3]
     x = conv_bn_relu(x, width // 2, 3, strides=2, l2=l2, name="video_stem")
     x = separable_block(x, width, l2=l2, name="video_b1")
     x = conv_bn_relu(x, width, 3, l2=l2, name="video_spatial")
     x = separable_block(x, width * 2, l2=l2, name="video_b2")
-    x = keras.layers.GlobalAveragePooling2D(name="video_frame_pool")(x)  # [B*T, C]
+    cell = size // 2**STRIDES
+    grid = 2 if cell % 2 == 0 else 1
+    x = keras.layers.AveragePooling2D(cell // grid, name="video_frame_pool")(x)
+    channels = grid * grid * width * 2
+    x = keras.layers.Reshape((channels,), name="video_frame_flat")(x)  # [B*T, C]
     x = UnfoldFrames(frames, name="video_unfold_frames")(x)  # [B, T, C]
-    return keras.layers.Reshape((frames, 1, width * 2), name="video_frames")(x)
+    return keras.layers.Reshape((frames, 1, channels), name="video_frames")(x)
 
 
 def temporal_features(
