@@ -58,7 +58,7 @@ def quantize_int4(data: bytes) -> bytes:
     # the quantizer logs each op it skips and a size report; failures still raise
     with silenced_stderr(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = q.quantize(enable_progress_report=False)
+        result = q.quantize(enable_progress_report=False, enable_progress_bar=False)
     return bytes(result.quantized_model)
 
 
