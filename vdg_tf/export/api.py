@@ -11,7 +11,11 @@ import tf_keras as keras
 from vdg_tf._progress import bar
 from vdg_tf.bundle import Bundle
 from vdg_tf.data.sources import dataset_from
-from vdg_tf.export.preprocess import preprocessing_model, raw_representative
+from vdg_tf.export.preprocess import (
+    convert_preprocessed,
+    preprocessing_model,
+    raw_representative,
+)
 from vdg_tf.export.targets import get_target
 from vdg_tf.export.tflite import ExportConfig, convert
 from vdg_tf.export.verify import representative_inputs
@@ -44,8 +48,8 @@ def export_model(
     `trust_model`: load a model format that can run code (`vdg_tf.bundle.load_model`).
     `preprocess`: resize + normalise frames and log-mel the waveform in the graph
     (`export/preprocess.py`): inputs `video` uint8 [B,T,H,W,3] at any H, W and `audio`
-    the raw waveform. In an int8 export the ops with no int8 kernel stay float (RFFT2D,
-    COMPLEX_ABS, SQUARE and the shape arithmetic of the resize; measured in BENCHMARKS.md).
+    the raw waveform. An int8 export keeps the preprocessing float and the model int8
+    (`convert_preprocessed`).
 
     Example:
       export_model("runs/a", "edge-int8", "exports/model.tflite", data="data/manifest_train.jsonl")
@@ -63,7 +67,8 @@ def export_model(
             raise ValueError(f"--target {target} needs --data TRAIN.jsonl for int8 calibration")
         rep = _representative(bundle, keras_model, data, calibration_samples, preprocess)
     meta = bundle.texts() if embed_metadata else None
-    tflite = convert(keras_model, ExportConfig(target, rep, metadata=meta, batch=batch))
+    cfg = ExportConfig(target, rep, metadata=meta, batch=batch)
+    tflite = convert_preprocessed(keras_model, cfg) if preprocess else convert(keras_model, cfg)
     path = atomic_write_bytes(out, tflite)
     bundle.save_sidecars(path)
     result = {"path": str(path), "bytes": len(tflite), "target": target}

@@ -21,6 +21,9 @@ T (frames per window) and the waveform length stay fixed: the encoders are built
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +31,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from vdg_tf._quiet import silenced_stderr
 from vdg_tf.config import AudioSpec, DataConfig, VideoSpec
 from vdg_tf.data.features import TextTokenizer, log_mel
+from vdg_tf.export.targets import get_target
+from vdg_tf.export.tflite import ExportConfig, convert, embed_metadata, strip_tensor_names
+from vdg_tf.export.tflite import _configure as configure_converter
+from vdg_tf.models.serving import save_serving_model
 
 # What a device app still does before calling a --preprocess export: sample T frames of the
 # window (uniform, or a run at `video.fps`), decode them to RGB, resample the audio to mono
@@ -39,22 +47,29 @@ RAW_INPUTS = {
     "audio": "float32 [B, N] mono waveform at the model's sample rate",
 }
 
+# the layers of the preprocessing graph; an int8 export keeps every op under them float
+PREPROCESS_LAYERS = ("frames_to_video", "waveform_to_log_mel")
+
 
 def area_weights(n_in: tf.Tensor, n_out: tf.Tensor, size: int, offset: tf.Tensor) -> tf.Tensor:
-    """Area-averaging weights `[size, n_in]`: row j averages the input span of output pixel
-    `j + offset` of an `n_in -> n_out` resize (a zero row where that pixel lies outside
-    `[0, n_out)`, the black border of `pad`).
+    """Resize weights `[size, n_in]`: row j makes output pixel `j + offset` of an
+    `n_in -> n_out` resize (a zero row where that pixel lies outside `[0, n_out)`: the
+    black border of `pad`).
 
-    Exact box filtering (each input pixel weighted by its overlap), as FFmpeg's AREA
-    scaler and `tf.image.resize(method="area")` do when shrinking.
+    As FFmpeg's AREA scaler (the decoder's): when shrinking, exact box filtering (each
+    input pixel weighted by its overlap with the output pixel's span); when enlarging,
+    bilinear (swscale's AREA is "downscale only, for upscale it is bilinear").
     """
-    ratio = tf.cast(n_in, tf.float32) / tf.cast(n_out, tf.float32)
+    n_out_f = tf.cast(n_out, tf.float32)
+    ratio = tf.cast(n_in, tf.float32) / n_out_f
     i = tf.cast(tf.range(size) + offset, tf.float32)[:, None]
-    lo, hi = i * ratio, (i + 1.0) * ratio
     p = tf.cast(tf.range(n_in), tf.float32)[None, :]
-    overlap = tf.nn.relu(tf.minimum(p + 1.0, hi) - tf.maximum(p, lo)) / ratio
-    inside = tf.cast((i >= 0.0) & (i < tf.cast(n_out, tf.float32)), tf.float32)
-    return overlap * inside
+    lo, hi = i * ratio, (i + 1.0) * ratio
+    box = tf.nn.relu(tf.minimum(p + 1.0, hi) - tf.maximum(p, lo)) / ratio
+    centre = tf.clip_by_value((i + 0.5) * ratio - 0.5, 0.0, tf.cast(n_in, tf.float32) - 1.0)
+    tent = tf.nn.relu(1.0 - tf.abs(p - centre))
+    weights = tf.where(ratio >= 1.0, box, tent)
+    return weights * tf.cast((i >= 0.0) & (i < n_out_f), tf.float32)
 
 
 def resize_geometry(
@@ -130,6 +145,26 @@ class WaveformToLogMel(keras.layers.Layer):
         return {**super().get_config(), "audio": self.audio}
 
 
+def features_model(data: DataConfig) -> keras.Model:
+    """The preprocessing alone: {`video` uint8 frames, `audio` waveform, `audio_mask`} ->
+    {`video`, `audio`} as the model sees them (for checks against the pipeline, or to run
+    it apart from the model)."""
+    frames = keras.Input((data.video.frames, None, None, 3), dtype="uint8", name="video")
+    wave = keras.Input((data.audio.samples,), dtype="float32", name="audio")
+    mask = keras.Input((1,), dtype="float32", name="audio_mask")
+    video = FramesToVideo(data.video.size, data.video.resize, name=PREPROCESS_LAYERS[0])(frames)
+    audio = WaveformToLogMel(_audio_fields(data.audio), name=PREPROCESS_LAYERS[1])(wave, mask)
+    return keras.Model(
+        {"video": frames, "audio": wave, "audio_mask": mask},
+        {"video": video, "audio": audio},
+        name="vdg_features",
+    )
+
+
+def _audio_fields(spec: AudioSpec) -> dict:
+    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+
+
 def preprocessing_model(model: keras.Model, data: DataConfig) -> keras.Model:
     """`model` (an inference model taking the contract inputs) behind in-graph preprocessing:
     `video` becomes uint8 frames at any size, `audio` a raw waveform; every other input
@@ -146,21 +181,72 @@ def preprocessing_model(model: keras.Model, data: DataConfig) -> keras.Model:
     if "video" in raw:
         frames = keras.Input((data.video.frames, None, None, 3), dtype="uint8", name="video")
         raw["video"] = frames
-        feed["video"] = FramesToVideo(data.video.size, data.video.resize, name="frames_to_video")(
-            frames
-        )
+        feed["video"] = FramesToVideo(
+            data.video.size, data.video.resize, name=PREPROCESS_LAYERS[0]
+        )(frames)
     if "audio" in raw:
         wave = keras.Input((data.audio.samples,), dtype="float32", name="audio")
         raw["audio"] = wave
         mask = raw.get("audio_mask")
         if mask is None:
             raise ValueError("model: an 'audio' input without 'audio_mask' cannot be wrapped")
-        spec = {f: getattr(data.audio, f) for f in data.audio.__dataclass_fields__}
-        feed["audio"] = WaveformToLogMel(spec, name="waveform_to_log_mel")(wave, mask)
+        feed["audio"] = WaveformToLogMel(_audio_fields(data.audio), name=PREPROCESS_LAYERS[1])(
+            wave, mask
+        )
     for name, tensor in raw.items():
         feed.setdefault(name, tensor)
     out = model({name.split(":")[0]: feed[name.split(":")[0]] for name in raw})
     return keras.Model(raw, out, name="vdg_preprocessing")
+
+
+def convert_preprocessed(model: keras.Model, cfg: ExportConfig) -> bytes:
+    """The `.tflite` of a `preprocessing_model` for `cfg.target`: as `export.tflite.convert`,
+    except that an int8 target quantizes the model but not the preprocessing.
+
+    Quantized the usual way, the power spectrum (a range of 10^8) goes through int8
+    before LOG and the resize matmuls hold 0..255 pixels in int8: log-mel off by 0.13-0.42
+    on a [-1, 1] scale, frames by 0.03 (measured on the sample clips). So the graph is
+    calibrated, then quantized with every op under `PREPROCESS_LAYERS` denylisted
+    (`mlir_quantize`'s `denylisted_nodes`, what tf.lite's QuantizationDebugger uses): the
+    features are computed in float and quantized once where the model takes them.
+    """
+    if not get_target(cfg.target).int8:
+        return convert(model, cfg)
+    from tensorflow.lite.python import convert as lite_convert  # mlir_quantize: not in tf.lite
+
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = save_serving_model(model, Path(tmp) / "saved", batch=cfg.batch)
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            str(saved), signature_keys=["serving_default"]
+        )
+        configure_converter(converter, cfg)
+        converter._experimental_calibrate_only = True  # the debugger's way to stop there
+        with silenced_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            calibrated = converter.convert()
+            data = lite_convert.mlir_quantize(
+                calibrated,
+                converter._experimental_disable_per_channel,
+                input_data_type=tf.float32,
+                output_data_type=tf.float32,
+                denylisted_nodes=_preprocessing_nodes(calibrated),
+            )
+    data = strip_tensor_names(data) if cfg.strip_names else data
+    return embed_metadata(data, cfg.metadata) if cfg.metadata else data
+
+
+def _preprocessing_nodes(model: bytes) -> list[str]:
+    """Names of the tensors the preprocessing layers compute (the quantizer's node names)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    flat = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    names = []
+    for sg in flat.subgraphs:
+        for tensor in sg.tensors:
+            name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name or ""
+            if any(layer in name for layer in PREPROCESS_LAYERS):
+                names.append(name)
+    return names
 
 
 def raw_inputs(
