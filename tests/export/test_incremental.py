@@ -46,12 +46,12 @@ def windows(sample_data, streamable_run):
 def _run_both(path, p, ws):
     """Incremental outputs (ring buffer, window by window) and serving_default outputs."""
     parts = LiteRTParts(path)
-    runner = IncrementalRunner(parts)
+    runner = IncrementalRunner(parts, p.bundle.config.data.video)
     inc, full = [], []
     whole = parts.interpreter.get_signature_runner("serving_default")
     for w in ws:
         x = p.inputs([w], ["a caption"])
-        inc.append(runner.outputs(x, [w.frames]))
+        inc.append(runner.outputs(x, [w]))
         full.append(whole(**x)["probs"])
     return np.concatenate(inc), np.concatenate(full), runner
 
@@ -67,9 +67,9 @@ def test_float32_signatures_equal_whole_windows_at_batch_4(streamable_run, windo
     assert runner.encoded < len(ws) * runner.parts.frames  # frames were reused
     keras_out = p.outputs(ws, ["a caption"] * len(ws))  # whole windows in Keras
     assert np.abs(inc - keras_out).max() < 1e-4
-    batch = IncrementalRunner(LiteRTParts(path))  # dynamic batch: 4 windows in one call each
+    batch = IncrementalRunner(LiteRTParts(path), p.bundle.config.data.video)  # dynamic batch
     x = p.inputs(ws[:4], ["a caption"] * 4)
-    assert np.abs(batch.outputs(x, [w.frames for w in ws[:4]]) - keras_out[:4]).max() < 1e-4
+    assert np.abs(batch.outputs(x, ws[:4]) - keras_out[:4]).max() < 1e-4  # one call each
 
 
 @pytest.mark.slow

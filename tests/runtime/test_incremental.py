@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vdg_tf.media.windows import read_windows
-from vdg_tf.runtime.incremental import frame_key
+from vdg_tf.runtime.incremental import frame_keys
 from vdg_tf.runtime.predict import Predictor, predict
 
 _RUNS: dict = {}
@@ -68,11 +68,18 @@ def test_incremental_equals_whole_windows_in_batches(streamable_run, short_video
     assert (a.argmax(1) == b.argmax(1)).all()
 
 
-def test_equal_frames_share_one_key_and_different_ones_do_not(short_video, streamable_run):
-    cfg = Predictor(streamable_run.out, incremental=False).bundle.config.data
-    w0, w1 = list(read_windows(str(short_video), cfg.video, cfg.audio, 2.0, 0.5))[:2]
-    assert frame_key(w0.frames[1]) == frame_key(w1.frames[0])  # the same decoded frame
-    assert frame_key(w0.frames[0]) != frame_key(w0.frames[1])
+def test_a_shared_frame_has_one_key_and_other_pixels_are_not_reused(short_video, streamable_run):
+    p = Predictor(streamable_run.out)
+    spec = p.bundle.config.data.video
+    w0, w1 = list(read_windows(str(short_video), spec, p.bundle.config.data.audio, 2.0, 0.5))[:2]
+    assert frame_keys(w0, spec)[1] == frame_keys(w1, spec)[0]  # the same sample time
+    np.testing.assert_array_equal(w0.frames[1], w1.frames[0])  # and the same decoded frame
+    p.outputs([w0], [""])
+    changed = replace(w1, frames=w1.frames.copy())
+    changed.frames[0] ^= 1  # same time, other pixels (another source): encoded anew
+    before = p.incremental.encoded
+    p.outputs([changed], [""])
+    assert p.incremental.encoded - before == spec.frames // 4 + 1
 
 
 def test_a_model_that_cannot_split_falls_back_with_one_line(trained_run, capsys):

@@ -4,8 +4,14 @@ One run measures, side by side on this machine: the decode-only pass (windows/s)
 for the float32 and int8 exports in LiteRT, on one core and on all cores, the whole
 predict loop (decode, features, model) per window and the real-time factor: seconds of
 video covered per second of wall time, at stride = window / 4 unless told otherwise.
-Incremental (ring-buffer) inference is not split out of the models yet, so its figure
-is reported as missing rather than guessed.
+
+When the model splits per frame (`model.video_frames: independent` or a video backbone),
+each export is the four-signature incremental `.tflite` (`vdg_tf/export/incremental.py`)
+and every float32/int8 x cores pass is run twice on the same file: full re-inference
+(`serving_default`, the whole window) and incremental (the ring buffer of
+`vdg_tf/runtime/incremental.py`: `encode_frame` on new frames only, `encode_audio`,
+`head`), with the time of each signature per window and the top-1 agreement of the two.
+A model that cannot split reports why instead of an incremental figure.
 """
 
 from __future__ import annotations
@@ -18,12 +24,20 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+
+from vdg_tf.export.incremental import convert_incremental
 from vdg_tf.export.litert import LiteRTModel
 from vdg_tf.export.tflite import ExportConfig, convert
+from vdg_tf.export.verify import agreement
 from vdg_tf.files import atomic_write_bytes
-from vdg_tf.media.windows import read_windows
+from vdg_tf.media.windows import Window, read_windows
 from vdg_tf.models.builder import inference_model
+from vdg_tf.models.serving import OUTPUT_NAME
+from vdg_tf.runtime.incremental import IncrementalRunner, LiteRTParts, incremental_reason
 from vdg_tf.runtime.predict import Predictor
+
+Run = Callable[[dict, Window], np.ndarray]
 
 
 @contextlib.contextmanager
@@ -50,21 +64,21 @@ def _representative(predictor: Predictor, video: str, window: float, stride: flo
     return out
 
 
-def _pass(predictor, video, window, stride, run: Callable | None) -> dict:
-    """One pass over the video: decode (+ features + model when `run`); wall time, windows
-    and the median model time of a window."""
+def _pass(predictor, video, window, stride, run: Run | None) -> tuple[dict, np.ndarray]:
+    """One pass over the video: decode (+ features + model when `run`); wall time, windows,
+    the median model time of a window, and the model's outputs (one row a window)."""
     cfg = predictor.bundle.config.data
-    model_ms, n, covered = [], 0, 0.0
+    model_ms, outputs, n, covered = [], [], 0, 0.0
     t0 = time.perf_counter()
     for w in read_windows(video, cfg.video, cfg.audio, window, stride):
         if run is not None:
             x = predictor.inputs([w], [""])
             t = time.perf_counter()
-            run(x)
+            outputs.append(run(x, w))
             model_ms.append((time.perf_counter() - t) * 1000)
         n, covered = n + 1, w.end
     wall = time.perf_counter() - t0
-    return {
+    figures = {
         "windows": n,
         "seconds_of_video": covered,
         "wall_s": wall,
@@ -72,6 +86,51 @@ def _pass(predictor, video, window, stride, run: Callable | None) -> dict:
         "model_ms_per_window": statistics.median(model_ms) if model_ms else 0.0,
         "realtime_factor": covered / wall if wall else 0.0,
     }
+    return figures, (np.concatenate(outputs) if outputs else np.zeros((0, 0)))
+
+
+class _Timed:
+    """Incremental parts that record the milliseconds of each signature call, so a pass
+    can say where an incremental window's time goes (frames, audio, head)."""
+
+    def __init__(self, parts: LiteRTParts):
+        self.parts, self.frames, self.has_audio = parts, parts.frames, parts.has_audio
+        self.ms: dict[str, list[float]] = {"encode_frame": [], "encode_audio": [], "head": []}
+
+    def _timed(self, name: str, *args):
+        t = time.perf_counter()
+        out = getattr(self.parts, name)(*args)
+        self.ms[name].append((time.perf_counter() - t) * 1000)
+        return out
+
+    def encode_frame(self, frames):
+        return self._timed("encode_frame", frames)
+
+    def encode_audio(self, audio):
+        return self._timed("encode_audio", audio)
+
+    def head(self, feed):
+        return self._timed("head", feed)
+
+    def per_window(self, windows: int) -> dict[str, float]:
+        """Mean ms a window of each signature (encode_frame runs on some windows only)."""
+        return {f"{k}_ms": sum(v) / max(windows, 1) for k, v in self.ms.items() if v}
+
+
+def _full_run(path: Path, threads: int) -> Run:
+    m = LiteRTModel(path, num_threads=threads)
+    return lambda x, w: np.asarray(m.runner(**{k: x[k] for k in m.input_details})[OUTPUT_NAME])
+
+
+def _export(predictor: Predictor, rep: list, splits: bool, folder: str) -> dict[str, Path]:
+    """float32 and int8 files of the model: the incremental export when it splits."""
+    paths, model = {}, inference_model(predictor.bundle.model)
+    for target in ("float32", "edge-int8"):
+        cfg = ExportConfig(target, lambda: iter(rep))
+        paths[target] = Path(folder) / f"{target}.tflite"
+        data = convert_incremental(model, cfg) if splits else convert(model, cfg)
+        atomic_write_bytes(paths[target], data)
+    return paths
 
 
 def run_stream_benchmark(
@@ -82,35 +141,62 @@ def run_stream_benchmark(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Every figure in one run (see the module docstring); `model` is a run folder."""
-    predictor = Predictor(model)
+    predictor = Predictor(model, incremental=False)
     cfg = predictor.bundle.config.data
     window = window or cfg.audio.seconds
     stride = stride or window / 4
     video = str(video)
-    result: dict = {"window_s": window, "stride_s": stride, "cores": os.cpu_count()}
+    reason = incremental_reason(predictor.bundle.model)
+    result: dict = {"window_s": window, "stride_s": stride, "cores": os.cpu_count(),
+                    "incremental": reason or "on"}  # fmt: skip
+    outputs: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         log("exporting float32 and int8 (calibrated on the video's own windows)")
         rep = _representative(predictor, video, window, stride, 32)
-        paths, keras_model = {}, inference_model(predictor.bundle.model)
-        for target in ("float32", "edge-int8"):
-            paths[target] = Path(tmp) / f"{target}.tflite"
-            data = convert(keras_model, ExportConfig(target, lambda: iter(rep)))
-            atomic_write_bytes(paths[target], data)
+        paths = _export(predictor, rep, reason is None, tmp)
         for n_cores in (1, None):
             with cores(n_cores) as used:
                 tag = f"{used}core"
                 log(f"decode-only pass on {used} core(s)")
-                result[f"decode_only_{tag}"] = _pass(predictor, video, window, stride, None)
+                result[f"decode_only_{tag}"] = _pass(predictor, video, window, stride, None)[0]
                 for target, path in paths.items():
-                    m = LiteRTModel(path, num_threads=used)
-                    feed = lambda x, m=m: m.runner(**{k: x[k] for k in m.input_details})  # noqa: E731
                     log(f"{target} on {used} core(s)")
-                    result[f"{target}_{tag}"] = _pass(predictor, video, window, stride, feed)
+                    run = _full_run(path, used)
+                    result[f"{target}_{tag}"], outputs[f"{target}_{tag}"] = _pass(
+                        predictor, video, window, stride, run
+                    )
+                    if reason is None:
+                        log(f"{target} incremental on {used} core(s)")
+                        result[f"{target}_incremental_{tag}"], outputs[f"{target}_inc_{tag}"] = (
+                            _incremental_pass(predictor, video, window, stride, path, used)
+                        )
     one = result["edge-int8_1core"]
     result["full_ms_per_window"] = one["ms_per_window"]
     result["realtime_factor"] = one["realtime_factor"]
-    result["incremental_ms_per_window"] = None  # encoders are not split per frame yet
+    result["incremental_ms_per_window"] = None
+    if reason is None:
+        inc = result["edge-int8_incremental_1core"]
+        result["incremental_ms_per_window"] = inc["ms_per_window"]
+        for target in paths:
+            full, part = result[f"{target}_1core"], result[f"{target}_incremental_1core"]
+            same = agreement(outputs[f"{target}_1core"], outputs[f"{target}_inc_1core"],
+                             predictor.task)  # fmt: skip
+            result[f"{target}_incremental_vs_full"] = {
+                "model_ms_ratio": part["model_ms_per_window"] / full["model_ms_per_window"],
+                "top1_agreement": same.get("top1_agreement"),
+                "max_abs_diff": same["max_abs_diff"],
+            }
     return result
+
+
+def _incremental_pass(predictor, video, window, stride, path: Path, threads: int):
+    """A pass with the ring buffer over the file's incremental signatures."""
+    parts = _Timed(LiteRTParts(path, num_threads=threads))
+    runner = IncrementalRunner(parts, predictor.bundle.config.data.video)
+    figures, outputs = _pass(predictor, video, window, stride, lambda x, w: runner.outputs(x, [w]))
+    figures |= parts.per_window(figures["windows"])
+    figures["frames_encoded"], figures["frames_reused"] = runner.encoded, runner.reused
+    return figures, outputs
 
 
 def format_stream_benchmark(r: dict) -> str:
@@ -119,7 +205,7 @@ def format_stream_benchmark(r: dict) -> str:
         f"window {r['window_s']:.2f} s every {r['stride_s']:.2f} s; this machine has {r['cores']} cores"
     ]
     for key, v in r.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and "windows" in v:
             what = (
                 key.replace("_", " ")
                 .replace("1core", "on 1 core")
@@ -127,10 +213,20 @@ def format_stream_benchmark(r: dict) -> str:
             )
             model = f", model {v['model_ms_per_window']:.2f} ms" if v["model_ms_per_window"] else ""
             lines.append(
-                f"  {what:<28} {v['ms_per_window']:7.2f} ms a window{model}: "
+                f"  {what:<36} {v['ms_per_window']:7.2f} ms a window{model}: "
                 f"{v['realtime_factor']:6.1f}x real time ({v['windows']} windows, {v['seconds_of_video']:.0f} s of video)"
             )
-    lines.append(
-        "  incremental (ring-buffer) inference: not available yet (encoders are not split)"
-    )
+            split = [f"{k.removesuffix('_ms')} {v[k]:.3f}" for k in v if k.endswith("_ms")]
+            if split:
+                lines.append(f"  {'':<36} ms a window by signature: {', '.join(split)}")
+    if r["incremental"] != "on":
+        lines.append(f"  incremental (ring-buffer) inference: off, {r['incremental']}")
+    for target in ("float32", "edge-int8"):
+        c = r.get(f"{target}_incremental_vs_full")
+        if c:
+            lines.append(
+                f"  {target} incremental / full model time (1 core): {c['model_ms_ratio']:.2f}x "
+                f"(target <= 0.35x); top-1 agreement {c['top1_agreement']:.1%}, "
+                f"max |diff| {c['max_abs_diff']:.4f}"
+            )
     return "\n".join(lines)

@@ -3,25 +3,25 @@
 `IncrementalRunner` keeps the embeddings of the last window's T frames; a new window runs
 `encode_frame` only on frames it has not seen (at stride = window/4, a quarter of them),
 `encode_audio` on its log-mel (audio is not cached, see `vdg_tf/export/incremental.py`),
-then `head` on the T cached embeddings. Frames are matched by their decoded pixels (a
-digest of the uint8 frame), so reuse never depends on timing arithmetic: a frame the
-window shares with the one before is, pixel for pixel, the frame that was encoded.
+then `head` on the T cached embeddings. Frames are matched by their sample time and
+then checked byte for byte against the pixels that were encoded, so reuse is exact: a
+frame the window shares with the one before is, pixel for pixel, the frame encoded.
 
 The signatures come from an incremental `.tflite` (`LiteRTParts`) or from a Keras model
 split in memory (`KerasParts`); both give the same three callables.
 
 Example:
 
-    runner = IncrementalRunner(LiteRTParts("model.tflite"))
-    probs = runner.outputs(inputs, [w.frames for w in windows])   # [B, C]
+    runner = IncrementalRunner(LiteRTParts("model.tflite"), cfg.data.video)
+    probs = runner.outputs(inputs, windows)   # [B, C]; inputs: the windows' model inputs
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections import OrderedDict
+from collections.abc import Hashable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from vdg_tf._quiet import silenced_stderr
+from vdg_tf.config import VideoSpec
 from vdg_tf.export.incremental import (
     EMBEDDING,
     FRAME_IN,
@@ -39,6 +40,8 @@ from vdg_tf.export.incremental import (
     split_reason,
 )
 from vdg_tf.export.tflite import read_metadata
+from vdg_tf.media.decode import sample_times
+from vdg_tf.media.windows import Window
 from vdg_tf.models.serving import OUTPUT_NAME
 
 
@@ -123,55 +126,73 @@ def incremental_reason(model) -> str | None:
     return split_reason(model)
 
 
-def frame_key(frame: np.ndarray) -> bytes:
-    """A digest of one decoded uint8 frame: equal keys mean equal pixels."""
-    return hashlib.blake2b(np.ascontiguousarray(frame).tobytes(), digest_size=16).digest()
+def frame_keys(window: Window, spec: VideoSpec) -> list[int]:
+    """The ring-buffer keys of a window's frames: their sample times in microseconds
+    (`sample_times`, as the decoder chose them), so a frame shared by two windows has one key."""
+    return [int(round(t * 1e6)) for t in sample_times(window.start, window.end, spec)]
 
 
 class IncrementalRunner:
     """Window outputs from cached frame embeddings (see the module docstring).
 
-    `encoded` counts the frames `encode_frame` has run on, `reused` those taken from
-    the ring buffer.
+    A cached embedding is used only when the frame's time matches and its pixels are
+    byte for byte those encoded (a cheap compare, unlike hashing every frame: 28 us a
+    64 px frame, as much as a whole tiny model a window), so reuse is exact.
+    `encoded` counts the frames `encode_frame` has run on, `reused` those taken from the
+    ring buffer.
+
+    Args:
+        parts: the signatures (`LiteRTParts` or `KerasParts`).
+        spec: the model's `data.video` (how frames were sampled from each window).
     """
 
-    def __init__(self, parts: KerasParts | LiteRTParts):
-        self.parts = parts
-        self.ring: OrderedDict[bytes, np.ndarray] = OrderedDict()
+    def __init__(self, parts: KerasParts | LiteRTParts, spec: VideoSpec):
+        self.parts, self.spec = parts, spec
+        self.ring: OrderedDict[Hashable, tuple[bytes, np.ndarray]] = OrderedDict()
         self.encoded = self.reused = 0
 
     def reset(self) -> None:
         """Forget cached frames (a new source starts)."""
         self.ring.clear()
 
-    def outputs(self, inputs: dict[str, np.ndarray], frames: list[np.ndarray]) -> np.ndarray:
-        """Outputs [B, ...] of a batch of consecutive windows: `inputs` are their model
-        inputs (`video` [B, T, S, S, 3] ...), `frames` their decoded uint8 frames [T, S, S, 3]
-        (the ring buffer's keys)."""
-        keys = [[frame_key(f) for f in window] for window in frames]
-        self._encode_new(inputs["video"], keys)
-        feed = {HEAD_FRAMES: np.stack([np.stack([self.ring[k] for k in ks]) for ks in keys])}
+    def outputs(self, inputs: dict[str, np.ndarray], windows: list[Window]) -> np.ndarray:
+        """Outputs [B, ...] of a batch of consecutive windows of one source: `inputs` are
+        their model inputs (`video` [B, T, S, S, 3] ...), `windows` the decoded windows."""
+        keys = self._encode_new(inputs["video"], windows)
+        feed = {HEAD_FRAMES: np.stack([np.stack([self.ring[k][1] for k in ks]) for ks in keys])}
         if self.parts.has_audio:
             feed[HEAD_AUDIO] = self.parts.encode_audio(inputs["audio"])
         for name, value in inputs.items():
             if name not in ("video", "audio"):
                 feed[name] = value
         out = self.parts.head(feed)
-        for k in [k for k in self.ring if k not in set(keys[-1])]:  # keep the last window's
+        last = set(keys[-1])
+        for k in [k for k in self.ring if k not in last]:  # keep the last window's frames
             del self.ring[k]
         return out
 
-    def _encode_new(self, video: np.ndarray, keys: list[list[bytes]]) -> None:
-        """Encode (in one call) the frames of the batch the ring buffer lacks."""
-        todo: dict[bytes, tuple[int, int]] = {}
-        for i, ks in enumerate(keys):
-            for t, k in enumerate(ks):
-                if k not in self.ring and k not in todo:
-                    todo[k] = (i, t)
+    def _encode_new(self, video: np.ndarray, windows: list[Window]) -> list[list[Hashable]]:
+        """Encode (in one call) the frames of the batch the ring buffer lacks; returns
+        each window's ring keys."""
+        keys: list[list[Hashable]] = []
+        todo: dict[Hashable, tuple[bytes, int, int]] = {}  # key -> (pixels, window, frame)
+        for i, w in enumerate(windows):
+            keys.append([])
+            for t, k in enumerate(frame_keys(w, self.spec)):
+                pixels = w.frames[t].tobytes()
+                known = self.ring.get(k) or todo.get(k)  # (pixels, ...) or None
+                if known is not None and known[0] == pixels:
+                    keys[-1].append(k)
+                    continue
+                if known is not None:  # the same time, other pixels: an entry of its own
+                    k = (k, i, t)
+                todo[k] = (pixels, i, t)
+                keys[-1].append(k)
         self.reused += sum(len(ks) for ks in keys) - len(todo)
-        if not todo:
-            return
-        batch = np.stack([video[i, t] for i, t in todo.values()]).astype(np.float32)
-        for k, emb in zip(todo, self.parts.encode_frame(batch), strict=True):
-            self.ring[k] = emb
-        self.encoded += len(todo)
+        if todo:
+            batch = np.stack([video[i, t] for _, i, t in todo.values()]).astype(np.float32)
+            embeddings = self.parts.encode_frame(batch)
+            for (k, (pixels, _, _)), emb in zip(todo.items(), embeddings, strict=True):
+                self.ring[k] = (pixels, emb)
+            self.encoded += len(todo)
+        return keys

@@ -107,7 +107,8 @@ class Predictor:
                 file=sys.stderr,
             )
             return None
-        return IncrementalRunner(LiteRTParts(model) if tflite else KerasParts(self.bundle.model))
+        parts = LiteRTParts(model) if tflite else KerasParts(self.bundle.model)
+        return IncrementalRunner(parts, self.bundle.config.data.video)
 
     def reset(self) -> None:
         """Forget cached frames: the next window starts a new source."""
@@ -129,7 +130,7 @@ class Predictor:
         when incremental)."""
         x = self.inputs(windows, texts)
         if self.incremental is not None:
-            return self.incremental.outputs(x, [w.frames for w in windows])
+            return self.incremental.outputs(x, windows)
         ds = tf.data.Dataset.from_tensors((x, np.zeros(len(windows), np.float32)))
         return self._run(ds)[1]
 
