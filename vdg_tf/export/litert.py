@@ -35,15 +35,39 @@ class LiteRTModel:
     def input_names(self) -> list[str]:
         return sorted(self.input_details)
 
+    @property
+    def raw_media(self) -> bool:
+        """Whether the model preprocesses in its graph (`vdg export --preprocess`): it takes
+        uint8 frames at any H, W and the raw waveform, not the pipeline's features. The
+        signature runner resizes the dynamic H, W to the frames each call gives."""
+        video = self.input_details.get("video")
+        return video is not None and video["dtype"] == np.uint8
+
+    def _check(self, name: str, value: np.ndarray, batched: bool) -> np.ndarray:
+        """`value` as the input's dtype; features fed to a --preprocess export (float frames,
+        a log-mel for the waveform) raise one line instead of a silent cast or a crash."""
+        detail = self.input_details[name]
+        rank = len(detail["shape_signature"]) - (0 if batched else 1)
+        if np.ndim(value) != rank or (
+            detail["dtype"] == np.uint8 and np.issubdtype(np.asarray(value).dtype, np.floating)
+        ):
+            shape = [int(d) for d in detail["shape_signature"]]
+            kind = " (a --preprocess export: decoded uint8 frames and the raw waveform)"
+            raise ValueError(
+                f"{self.path.name}: input '{name}' takes {detail['dtype'].__name__} {shape}"
+                f"{kind if self.raw_media else ''}; got {np.asarray(value).dtype} "
+                f"{list(np.shape(value))}"
+            )
+        return np.asarray(value).astype(detail["dtype"])
+
     def predict_one(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Probabilities [C] for one sample given as {name: array without batch axis}."""
-        feed = {}
-        for name, detail in self.input_details.items():
+        for name in self.input_details:
             if name not in inputs:
                 raise KeyError(
                     f"{self.path.name}: missing input '{name}' (needs {self.input_names})"
                 )
-            feed[name] = np.asarray(inputs[name])[None].astype(detail["dtype"])
+        feed = {n: self._check(n, inputs[n], batched=False)[None] for n in self.input_details}
         return np.asarray(self.runner(**feed)[OUTPUT_NAME])[0]
 
     @property
@@ -55,9 +79,7 @@ class LiteRTModel:
         """Probabilities [B, C]: one invocation for the batch when the model's batch axis
         is dynamic, else one per sample."""
         if self.dynamic_batch:
-            feed = {
-                n: np.asarray(inputs[n]).astype(d["dtype"]) for n, d in self.input_details.items()
-            }
+            feed = {n: self._check(n, inputs[n], batched=True) for n in self.input_details}
             return np.asarray(self.runner(**feed)[OUTPUT_NAME])
         n = len(next(iter(inputs.values())))
         return np.stack([self.predict_one({k: v[i] for k, v in inputs.items()}) for i in range(n)])
