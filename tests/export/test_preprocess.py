@@ -135,10 +135,13 @@ def plain_probs(bundle, sample_data, tmp_path_factory):
     )
 
 
+@pytest.mark.slow  # 25-40 s on 2 shared cores: a conversion plus 48 LiteRT calls
 def test_preprocess_export_predicts_as_the_model_fed_by_the_pipeline(
     bundle, keras_probs, sample_data, tmp_path
 ):
-    pre = export_model(bundle, "float32", tmp_path / "pre.tflite", preprocess=True)
+    pre = export_model(
+        bundle, "float32", tmp_path / "pre.tflite", saved_model=tmp_path / "sm", preprocess=True
+    )
     assert pre["preprocess"] and inspect_tflite(pre["path"])["inputs"]["video"][1] == "uint8"
     model = LiteRTModel(pre["path"])
     assert list(model.input_details["video"]["shape_signature"]) == [1, 4, -1, -1, 3]
@@ -148,6 +151,11 @@ def test_preprocess_export_predicts_as_the_model_fed_by_the_pipeline(
     # frames already at the model's size: the pipeline's own inputs, the same outputs
     same = np.stack([model.predict_one(x) for x in _raw_eval(sample_data, bundle, 32)])
     np.testing.assert_allclose(same, keras_probs, atol=1e-4)
+    # the SavedModel: the same graph at any batch (4 here), by input name
+    raw = _raw_eval(sample_data, bundle)[:4]
+    serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    batch = {k: tf.constant(np.stack([x[k] for x in raw])) for k in model.input_details}
+    np.testing.assert_allclose(serve(**batch)["probs"].numpy(), got[:4], atol=1e-4)
     features = {k: v[0] for k, v in next(iter(dataset_from(
         sample_data["manifest_eval"], bundle.config.data, bundle.labels, bundle.tokenizer
     )))[0].items()}  # fmt: skip

@@ -145,24 +145,36 @@ class WaveformToLogMel(keras.layers.Layer):
         return {**super().get_config(), "audio": self.audio}
 
 
+def raw_video_input(data: DataConfig) -> keras.Input:
+    """The `video` input of a --preprocess model: uint8 `[B, T, H, W, 3]`, H and W free."""
+    return keras.Input((data.video.frames, None, None, 3), dtype="uint8", name="video")
+
+
+def raw_audio_input(data: DataConfig) -> keras.Input:
+    """The `audio` input of a --preprocess model: the mono waveform `[B, audio.samples]`."""
+    return keras.Input((data.audio.samples,), dtype="float32", name="audio")
+
+
+def video_features(data: DataConfig) -> FramesToVideo:
+    return FramesToVideo(data.video.size, data.video.resize, name=PREPROCESS_LAYERS[0])
+
+
+def audio_features(data: DataConfig) -> WaveformToLogMel:
+    fields = {f.name: getattr(data.audio, f.name) for f in dataclasses.fields(data.audio)}
+    return WaveformToLogMel(fields, name=PREPROCESS_LAYERS[1])
+
+
 def features_model(data: DataConfig) -> keras.Model:
     """The preprocessing alone: {`video` uint8 frames, `audio` waveform, `audio_mask`} ->
     {`video`, `audio`} as the model sees them (for checks against the pipeline, or to run
     it apart from the model)."""
-    frames = keras.Input((data.video.frames, None, None, 3), dtype="uint8", name="video")
-    wave = keras.Input((data.audio.samples,), dtype="float32", name="audio")
+    frames, wave = raw_video_input(data), raw_audio_input(data)
     mask = keras.Input((1,), dtype="float32", name="audio_mask")
-    video = FramesToVideo(data.video.size, data.video.resize, name=PREPROCESS_LAYERS[0])(frames)
-    audio = WaveformToLogMel(_audio_fields(data.audio), name=PREPROCESS_LAYERS[1])(wave, mask)
     return keras.Model(
         {"video": frames, "audio": wave, "audio_mask": mask},
-        {"video": video, "audio": audio},
+        {"video": video_features(data)(frames), "audio": audio_features(data)(wave, mask)},
         name="vdg_features",
     )
-
-
-def _audio_fields(spec: AudioSpec) -> dict:
-    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
 
 
 def preprocessing_model(model: keras.Model, data: DataConfig) -> keras.Model:
@@ -174,29 +186,22 @@ def preprocessing_model(model: keras.Model, data: DataConfig) -> keras.Model:
       wrapped = preprocessing_model(inference_model(bundle.model), bundle.config.data)
       convert(wrapped, ExportConfig("float32"))
     """
-    raw, feed = {}, {}
-    for inp in model.inputs:
-        name = inp.name.split(":")[0]
-        raw[name] = keras.Input(inp.shape[1:], dtype=inp.dtype, name=name)
-    if "video" in raw:
-        frames = keras.Input((data.video.frames, None, None, 3), dtype="uint8", name="video")
-        raw["video"] = frames
-        feed["video"] = FramesToVideo(
-            data.video.size, data.video.resize, name=PREPROCESS_LAYERS[0]
-        )(frames)
-    if "audio" in raw:
-        wave = keras.Input((data.audio.samples,), dtype="float32", name="audio")
-        raw["audio"] = wave
-        mask = raw.get("audio_mask")
-        if mask is None:
-            raise ValueError("model: an 'audio' input without 'audio_mask' cannot be wrapped")
-        feed["audio"] = WaveformToLogMel(_audio_fields(data.audio), name=PREPROCESS_LAYERS[1])(
-            wave, mask
-        )
-    for name, tensor in raw.items():
-        feed.setdefault(name, tensor)
-    out = model({name.split(":")[0]: feed[name.split(":")[0]] for name in raw})
-    return keras.Model(raw, out, name="vdg_preprocessing")
+    names = {inp.name.split(":")[0]: inp for inp in model.inputs}
+    if "audio" in names and "audio_mask" not in names:
+        raise ValueError("model: an 'audio' input without 'audio_mask' cannot be wrapped")
+    raw = {
+        name: keras.Input(inp.shape[1:], dtype=inp.dtype, name=name)
+        for name, inp in names.items()
+        if name not in ("video", "audio")
+    }
+    feed = dict(raw)
+    if "video" in names:
+        raw["video"] = raw_video_input(data)
+        feed["video"] = video_features(data)(raw["video"])
+    if "audio" in names:
+        raw["audio"] = raw_audio_input(data)
+        feed["audio"] = audio_features(data)(raw["audio"], raw["audio_mask"])
+    return keras.Model(raw, model(feed), name="vdg_preprocessing")
 
 
 def convert_preprocessed(model: keras.Model, cfg: ExportConfig) -> bytes:
