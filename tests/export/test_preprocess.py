@@ -12,7 +12,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 from av.video.reformatter import VideoReformatter
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.bundle import Bundle
 from vdg_tf.config import VideoSpec
 from vdg_tf.data.sample import render_frames
@@ -140,11 +140,12 @@ def test_preprocess_export_predicts_as_the_model_fed_by_the_pipeline(
     bundle, keras_probs, sample_data, tmp_path
 ):
     pre = export_model(
-        bundle, "float32", tmp_path / "pre.tflite", saved_model=tmp_path / "sm", preprocess=True
-    )
+        bundle, "float32", tmp_path / "pre.tflite", saved_model=tmp_path / "sm", batch=None,
+        preprocess=True,
+    )  # fmt: skip
     assert pre["preprocess"] and inspect_tflite(pre["path"])["inputs"]["video"][1] == "uint8"
     model = LiteRTModel(pre["path"])
-    assert list(model.input_details["video"]["shape_signature"]) == [1, 4, -1, -1, 3]
+    assert list(model.input_details["video"]["shape_signature"]) == [-1, 4, -1, -1, 3]
     got = np.stack([model.predict_one(x) for x in _raw_eval(sample_data, bundle)])
     assert np.mean(keras_probs.argmax(1) == got.argmax(1)) >= 0.9
     assert np.abs(keras_probs - got).max() < 0.2
@@ -156,6 +157,7 @@ def test_preprocess_export_predicts_as_the_model_fed_by_the_pipeline(
     serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
     batch = {k: tf.constant(np.stack([x[k] for x in raw])) for k in model.input_details}
     np.testing.assert_allclose(serve(**batch)["probs"].numpy(), got[:4], atol=1e-4)
+    np.testing.assert_allclose(model.predict_batch(batch), got[:4], atol=1e-4)  # dynamic B
     features = {k: v[0] for k, v in next(iter(dataset_from(
         sample_data["manifest_eval"], bundle.config.data, bundle.labels, bundle.tokenizer
     )))[0].items()}  # fmt: skip

@@ -37,7 +37,9 @@ def log_mel(samples: tf.Tensor, spec: AudioSpec) -> tf.Tensor:
     peak = tf.reduce_max(db, axis=[1, 2], keepdims=True)
     # relative to the clip's peak, so loudness does not shift features: [-top_db, 0] -> [-1, 1]
     rel = tf.maximum(db, peak - spec.top_db) - peak
-    out = (rel / (spec.top_db / 2) + 1.0)[..., tf.newaxis]
+    # expand_dims, not [..., tf.newaxis]: in an exported graph with a dynamic batch that
+    # slice is a Flex op, this one a TFLite builtin (vdg export --preprocess --batch dynamic)
+    out = tf.expand_dims(rel / (spec.top_db / 2) + 1.0, -1)
     return out if samples.shape.rank == 2 else out[0]
 
 

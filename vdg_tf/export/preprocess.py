@@ -139,7 +139,9 @@ class WaveformToLogMel(keras.layers.Layer):
 
     def call(self, waveform: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         mel = log_mel(waveform * mask, self.spec)
-        return mel * mask[:, :, tf.newaxis, tf.newaxis]
+        # a reshape, not mask[:, :, None, None]: TFLite's STRIDED_SLICE takes no new axis
+        # on a dynamic batch (Flex only)
+        return mel * tf.reshape(mask, [-1, 1, 1, 1])
 
     def get_config(self) -> dict:
         return {**super().get_config(), "audio": self.audio}
