@@ -14,21 +14,8 @@ from vdg_tf.media.heap import pool_tensorflow_memory  # noqa: E402
 pool_tensorflow_memory()  # as the `vdg` entry point does, before TensorFlow starts
 import_tensorflow_quietly()
 
-from vdg_tf.config import Config, DataConfig, ModelConfig, TextSpec, TrainConfig, VideoSpec  # noqa: E402
+from tests.helpers import tiny_config  # noqa: E402,F401  (older imports name it here)
 from vdg_tf.data.sample import make_sample_data  # noqa: E402
-
-
-def tiny_config(epochs: int = 6) -> Config:
-    """Small enough to train in seconds on 2 cores, big enough to learn the sample task."""
-    return Config(
-        data=DataConfig(
-            video=VideoSpec(frames=4, size=32),
-            text=TextSpec(max_tokens=12, vocab_size=120),
-            batch_size=8,
-        ),
-        model=ModelConfig(width=16, embed_dim=16, fused_dim=32),
-        train=TrainConfig(epochs=epochs, learning_rate=5e-3, patience=50),
-    )
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,16 @@
-"""The `vdg` command line: help lists the commands, --json prints only JSON, errors are one line."""
+"""The `vdg` command line: help lists the commands, --json prints only JSON, errors are one line.
+
+What a fresh process shows (TensorFlow's start-up noise hidden) runs `vdg` in a subprocess;
+the rest runs in-process through `cli.main` (`tests.helpers.vdg`).
+"""
 
 import json
 import subprocess
 import sys
 
 import av
+
+from tests.helpers import vdg
 
 VDG = [sys.executable, "-m", "vdg_tf.cli"]
 
@@ -74,35 +80,31 @@ def test_evaluate_tflite_json(trained_run, sample_data, tmp_path):
     assert ablation["all"] == r["accuracy"]
 
 
-def test_bad_input_is_a_one_line_error(tmp_path):
-    out = run("evaluate", str(tmp_path / "nope"), "--data", str(tmp_path / "m.jsonl"))
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
+def test_bad_input_is_a_one_line_error(tmp_path, capfd):
+    rc, _, err = vdg(capfd, "evaluate", tmp_path / "nope", "--data", tmp_path / "m.jsonl")
+    assert rc == 2
+    lines = err.strip().splitlines()
     assert lines[-1].startswith("vdg evaluate: error:") and "nope" in lines[-1]
-    assert "Traceback" not in out.stderr
+    assert "Traceback" not in err
 
 
-def test_preprocess_then_evaluate_from_the_folder(trained_run, sample_data, tmp_path):
+def test_preprocess_then_evaluate_from_the_folder(trained_run, sample_data, tmp_path, capfd):
     cfg = trained_run.out / "config.yaml"
-    out = run(
-        "preprocess",
-        sample_data["manifest_eval"],
-        str(tmp_path / "pre"),
-        "--config",
-        str(cfg),
-        "--json",
+    pre = tmp_path / "pre"
+    rc, out, err = vdg(
+        capfd, "preprocess", sample_data["manifest_eval"], pre, "--config", cfg, "--json"
     )
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["clips"] == 16
-    out = run("evaluate", str(trained_run.out), "--data", str(tmp_path / "pre"), "--json")
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["n"] == 16
+    assert rc == 0, err
+    assert json.loads(out)["clips"] == 16
+    rc, out, err = vdg(capfd, "evaluate", trained_run.out, "--data", pre, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["n"] == 16
 
 
-def test_make_sample_data_writes_the_asked_frame_size_and_rate(tmp_path):
-    out = run("make-sample-data", str(tmp_path / "d"), "--clips", "2", "--size", "48x32",
-              "--fps", "10", "--seconds", "1", "1.5", "--json")  # fmt: skip
-    assert out.returncode == 0, out.stderr
+def test_make_sample_data_writes_the_asked_frame_size_and_rate(tmp_path, capfd):
+    rc, _, err = vdg(capfd, "make-sample-data", tmp_path / "d", "--clips", "2", "--size", "48x32",
+                     "--fps", "10", "--seconds", "1", "1.5", "--json")  # fmt: skip
+    assert rc == 0, err
     for clip in sorted((tmp_path / "d" / "clips").glob("*.mp4")):
         with av.open(str(clip)) as c:
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
@@ -110,7 +112,7 @@ def test_make_sample_data_writes_the_asked_frame_size_and_rate(tmp_path):
         assert 10 <= len(frames) <= 15  # 1 to 1.5 s at 10 fps
 
 
-def test_make_sample_data_rejects_a_bad_size_in_one_line(tmp_path):
-    out = run("make-sample-data", str(tmp_path / "d"), "--size", "320")
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith("vdg make-sample-data: error: --size")
+def test_make_sample_data_rejects_a_bad_size_in_one_line(tmp_path, capfd):
+    rc, _, err = vdg(capfd, "make-sample-data", tmp_path / "d", "--size", "320")
+    assert rc == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("vdg make-sample-data: error: --size")

@@ -8,26 +8,14 @@ TensorFlow start); `capfd` reads what reached file descriptors 1 and 2.
 import json
 import logging
 
-import pytest
-
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config, vdg
 from vdg_tf._quiet import RepeatFilter
-from vdg_tf.cli import main
 from vdg_tf.training.progress import EpochProgress
 
 
-def vdg(capfd, *args) -> tuple[int, str, str]:
-    capfd.readouterr()
-    rc = main([str(a) for a in args])
-    out, err = capfd.readouterr()
-    return rc, out, err
-
-
 def test_misspelled_option_shows_the_commands_usage_and_the_closest(capfd, tmp_path):
-    with pytest.raises(SystemExit) as e:
-        vdg(capfd, "train", "--data", "m.jsonl", "--out", tmp_path / "r", "--epcohs", "3")
-    err = capfd.readouterr().err
-    assert e.value.code == 2
+    rc, _, err = vdg(capfd, "train", "--data", "m.jsonl", "--out", tmp_path / "r", "--epcohs", "3")
+    assert rc == 2
     assert "usage: vdg train" in err and "did you mean --epochs?" in err
     assert not (tmp_path / "r").exists()
 

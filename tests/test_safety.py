@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tf_keras as keras
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.bundle import MODEL_FILE, Bundle, load_model, sidecar_path
 from vdg_tf.cli import main
 from vdg_tf.config import DataConfig, VideoSpec

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.bundle import save_model
 from vdg_tf.compression.cluster import ClusterConfig, cluster, distinct_values
 from vdg_tf.compression.distill import DistillConfig, distill

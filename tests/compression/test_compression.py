@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.compression import (
     PruneConfig,
     QATConfig,

@@ -1,10 +1,10 @@
 """Every task's head goes through QAT and the full-int8 converter and runs in LiteRT
-(the ordinal thresholds and the Deep SVDD score are custom layers)."""
+(the ordinal thresholds are a custom layer; one-class anomaly has a sigmoid head)."""
 
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config
+from tests.helpers import random_inputs, tiny_config
 from vdg_tf.compression import quantize_aware
 from vdg_tf.data.features import log_mel_frames
 from vdg_tf.export import ExportConfig, LiteRTModel, convert
@@ -12,24 +12,10 @@ from vdg_tf.models import build_classifier, inference_model
 
 CASES = {  # task: (label count, normal labels, output width)
     "ordinal": (5, None, 4),
-    "anomaly": (1, ("normal",), 1),  # one normal label: Deep SVDD
+    "anomaly": (1, ("normal",), 1),  # one normal label: the tampered-or-not head
     "regression": (0, None, 1),
     "multilabel": (4, None, 4),
 }
-
-
-def random_inputs(model, n, seed=0):
-    rng = np.random.default_rng(seed)
-    out = {}
-    for i in model.inputs:
-        name, shape = i.name.split(":")[0], (n, *i.shape[1:])
-        if i.dtype.name == "int32":
-            out[name] = rng.integers(0, 50, shape).astype(np.int32)
-        elif name.endswith("_mask"):
-            out[name] = np.ones(shape, np.float32)
-        else:
-            out[name] = rng.random(shape).astype(np.float32)
-    return out
 
 
 @pytest.mark.parametrize("task", sorted(CASES))

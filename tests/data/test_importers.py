@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import vdg
 from vdg_tf.data.importers import caption, from_csv, from_folders
 from vdg_tf.manifest import read_manifest
 
@@ -162,26 +161,21 @@ def test_caption_sidecars(tmp_path):
     assert caption(tmp_path / "none.mp4") == ""
 
 
-def test_cli_manifest_from_folders(ucf_tree, tmp_path):
+def test_cli_manifest_from_folders(ucf_tree, tmp_path, capfd):
     root, lists, _ = ucf_tree
     out = tmp_path / "cli.jsonl"
-    args = ["from-folders", str(root), "--out", str(out), "--splits", str(lists), "--json"]
-    r = _vdg(*args)
-    got = json.loads(r.stdout)  # the JSON object is all of stdout
-    assert (got["rows"], got["skipped"], len(got["labels"])) == (12, 2, 3)
-    r = _vdg("from-folders", str(tmp_path / "nowhere"), "--out", str(out))
-    assert r.returncode == 2 and "nowhere: no such folder" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
-
-
-def _vdg(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "vdg_tf.cli", "manifest", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    args = ["from-folders", root, "--out", out, "--splits", lists, "--json"]
+    rc, stdout, _ = vdg(capfd, "manifest", *args)
+    got = json.loads(stdout)  # the JSON object is all of stdout
+    assert rc == 0 and (got["rows"], got["skipped"], len(got["labels"])) == (12, 2, 3)
+    rc, _, err = vdg(capfd, "manifest", "from-folders", tmp_path / "nowhere", "--out", out)
+    assert rc == 2 and "nowhere: no such folder" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_an_imported_tree_trains_and_reports_on_its_test_list(ucf_tree, tmp_path):
     """The whole path: class folders + split lists + SRT captions -> manifests -> a run."""
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
     from vdg_tf.training import train
 
     root, lists, _ = ucf_tree

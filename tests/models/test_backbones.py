@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from tests.models.test_builder import random_batch
 from vdg_tf.bundle import load_model, save_model
 from vdg_tf.compression import quantize_aware

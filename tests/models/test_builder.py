@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.bundle import load_model, save_model
 from vdg_tf.compression import PruneConfig, quantize_aware
 from vdg_tf.compression.prune import wrap_for_pruning

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from tests.models.test_builder import random_batch
 from vdg_tf.bundle import load_model, save_model
 from vdg_tf.compression import quantize_aware

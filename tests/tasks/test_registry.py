@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.bundle import Bundle
 from vdg_tf.tasks import TASKS, Task, get_task, register_task
 from vdg_tf.training import train

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.data.pipeline import SkipLog, decoded_dataset
 from vdg_tf.data.records import preprocess, records_dataset
 from vdg_tf.manifest import read_manifest

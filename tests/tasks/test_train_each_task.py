@@ -1,11 +1,12 @@
 """Every task trains end to end on real clips, writes its metrics, and reloads identically."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from tests.tasks.test_targets import HORIZONTAL
 from vdg_tf.bundle import Bundle
 from vdg_tf.data.features import log_mel_frames
@@ -57,17 +58,25 @@ def test_task_trains_evaluates_and_round_trips(task, sample_data, tmp_path):
     )
 
 
-def test_one_class_anomaly_training_pulls_normal_clips_to_the_centre(sample_data, tmp_path):
-    """One normal label: Deep SVDD; the mean score of normal training clips falls."""
+def test_one_class_anomaly_ranks_unseen_anomalies_above_normal_clips(sample_data, tmp_path):
+    """One normal label: the tampered-or-not head, trained on the 6 normal clips of the
+    training split, scores the evaluation split's anomalies (never seen) above its normal
+    clips. Deep SVDD, the head it replaced, ranked them at chance (AUROC 0.54 on the
+    320-clip sample data; BENCHMARKS.md)."""
     cfg = task_config("anomaly")
-    cfg.data.normal_labels = ("left-low-day", "right-mid-night")[:1]
-    cfg.train.epochs = 4
-    train(cfg, sample_data["manifest_train"], tmp_path, progress=False)
-    history = (tmp_path / "history.csv").read_text().splitlines()
-    header = history[0].split(",")
-    fused = [float(r.split(",")[header.index("fused_loss")]) for r in history[1:]]
-    assert fused[-1] < fused[0], fused
-    assert (tmp_path / "logs").is_dir()  # TensorBoard event files
+    cfg.data.normal_labels = HORIZONTAL[:1]
+    cfg.train.epochs = 30
+    source = Path(sample_data["manifest_train"])
+    rows = [json.loads(line) for line in source.read_text().splitlines()]
+    rows = [r | {"video": str(source.parent / r["video"])} for r in rows]
+    manifest = tmp_path / "train.jsonl"  # each clip 4 times an epoch: 3 steps, not 1
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows * 4))
+    out = tmp_path / "run"
+    train(cfg, manifest, out, eval_data=sample_data["manifest_eval"], progress=False)
+    report = json.loads((out / "metrics.json").read_text())["eval"]
+    assert report["anomalies"] == 14 and report["n"] == 16
+    assert report["auroc"] >= 0.8, report
+    assert (out / "logs").is_dir()  # TensorBoard event files
 
 
 def test_ordinal_head_keeps_probabilities_ordered(sample_data):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config, vdg
 from vdg_tf.data.splits import hold_out
 from vdg_tf.manifest import read_manifest
 from vdg_tf.tasks import get_task
@@ -140,10 +140,8 @@ def test_vdg_run_val_split_picks_the_train_stage_checkpoint(sample_data, tmp_pat
         (["--val-split", "0.2", "--val-data", "v.jsonl"], "not allowed with argument"),
     ],
 )
-def test_vdg_train_refuses_bad_validation_options_in_one_line(args, message, tmp_path):
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "vdg_tf.cli", "train", "--data", "m.jsonl", "--out", "o", *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert r.returncode == 2 and message in r.stderr, r.stderr
+def test_vdg_train_refuses_bad_validation_options_in_one_line(args, message, tmp_path, capfd):
+    out = tmp_path / "o"
+    rc, _, err = vdg(capfd, "train", "--data", tmp_path / "m.jsonl", "--out", out, *args)
+    assert rc == 2 and message in err, err
+    assert not out.exists()

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import tf_keras as keras
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.bundle import MODEL_FILE, Bundle, load_model
 from vdg_tf.models.builder import inference_model
 from vdg_tf.training.callbacks import BestCheckpoint, ResumableBackup

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.data.features import log_mel_frames
 from vdg_tf.models import build_classifier
 from vdg_tf.tasks import get_task

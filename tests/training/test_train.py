@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.bundle import Bundle
 from vdg_tf.tasks.metrics import classification_report
 
@@ -54,7 +54,7 @@ def test_metrics_match_hand_computed_values():
 
 
 def test_masking_a_modality_zeroes_it_and_its_mask(trained_run, sample_data):
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
     from vdg_tf.data.sources import dataset_from
     from vdg_tf.training.evaluate import mask_modality
 

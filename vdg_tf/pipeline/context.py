@@ -97,8 +97,9 @@ class RunContext:
 
     @property
     def fit_stream(self) -> tf.data.Dataset:
-        """The training stream with the target repeated for every output head."""
-        return with_head_targets(self.stream, self.trained.output_names)
+        """The training stream with a target for every output head (as training made it)."""
+        vocab = self.bundle.tokenizer.vocab_size
+        return with_head_targets(self.stream, self.trained.output_names, self.task, vocab)
 
     def compile_fn(self, model: keras.Model, steps: int) -> None:
         """Fine-tuning compile: the training loss at a constant, scaled-down learning rate."""

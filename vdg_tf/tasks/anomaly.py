@@ -1,8 +1,9 @@
 """Anomaly detection: trained on normal clips only (`label` in `data.normal_labels`).
 
 Several normal labels: a softmax over them, anomaly score 1 - max p. One normal label:
-Deep SVDD (Ruff et al. 2018), a bias-free embedding and its squared distance to a fixed
-centre set from the untrained network. Evaluation targets are 1.0 for an anomaly.
+a sigmoid head trained to tell normal clips from copies with one modality tampered with
+(`tasks/tamper.py`), anomaly score its probability of "tampered". Evaluation targets are
+1.0 for an anomaly.
 """
 
 from __future__ import annotations
@@ -15,54 +16,12 @@ from vdg_tf.manifest import ClipRow
 from vdg_tf.tasks.classification import Classification
 from vdg_tf.tasks.metrics import auroc, average_precision, best_threshold, f1_score
 from vdg_tf.tasks.registry import register_task
-
-
-@keras.utils.register_keras_serializable(package="vdg_tf")
-class SVDDScore(keras.layers.Layer):
-    """[B, D] embedding -> [B, 1] mean squared distance to a fixed centre (the anomaly score)."""
-
-    def build(self, input_shape):
-        self.centre = self.add_weight(
-            "centre", (int(input_shape[-1]),), initializer="zeros", trainable=False
-        )
-
-    def call(self, z):
-        return tf.reduce_mean(tf.square(z - self.centre), axis=-1, keepdims=True)
-
-    def get_config(self):
-        return super().get_config()
-
-
-def svdd_loss(y_true, y_pred):
-    """Deep SVDD: the anomaly score itself, minimised on normal clips only; `y_true` unused."""
-    return tf.reduce_mean(y_pred, axis=-1)
-
-
-def set_svdd_centres(model: keras.Model, ds: tf.data.Dataset, batches: int = 8) -> None:
-    """Set every SVDDScore centre to the mean embedding of the (untrained) model on `ds`.
-
-    Coordinates near zero are pushed to +-0.1, as in Deep SVDD: a centre at zero is one a
-    bias-free network reaches trivially.
-    """
-    layers = [layer for layer in model.layers if isinstance(layer, SVDDScore)]
-    if not layers:
-        return
-    probe = keras.Model(model.inputs, [layer.input for layer in layers])
-    sums = [0.0] * len(layers)
-    n = 0
-    for x, _ in ds.take(batches):
-        outs = probe(x, training=False)
-        outs = outs if isinstance(outs, list) else [outs]
-        sums = [s + np.asarray(o).sum(0) for s, o in zip(sums, outs, strict=True)]
-        n += int(outs[0].shape[0])
-    for layer, s in zip(layers, sums, strict=True):
-        c = s / max(n, 1)
-        c = np.where(np.abs(c) < 0.1, np.where(c < 0, -0.1, 0.1), c)
-        layer.centre.assign(c.astype(np.float32))
+from vdg_tf.tasks.tamper import tamper_batch
 
 
 def anomaly_scores(outputs: np.ndarray) -> np.ndarray:
-    """Anomaly score per clip: 1 - max probability of a normal-class head, or the SVDD score."""
+    """Anomaly score per clip: 1 - max probability of a normal-class head, or the one-class
+    head's probability of "tampered"."""
     outputs = np.asarray(outputs, float)
     if outputs.ndim == 2 and outputs.shape[1] > 1:
         return 1.0 - outputs.max(1)
@@ -104,7 +63,7 @@ class Anomaly(Classification):
 
     @property
     def one_class(self) -> bool:
-        """One normal label: Deep SVDD instead of a softmax over normal classes."""
+        """One normal label: a tampered-or-not head instead of a softmax over normal classes."""
         return len(self.normal_labels) < 2
 
     def labels(self, rows: list[ClipRow]) -> list[str]:
@@ -136,22 +95,36 @@ class Anomaly(Classification):
     def head(self, x, num_labels, name, regularizer=None):
         if not self.one_class:
             return super().head(x, num_labels, name, regularizer)
-        z = keras.layers.Dense(
-            int(x.shape[-1]), use_bias=False, kernel_regularizer=regularizer, name=f"{name}_embed"
+        return keras.layers.Dense(
+            1, activation="sigmoid", kernel_regularizer=regularizer, name=name, dtype="float32"
         )(x)
-        return SVDDScore(name=name)(z)
 
     def loss(self, label_smoothing=0.0):
-        return svdd_loss if self.one_class else super().loss(label_smoothing)
+        if self.one_class:
+            return keras.losses.BinaryCrossentropy()
+        return super().loss(label_smoothing)
 
     def metrics(self):
-        return [] if self.one_class else super().metrics()
+        if self.one_class:
+            return [keras.metrics.AUC(name="auroc")]
+        return super().metrics()
+
+    def fit_pairs(self, ds, output_names, vocab_size=None, seed=0):
+        if not self.one_class:
+            return super().fit_pairs(ds, output_names, vocab_size, seed)
+        modalities = [n.removesuffix("_head") for n in output_names if n.endswith("_head")]
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+        def tampered(pair, s):
+            x, _ = pair
+            x, hits = tamper_batch(x, modalities, s, vocab_size)
+            any_hit = tf.reduce_max(tf.concat(list(hits.values()), axis=1), axis=1, keepdims=True)
+            return x, {"fused": any_hit} | {f"{m}_head": hits[m] for m in modalities}
+
+        return tf.data.Dataset.zip((ds, seeds)).map(tampered, num_parallel_calls=tf.data.AUTOTUNE)
 
     def monitor(self, validation):
         return "fused_loss", "min"
-
-    def prepare(self, model, ds):
-        set_svdd_centres(model, ds)
 
     def report(self, y, outputs, labels):
         return anomaly_report(y, outputs) | {"threshold_chosen_on": "this split"}

@@ -118,7 +118,21 @@ class Task:
         return (f"val_{key}" if validation else key), ("max" if self.higher_is_better else "min")
 
     def prepare(self, model: keras.Model, ds: tf.data.Dataset) -> None:
-        """Set up a freshly built model before training (Deep SVDD sets its centres)."""
+        """Set up a freshly built model before training (nothing by default)."""
+
+    def fit_pairs(
+        self,
+        ds: tf.data.Dataset,
+        output_names: list[str],
+        vocab_size: int | None = None,
+        seed: int = 0,
+    ) -> tf.data.Dataset:
+        """A training stream of `(inputs, target)` as Keras fits it: a target per output.
+
+        The target is repeated for every head; a task that makes its own training
+        examples (one-class anomaly: tampered copies) rewrites the batch here.
+        """
+        return ds.map(lambda x, y: (x, {name: y for name in output_names}))
 
     # -- evaluation and predictions --------------------------------------------------
     def report(self, y: np.ndarray, outputs: np.ndarray, labels: list[str]) -> dict:

@@ -30,7 +30,7 @@ from vdg_tf.files import atomic_dir, claim_dir, data_identity, write_json
 from vdg_tf.media.workers import set_decode_log
 from vdg_tf.models.builder import build_classifier, inference_model
 from vdg_tf.models.serving import save_serving_model
-from vdg_tf.tasks import get_task
+from vdg_tf.tasks import Task, get_task
 from vdg_tf.training.callbacks import BestCheckpoint, ResumableBackup
 from vdg_tf.training.devices import distribution_strategy, precision_policy, use_mixed_precision
 from vdg_tf.training.evaluate import evaluate_model
@@ -59,8 +59,16 @@ class TrainResult:
         return Bundle(self.config, self.labels, self.tokenizer, self.model, path=self.out)
 
 
-def with_head_targets(ds: tf.data.Dataset, output_names: list[str]) -> tf.data.Dataset:
-    """Repeat the label once per model output, as Keras wants for multi-output losses."""
+def with_head_targets(
+    ds: tf.data.Dataset,
+    output_names: list[str],
+    task: Task | None = None,
+    vocab_size: int | None = None,
+) -> tf.data.Dataset:
+    """The label as Keras wants it for multi-output losses: one target per output, made by
+    `task` when it is a training stream (see `Task.fit_pairs`), else the label repeated."""
+    if task is not None:
+        return task.fit_pairs(ds, output_names, vocab_size)
     return ds.map(lambda x, y: (x, {name: y for name in output_names}))
 
 
@@ -213,7 +221,7 @@ def train(
             cfg,
             lambda m, c, epochs: compile_classifier(m, c, steps, epochs),
             lambda **phase: model.fit(
-                with_head_targets(train_ds, names),
+                with_head_targets(train_ds, names, task, tokenizer.vocab_size),
                 steps_per_epoch=steps,
                 validation_data=with_head_targets(val_ds, names) if validate else None,
                 callbacks=callbacks + shown,
