@@ -518,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
         bsub,
         "stream",
         cmd_benchmark_stream,
-        "predict-loop speed on a video: per window and real-time factor, float32 vs int8, 1 core vs all",
+        "predict-loop speed on a video: per window and real-time factor, float32 vs int8, 1 core vs all, incremental vs full windows",
     )
     sp.add_argument("model", help="run folder")
     sp.add_argument("video", help="a video file (the longer, the steadier the figures)")
