@@ -50,3 +50,24 @@ def test_source_by_folder_and_spec_mismatch(preprocessed):
     other = dataclasses.replace(CFG, video=VideoSpec(frames=8, size=32))
     with pytest.raises(ValueError, match="decoded at .* rerun vdg preprocess"):
         open_source(out, other)
+
+
+def test_vdg_train_reads_a_preprocessed_folder(preprocessed, sample_data, tmp_path, capfd):
+    """`vdg train --data <records folder>`: trains from the shards, no decoding, and the
+    run evaluates on the manifest it was preprocessed from."""
+    import json
+
+    from tests.helpers import tiny_config, vdg
+    from vdg_tf.bundle import Bundle
+
+    out_dir, _ = preprocessed
+    config = tmp_path / "tiny.yaml"
+    tiny_config(epochs=2).save(config)
+    run = tmp_path / "run"
+    rc, out, err = vdg(capfd, "train", "--data", out_dir, "--out", run, "--config", config,
+                       "--eval-data", sample_data["manifest_eval"], "--json")  # fmt: skip
+    assert rc == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and metrics["eval"]["n"] == 16
+    assert json.loads(out)["model"] == str(run / "model.keras")
+    assert len(Bundle.load(run).labels) == 8  # the shards' labels, all 8 classes

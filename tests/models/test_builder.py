@@ -229,3 +229,38 @@ def test_task_head_trains_a_step(task, fusion):
     assert np.isfinite(history.history["loss"][0])
     after = head.get_weights()[0]
     assert not np.allclose(before, after)
+
+
+def test_fusion_rank_sets_the_low_rank_factors():
+    """`model.fusion_rank` is the number of rank-1 factors of lowrank fusion, per modality."""
+    cfg = tiny_config()
+    cfg.model.fusion, cfg.model.fusion_rank = "lowrank", 3
+    model = build_classifier(cfg, num_classes=3, vocab_size=50, spec_frames=101)
+    for m in ("video", "audio", "text"):
+        kernel = model.get_layer(f"fusion_lmf_{m}").kernel
+        assert kernel.shape[-1] == 3 * cfg.model.fused_dim, (m, kernel.shape)
+    cfg.model.fusion_rank = 1
+    smaller = build_classifier(cfg, num_classes=3, vocab_size=50, spec_frames=101)
+    assert smaller.count_params() < model.count_params()
+
+
+@pytest.mark.parametrize("modalities", [("video",), ("audio", "text"), ("video", "text")])
+def test_a_subset_of_modalities_builds_only_those_inputs_and_heads(modalities, tmp_path):
+    """`model.modalities` drops the other encoders, inputs and auxiliary heads; the model
+    still trains a step and round-trips."""
+    cfg = tiny_config()
+    cfg.model.modalities = modalities
+    model = build_classifier(cfg, num_classes=3, vocab_size=50, spec_frames=101)
+    assert sorted(model.input_names) == sorted([*modalities, *(f"{m}_mask" for m in modalities)])
+    assert sorted(model.output_names) == sorted(["fused", *(f"{m}_head" for m in modalities)])
+    absent = {"video", "audio", "text"} - set(modalities)
+    assert not [layer.name for layer in model.layers if layer.name.split("_")[0] in absent]
+    x, y = random_batch(cfg)
+    x = {k: v for k, v in x.items() if k.split("_")[0] in modalities}
+    compile_classifier(model, cfg, steps_per_epoch=1)
+    history = model.fit(x, {n: y for n in model.output_names}, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    save_model(model, tmp_path / "m.keras")
+    np.testing.assert_allclose(
+        load_model(tmp_path / "m.keras")(x)["fused"], model(x)["fused"], atol=1e-6
+    )
