@@ -51,13 +51,15 @@ class KerasParts:
     def __init__(self, model: keras.Model):
         parts = split_model(model)
         self.frames, self.head_inputs = parts.frames, parts.head_inputs
-        self._frame = tf.function(lambda x: parts.encode_frame(x, training=False))
+        # the number of new frames and windows changes from call to call: one trace for all
+        fn = tf.function(reduce_retracing=True)
+        self._frame = fn(lambda x: parts.encode_frame(x, training=False))
         self._audio = (
-            tf.function(lambda x: parts.encode_audio(x, training=False))
+            fn(lambda x: parts.encode_audio(x, training=False))
             if parts.encode_audio is not None
             else None
         )
-        self._head = tf.function(lambda xs: parts.head(xs, training=False))
+        self._head = fn(lambda xs: parts.head(xs, training=False))
         self.has_audio = self._audio is not None
 
     def encode_frame(self, frames: np.ndarray) -> np.ndarray:
