@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from tests.runtime.test_incremental import train_streamable
 from vdg_tf.export.incremental import (
     SIGNATURES,

@@ -20,7 +20,7 @@ def train_streamable(sample_data, folder):
     """A tiny `model.video_frames: independent` model trained on the sample data, trained
     once per session however many test modules ask (the modules share this cache)."""
     if "run" not in _RUNS:
-        from tests.conftest import tiny_config
+        from tests.helpers import tiny_config
         from vdg_tf.training import train
 
         cfg = tiny_config(4)
