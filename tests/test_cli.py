@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import av
+import pytest
 
 from tests.helpers import vdg
 
@@ -116,3 +117,17 @@ def test_make_sample_data_rejects_a_bad_size_in_one_line(tmp_path, capfd):
     rc, _, err = vdg(capfd, "make-sample-data", tmp_path / "d", "--size", "320")
     assert rc == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("vdg make-sample-data: error: --size")
+
+
+def test_an_unexpected_error_is_one_line_and_verbose_shows_the_traceback(tmp_path, capfd):
+    """An error no command expects (here the OS refusing a path under a file) is one line
+    naming its type; --verbose lets it through with its traceback."""
+    (tmp_path / "file").write_text("not a folder")
+    target = tmp_path / "file" / "data"
+    rc, out, err = vdg(capfd, "make-sample-data", target, "--clips", "1")
+    assert rc == 1 and out == ""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("vdg make-sample-data: error: FileExistsError:") and "--verbose" in last
+    assert "Traceback" not in err
+    with pytest.raises(FileExistsError):
+        vdg(capfd, "make-sample-data", target, "--clips", "1", "--verbose")

@@ -645,6 +645,13 @@ def _summarise_repeats() -> None:
         print(hidden, file=sys.stderr)
 
 
+def _first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none); a
+    KeyError's message loses the quotes its str() adds."""
+    text = str(e).strip("'\"") if isinstance(e, KeyError) else str(e)
+    return text.splitlines()[0] if text.strip() else type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     set_verbose(args.verbose)
@@ -657,9 +664,18 @@ def main(argv: list[str] | None = None) -> int:
             result, text = args.fn(args)
     except (ValueError, FileNotFoundError, KeyError) as e:
         _summarise_repeats()  # before the error, which stays the last line
-        msg = str(e).strip("'\"").splitlines()[0] if str(e) else type(e).__name__
-        print(f"vdg {args.command}: error: {msg}", file=sys.stderr)
+        print(f"vdg {args.command}: error: {_first_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:  # not ours to expect: one line, the traceback with --verbose
+        if args.verbose:
+            raise
+        _summarise_repeats()
+        print(
+            f"vdg {args.command}: error: {type(e).__name__}: {_first_line(e)} "
+            "(--verbose shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     _summarise_repeats()
     if result is not None:  # commands that stream their records print them themselves
         print(json.dumps(result) if args.json else text, file=sys.__stdout__, flush=True)
