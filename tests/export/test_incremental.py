@@ -100,3 +100,23 @@ def test_an_unknown_frames_mode_names_the_known_ones():
         ValueError, match="model.video_frames: unknown 'x' \\(known: folded, independent\\)"
     ):
         video_encoder(keras.Input((4, 32, 32, 3)), 4, 32, 16, 32, frames_mode="x")
+
+
+def test_a_qat_model_splits_into_the_same_outputs():
+    from vdg_tf.compression.quantize import quantize_aware
+
+    cfg = tiny_config()
+    cfg.model.video_frames = "independent"
+    parts = split_model(quantize_aware(build_classifier(cfg, 4, 50, 201)).model)
+    rng = np.random.default_rng(0)
+    x = {
+        "video": rng.random((2, 4, 32, 32, 3), np.float32),
+        "audio": rng.uniform(-1, 1, (2, 201, 40, 1)).astype(np.float32),
+        "text": rng.integers(0, 50, (2, 12)).astype(np.int32),
+        **{f"{m}_mask": np.ones((2, 1), np.float32) for m in ("video", "audio", "text")},
+    }
+    frames = np.asarray(parts.encode_frame(x["video"].reshape(8, 32, 32, 3)))
+    feed = {**x, "frame_embeddings": frames.reshape(2, 4, -1)}
+    feed["audio_embedding"] = np.asarray(parts.encode_audio(x["audio"]))
+    out = np.asarray(parts.head([feed[n] for n in parts.head_inputs]))
+    np.testing.assert_allclose(out, np.asarray(parts.whole(x)), atol=1e-5)

@@ -111,6 +111,19 @@ def split_reason(model: keras.Model) -> str | None:
     return None
 
 
+def _io(model: keras.Model, layer: keras.layers.Layer) -> tuple:
+    """(input, output) of `layer` where `model`'s graph calls it.
+
+    Not `layer.input`: a layer shared with another graph (a QAT clone leaves unwrapped
+    layers such as `audio_masked` shared with the float model) answers with its first
+    call, which may be in that other graph.
+    """
+    for i in range(len(layer._inbound_nodes)):  # noqa: SLF001 (no public per-graph lookup)
+        if f"{layer.name}_ib-{i}" in model._network_nodes:  # noqa: SLF001
+            return layer.get_input_at(i), layer.get_output_at(i)
+    raise ValueError(f"incremental export: layer {layer.name} is not in {model.name}")
+
+
 def split_model(model: keras.Model) -> Parts:
     """`model` (training or inference form, float or QAT) as encode_frame / encode_audio /
     head sub-models over its own layers; raises ValueError with `split_reason` otherwise."""
@@ -118,27 +131,23 @@ def split_model(model: keras.Model) -> Parts:
     if reason:
         raise ValueError(f"incremental export: {reason}")
     whole = inference_model(model)
-    fold, unfold = _layer(whole, FOLD), _layer(whole, UNFOLD)
-    encode_frame = keras.Model(fold.output, unfold.input, name="encode_frame")
-    frames = int(unfold.output.shape[1])
-    frame_emb = keras.Input(unfold.output.shape[1:], name=HEAD_FRAMES)
-    feeds = {id(unfold.output): frame_emb}
+    (_, folded), (per_frame, unfolded) = (_io(whole, _layer(whole, n)) for n in (FOLD, UNFOLD))
+    encode_frame = keras.Model(folded, per_frame, name="encode_frame")
+    raw = {_name(t): t for t in whole.inputs}
+    cut = [unfolded]  # the head starts where these tensors are
+    fresh = [keras.Input(unfolded.shape[1:], name=HEAD_FRAMES)]
     encode_audio = None
     audio = _layer(whole, AUDIO_OUT)
-    raw = {_name(t): t for t in whole.inputs}
     if audio is not None and "audio" in raw:
-        emb = audio.input[0]
+        emb = _io(whole, audio)[0][0]
         encode_audio = keras.Model(raw["audio"], emb, name="encode_audio")
-        feeds[id(emb)] = keras.Input(emb.shape[1:], name=HEAD_AUDIO)
+        cut.append(emb)
+        fresh.append(keras.Input(emb.shape[1:], name=HEAD_AUDIO))
     rest = [t for n, t in raw.items() if n not in ("video", "audio")]
-    head_inner = keras.Model([unfold.output, *([audio.input[0]] if encode_audio else []), *rest],
-                             whole.output, name="head_inner")  # fmt: skip
-    fresh = [feeds[id(unfold.output)]]
-    if encode_audio is not None:
-        fresh.append(feeds[id(audio.input[0])])
     fresh += [keras.Input(t.shape[1:], dtype=t.dtype, name=_name(t)) for t in rest]
+    head_inner = keras.Model([*cut, *rest], whole.output, name="head_inner")
     head = keras.Model(fresh, head_inner(fresh), name="head")
-    return Parts(encode_frame, encode_audio, head, whole, frames)
+    return Parts(encode_frame, encode_audio, head, whole, int(unfolded.shape[1]))
 
 
 def _spec(name: str, shape, dtype, batch: int | None) -> tf.TensorSpec:
