@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a whole pipeline (or vdg demo) per module
+
 
 def test_demo_runs_the_builtin_pipeline_and_reports(tmp_path):
     out = subprocess.run(

@@ -10,6 +10,8 @@ import yaml
 from vdg_tf.pipeline import PipelineSpec, format_report, run_pipeline
 from vdg_tf.training.plots import pareto_front
 
+pytestmark = pytest.mark.slow  # a whole pipeline (or vdg demo) per module
+
 TINY = {
     "data": {
         "video": {"frames": 4, "size": 32},

@@ -14,6 +14,7 @@ def run(*args):
     return subprocess.run([*VDG, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_benchmark_pipeline_reports_every_figure(sample_data, tmp_path):
     root = Path(sample_data["manifest_eval"]).parent
     rows = [

@@ -76,6 +76,7 @@ def test_distilled_student_agrees_more_with_its_teacher(trained_run, train_ds, s
     assert agreement() > before
 
 
+@pytest.mark.slow
 def test_pcqat_keeps_clusters_and_zeros(trained_run, train_ds, tmp_path):
     """prune -> sparsity-preserving clustering -> PCQAT: kernels keep <= N values and their zeros."""
     from vdg_tf.compression import PruneConfig, QATConfig, load_qat, prune, qat

@@ -18,6 +18,7 @@ CASES = {  # task: (label count, normal labels, output width)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(CASES))
 def test_task_head_quantizes_converts_and_runs(task, tmp_path):
     labels, normal, width = CASES[task]

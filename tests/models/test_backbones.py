@@ -97,6 +97,7 @@ def test_backbone_model_round_trips_and_freezes(tmp_path):
     assert any("Conv1" in w.name for w in model.trainable_weights)
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_goes_through_qat_and_int8_tflite(tmp_path):
     """QAT annotates every backbone conv (fold/unfold pass through); int8 TFLite runs."""
     cfg = backbone_config(modalities=("video", "audio"))
@@ -142,6 +143,7 @@ def test_other_backbones_go_through_qat_with_their_float_layers_listed(backbone)
     assert len(convs) > 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frozen", [2, 1])
 def test_freeze_backbone_epochs_then_fine_tune(frozen):
     """All epochs frozen: the backbone keeps its weights; one frozen: it learns after."""

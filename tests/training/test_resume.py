@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tf_keras as keras
 
 from tests.helpers import tiny_config
@@ -95,6 +96,7 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_killed_train_resumes_and_ends_on_the_best_epoch_of_the_whole_run(sample_data, tmp_path):
     """`vdg train` killed after an epoch, then rerun: the best epoch is chosen over every
     epoch (before and after the kill), and model.keras and its labels are that run's."""

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from tests.helpers import tiny_config
 from vdg_tf.bundle import Bundle
@@ -66,6 +67,7 @@ def test_masking_a_modality_zeroes_it_and_its_mask(trained_run, sample_data):
     assert np.all(x["video_mask"].numpy() == 1) and np.any(x["video"].numpy())
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_after_its_last_epoch(sample_data, tmp_path):
     """`vdg train` killed after its first epoch, then rerun: it goes on from epoch 2 and
     finishes with a model and a SavedModel; no epoch is trained twice."""
