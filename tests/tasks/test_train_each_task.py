@@ -23,8 +23,8 @@ EXPECTED = {
 }
 
 
-def task_config(task):
-    cfg = tiny_config(epochs=3)
+def task_config(task, epochs=3):
+    cfg = tiny_config(epochs=epochs)
     cfg.data.task = task
     if task == "vqa":
         cfg.data.text.max_tokens = 20  # the question, then the caption
@@ -33,9 +33,35 @@ def task_config(task):
     return cfg
 
 
+def above_baseline(task: str, report: dict, sample_data: dict) -> tuple[float, float]:
+    """(figure, the same figure for a model that ignores its input) on the evaluation split,
+    both oriented so that higher is better. The margin is in each baseline: majority class
+    + 0.1, label prevalence + 0.1, chance AUROC + 0.1, 0.8x the MAE of the training mean."""
+    rows = [
+        json.loads(line) for line in Path(sample_data["manifest_eval"]).read_text().splitlines()
+    ]
+    if task in ("ordinal", "vqa"):  # the majority class of the evaluated rows
+        confusion = np.asarray(report["confusion"])
+        return report["accuracy"], confusion.sum(1).max() / confusion.sum() + 0.1
+    if task == "multilabel":  # random scores rank each label at its prevalence
+        names = sorted({n for r in rows for n in r["labels"]})
+        prevalence = np.mean([np.mean([n in r["labels"] for r in rows]) for n in names])
+        return report["map"], prevalence + 0.1
+    if task == "anomaly":
+        return report["auroc"], 0.5 + 0.1
+    train_rows = [
+        json.loads(line) for line in Path(sample_data["manifest_train"]).read_text().splitlines()
+    ]
+    mean = np.mean([r["target"] for r in train_rows])
+    constant_mae = np.mean([abs(r["target"] - mean) for r in rows])
+    return -report["mae"], -0.8 * constant_mae
+
+
 @pytest.mark.parametrize("task", sorted(EXPECTED))
 def test_task_trains_evaluates_and_round_trips(task, sample_data, tmp_path):
-    cfg = task_config(task)
+    # 3 epochs of 6 steps left every task at its baseline; VQA (a question picks the cue)
+    # and anomaly (half the clips are normal: 3 steps an epoch) need more
+    cfg = task_config(task, epochs=30 if task in ("vqa", "anomaly") else 12)
     result = train(
         cfg, sample_data["manifest_train"], tmp_path, eval_data=sample_data["manifest_eval"],
         progress=False,
@@ -45,6 +71,8 @@ def test_task_trains_evaluates_and_round_trips(task, sample_data, tmp_path):
     # VQA: an evaluation answer never seen in training is skipped by name, not guessed
     assert metrics["eval"]["n"] + metrics["skipped"] == 16
     assert all("not in labels" in r for r in metrics["skipped_files"])
+    figure, baseline = above_baseline(task, metrics["eval"], sample_data)
+    assert figure > baseline, (task, figure, baseline)
     history = (tmp_path / "history.csv").read_text().splitlines()
     column = history[0].split(",").index("loss")
     assert all(np.isfinite(float(r.split(",")[column])) for r in history[1:])
