@@ -54,3 +54,19 @@ def test_generator_is_deterministic(tmp_path):
         assert np.abs(fa.audio - fb.audio).max() < 0.05
     info = json.loads((tmp_path / "a/info.json").read_text())
     assert info["clips"] == 3
+
+
+def test_fusion_is_necessary_by_construction():
+    """One modality names at most half the classes (each cue value is shared by exactly two
+    of the 8), and any two modalities name every class: the README's "fusion is necessary"."""
+    from itertools import combinations
+
+    from vdg_tf.data.sample import class_cues
+
+    cues = [class_cues(k) for k in range(8)]
+    assert len(set(cues)) == 8
+    for m in range(3):
+        values = [c[m] for c in cues]
+        assert all(values.count(v) == 2 for v in values)  # a perfect one-modality model: 1/2
+    for pair in combinations(range(3), 2):
+        assert len({tuple(c[m] for m in pair) for c in cues}) == 8
