@@ -38,3 +38,40 @@ def test_task_head_quantizes_converts_and_runs(task, tmp_path):
     # int8 keeps the float QAT model's outputs to within a few quantization steps of its range
     span = float(np.ptp(want)) or 1.0
     assert np.max(np.abs(got - want)) <= 0.25 * span + 1e-3, (got, want)
+
+
+TOLERANCE = {  # max |tflite - keras| as a fraction of the outputs' scale, per target
+    "float32": 1e-4,
+    "gpu-fp16": 0.02,
+    "cpu-dynamic": 0.2,
+    "edge-int8": 0.3,
+    "int8-fallback": 0.3,
+    "edge-int4": 0.5,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", sorted(CASES))
+def test_every_export_target_converts_every_task_head(task, tmp_path):
+    """Each target of the table (`export/targets.py`) converts each task's float head and
+    runs in LiteRT near the Keras outputs (int8 without QAT: a looser bound)."""
+    from vdg_tf.export.targets import TARGETS
+
+    assert set(TARGETS) <= set(TOLERANCE), "a new target needs its tolerance here"
+    labels, normal, width = CASES[task]
+    cfg = tiny_config()
+    cfg.data.task = task
+    if normal:
+        cfg.data.normal_labels = normal
+    model = inference_model(build_classifier(cfg, labels, 50, log_mel_frames(cfg.data.audio)))
+    samples = [random_inputs(model, 1, seed) for seed in range(8)]
+    x = random_inputs(model, 3, seed=9)
+    want = np.asarray(model(x))
+    scale = max(float(np.ptp(want)), float(np.max(np.abs(want)))) or 1.0  # untrained: close
+    for name, target in TARGETS.items():
+        rep = (lambda: iter(samples)) if target.calibrated else None
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(convert(model, ExportConfig(name, rep)))
+        got = LiteRTModel(path).predict_batch(x)
+        assert got.shape == (3, width), name
+        assert np.max(np.abs(got - want)) <= TOLERANCE[name] * scale + 1e-4, (name, got, want)
