@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 from vdg_tf.data.pipeline import make_dataset
 from vdg_tf.export import ExportConfig, convert
 from vdg_tf.export.api import export_model

@@ -8,8 +8,12 @@ keep their precision. DEPTHWISE_CONV_2D has no int4 weight-only kernel in LiteRT
 (small) kernels go int8 instead. Ops the quantizer does not cover (GATHER of a text
 Embedding, biases) stay float32; `weight_bytes` says how much of a file that is.
 
-It is a size target, not a speed one: float compute plus a DEQUANTIZE per kernel at load
-time runs at about float32 speed (BENCHMARKS.md, "Compression at scale").
+It is a size target (storage, download), not a speed one: XNNPACK leaves a convolution
+whose filter comes from an int4 DEQUANTIZE to TFLite's builtin float kernels, and the
+kernels are dequantized on every call, so on the `small` preset it runs 4.4x slower than
+float32 on one CPU thread, at 0.157x its bytes (BENCHMARKS.md, "Compression at scale").
+Without int4-aware training it also costs accuracy there (-5 points, where QAT int8 lost
+none): use edge-int8 where speed or accuracy matters more than bytes.
 """
 
 from __future__ import annotations

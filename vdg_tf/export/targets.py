@@ -55,7 +55,7 @@ TARGETS: dict[str, Target] = {
         Target("int8-fallback", "tflite_int8_fallback", "int8fb", optimize=True, int8=True,
                float_fallback=True, help="int8 where possible, float elsewhere"),
         Target("edge-int4", "tflite_int4", "int4", int4=True,
-               help="int4 weights (int8 depthwise), float compute: the smallest file"),
+               help="int4 weights (int8 depthwise), float compute: the smallest file, slower on CPU"),
     )
 }  # fmt: skip
 
