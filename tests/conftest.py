@@ -14,7 +14,7 @@ from vdg_tf.media.heap import pool_tensorflow_memory  # noqa: E402
 pool_tensorflow_memory()  # as the `vdg` entry point does, before TensorFlow starts
 import_tensorflow_quietly()
 
-from tests.helpers import tiny_config  # noqa: E402,F401  (older imports name it here)
+from tests.helpers import tiny_config  # noqa: E402
 from vdg_tf.data.sample import make_sample_data  # noqa: E402
 
 
@@ -39,4 +39,14 @@ def trained_run(sample_data, tmp_path_factory):
         val_data=sample_data["manifest_eval"],
         eval_data=sample_data["manifest_eval"],
         progress=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def eval_ds(trained_run, sample_data):
+    """The evaluation split as the trained run's batched, un-augmented inputs."""
+    from vdg_tf.data.sources import dataset_from
+
+    return dataset_from(
+        sample_data["manifest_eval"], tiny_config().data, trained_run.labels, trained_run.tokenizer
     )

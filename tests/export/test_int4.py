@@ -2,23 +2,14 @@
 
 import pytest
 
-from tests.helpers import tiny_config
-from vdg_tf.data.pipeline import make_dataset
 from vdg_tf.export import ExportConfig, convert
 from vdg_tf.export.api import export_model
 from vdg_tf.export.inspect import inspect_tflite
 from vdg_tf.export.int4 import weight_bytes
 from vdg_tf.export.verify import agreement, predict_tflite, representative_inputs
 from vdg_tf.files import atomic_write_bytes
-from vdg_tf.manifest import read_manifest
 from vdg_tf.models import inference_model
 from vdg_tf.tasks import get_task
-
-
-@pytest.fixture(scope="module")
-def eval_ds(trained_run, sample_data):
-    rows, _ = read_manifest(sample_data["manifest_eval"])
-    return make_dataset(rows, tiny_config().data, trained_run.labels, trained_run.tokenizer)
 
 
 @pytest.fixture(scope="module")

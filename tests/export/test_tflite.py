@@ -3,21 +3,12 @@
 import numpy as np
 import pytest
 
-from tests.conftest import tiny_config
-from vdg_tf.data.pipeline import make_dataset
 from vdg_tf.export import TARGETS, ExportConfig, LiteRTModel, convert
 from vdg_tf.export.verify import agreement, predict_tflite, representative_inputs
 from vdg_tf.files import atomic_write_bytes
-from vdg_tf.manifest import read_manifest
 from vdg_tf.models import inference_model
 from vdg_tf.tasks import get_task
 from vdg_tf.training.evaluate import predict_dataset
-
-
-@pytest.fixture(scope="module")
-def eval_ds(trained_run, sample_data):
-    rows, _ = read_manifest(sample_data["manifest_eval"])
-    return make_dataset(rows, tiny_config().data, trained_run.labels, trained_run.tokenizer)
 
 
 @pytest.fixture(scope="module")

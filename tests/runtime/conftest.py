@@ -61,7 +61,7 @@ def long_video(tmp_path_factory):
 def strong_run(tmp_path_factory):
     """A tiny model trained long enough to name the sample classes reliably (the shared
     `trained_run` is kept short and sits near 0.6 accuracy)."""
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
     from vdg_tf.data.sample import make_sample_data
     from vdg_tf.training import train
 
