@@ -43,13 +43,15 @@ def tamper_video(video: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 
 def tamper_audio(mel: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """[B, frames, mels, 1] log-mel -> the same sounds shifted by 1/8 to 1/2 of the mel axis."""
+    """[B, frames, mels, 1] log-mel -> the same sounds shifted up or down by 1/8 to 1/2 of
+    the mel axis (wrapping round), a shift per clip."""
     mels = mel.shape[2]
     lo, hi = max(mels // 8, 1), max(mels // 2, 2)
-    shifts = [s for s in range(lo, hi)] + [-s for s in range(lo, hi)]
-    variants = [tf.roll(mel, s, axis=2) for s in shifts]
-    index = tf.random.stateless_uniform([tf.shape(mel)[0]], seed, 0, len(variants), tf.int32)
-    return _pick(variants, index)
+    s = tf.random.experimental.stateless_split(seed, 2)
+    size = tf.random.stateless_uniform([tf.shape(mel)[0]], s[0], lo, hi, tf.int32)
+    sign = tf.where(tf.random.stateless_uniform([tf.shape(mel)[0]], s[1]) < 0.5, -1, 1)
+    source = (tf.range(mels)[None, :] - (size * sign)[:, None]) % mels  # [B, mels]
+    return tf.gather(mel, source, axis=2, batch_dims=1)
 
 
 def tamper_text(ids: tf.Tensor, seed: tf.Tensor, vocab_size: int) -> tf.Tensor:
