@@ -77,3 +77,19 @@ def test_stripped_names_shrink_the_file_not_the_model(trained_run, exports, eval
     _, a = predict_tflite(full, eval_ds)
     _, b = predict_tflite(stripped, eval_ds)
     np.testing.assert_array_equal(a, b)
+
+
+def test_vdg_inspect_reports_the_int8_file_it_reads(exports, capfd):
+    """`vdg inspect FILE --latency --json` through the CLI: bytes of the file, all-int8 ops
+    for edge-int8 and none for float32, and a latency."""
+    import json
+
+    from tests.helpers import vdg
+
+    rc, out, err = vdg(capfd, "inspect", exports["edge-int8"], "--latency", "--json")
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["bytes"] == exports["edge-int8"].stat().st_size
+    assert r["int8_op_fraction"] >= 0.95 and r["latency_ms"] > 0
+    rc, out, _ = vdg(capfd, "inspect", exports["float32"], "--json")
+    assert rc == 0 and json.loads(out)["int8_op_fraction"] == 0
