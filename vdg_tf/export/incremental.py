@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +35,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from vdg_tf._quiet import silenced_stderr
 from vdg_tf.bundle import Bundle
 from vdg_tf.data.sources import dataset_from
 from vdg_tf.export.targets import get_target
-from vdg_tf.export.tflite import ExportConfig, _configure, embed_metadata, strip_tensor_names
+from vdg_tf.export.tflite import ExportConfig, configure_converter, finish, run_converter
 from vdg_tf.export.verify import representative_inputs
 from vdg_tf.files import atomic_write_bytes
 from vdg_tf.models.builder import inference_model
@@ -238,16 +236,12 @@ def convert_incremental(
         saved = str(Path(tmp) / "saved")
         tf.saved_model.save(holder, saved, signatures=functions)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(functions))
-        _configure(converter, cfg)
+        configure_converter(converter, cfg)
         if get_target(cfg.target).int8:
             rep = cfg.representative
             converter.representative_dataset = lambda: calibration_pairs(parts, list(rep()))
-        with silenced_stderr(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = converter.convert()
-    data = strip_tensor_names(data) if cfg.strip_names else data
-    entries = {**(cfg.metadata or {}), METADATA_KEY: json.dumps(parts.info())}
-    return embed_metadata(data, entries)
+        data = run_converter(converter)
+    return finish(data, cfg, {METADATA_KEY: json.dumps(parts.info())})
 
 
 def export_incremental(

@@ -35,8 +35,7 @@ from vdg_tf._quiet import silenced_stderr
 from vdg_tf.config import AudioSpec, DataConfig, VideoSpec
 from vdg_tf.data.features import TextTokenizer, log_mel
 from vdg_tf.export.targets import get_target
-from vdg_tf.export.tflite import ExportConfig, convert, embed_metadata, strip_tensor_names
-from vdg_tf.export.tflite import _configure as configure_converter
+from vdg_tf.export.tflite import ExportConfig, configure_converter, convert, finish
 from vdg_tf.models.serving import save_serving_model
 
 # What a device app still does before calling a --preprocess export: sample T frames of the
@@ -238,8 +237,7 @@ def convert_preprocessed(model: keras.Model, cfg: ExportConfig) -> bytes:
                 output_data_type=tf.float32,
                 denylisted_nodes=_preprocessing_nodes(calibrated),
             )
-    data = strip_tensor_names(data) if cfg.strip_names else data
-    return embed_metadata(data, cfg.metadata) if cfg.metadata else data
+    return finish(data, cfg)
 
 
 def _preprocessing_nodes(model: bytes) -> list[str]:

@@ -58,16 +58,27 @@ def convert(model: keras.Model, cfg: ExportConfig) -> bytes:
         converter = tf.lite.TFLiteConverter.from_saved_model(
             str(saved), signature_keys=["serving_default"]
         )
-        _configure(converter, cfg)
-        # the converter prints calibration chatter from C++ and warns about its own
-        # deprecations; failures still raise with their message
-        with silenced_stderr(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = converter.convert()
+        configure_converter(converter, cfg)
+        data = run_converter(converter)
     if get_target(cfg.target).int4:
         data = quantize_int4(data)  # before stripping: the quantizer matches tensor names
+    return finish(data, cfg)
+
+
+def run_converter(converter: tf.lite.TFLiteConverter) -> bytes:
+    """`converter.convert()` without its calibration chatter from C++ and the warnings
+    about its own deprecations; failures still raise with their message."""
+    with silenced_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return converter.convert()
+
+
+def finish(data: bytes, cfg: ExportConfig, metadata: dict[str, str] | None = None) -> bytes:
+    """A converted flatbuffer as every export writes it: intermediate names stripped (with
+    `cfg.strip_names`), then `cfg.metadata` and `metadata` embedded."""
     data = strip_tensor_names(data) if cfg.strip_names else data
-    return embed_metadata(data, cfg.metadata) if cfg.metadata else data
+    entries = {**(cfg.metadata or {}), **(metadata or {})}
+    return embed_metadata(data, entries) if entries else data
 
 
 METADATA_PREFIX = "vdg_tf."
@@ -125,7 +136,8 @@ def strip_tensor_names(data: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _configure(converter: tf.lite.TFLiteConverter, cfg: ExportConfig) -> None:
+def configure_converter(converter: tf.lite.TFLiteConverter, cfg: ExportConfig) -> None:
+    """Set the converter's optimizations, types, calibration data and op sets for `cfg.target`."""
     t = get_target(cfg.target)
     if t.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
