@@ -1,11 +1,11 @@
 """Synthetic anomalies for one-class training: normal clips with one modality tampered with.
 
-With a single normal label there is nothing to contrast a normal clip with, and Deep SVDD
-(pulling embeddings to a centre) collapses: on the sample data its AUROC was chance. A
-classifier taught to tell real normal clips from copies with one modality altered learns
-what normal looks, sounds and reads like (self-supervised anomaly detection from
-synthetic outliers, as CutPaste or transformation prediction do for images), and its
-probability of "tampered" scores a real clip in one pass, exportable like any head.
+With a single normal label there is nothing to contrast a normal clip with. A classifier
+taught to tell real normal clips from copies with one modality altered learns what normal
+looks, sounds and reads like (self-supervised anomaly detection from synthetic outliers,
+as CutPaste or transformation prediction do for images), and its probability of
+"tampered" scores a real clip in one pass, exportable like any head (BENCHMARKS.md
+compares it with Deep SVDD).
 
 Alterations, drawn per clip: video played backwards, mirrored, flipped upside down,
 transposed or frozen on one frame (motion and layout); the log-mel shifted in pitch;
