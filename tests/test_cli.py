@@ -134,3 +134,18 @@ def test_an_unexpected_error_is_one_line_and_verbose_shows_the_traceback(tmp_pat
     assert "Traceback" not in err
     with pytest.raises(FileExistsError):
         vdg(capfd, "make-sample-data", target, "--clips", "1", "--verbose")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--preprocess"], "--preprocess: not with --incremental"),
+     (["--saved-model", "sm"], "--saved-model: not with --incremental")],
+)  # fmt: skip
+def test_export_incremental_refuses_what_it_cannot_write_in_one_line(
+    extra, message, tmp_path, capfd
+):
+    out = tmp_path / "m.tflite"
+    rc, _, err = vdg(capfd, "export", tmp_path, "--target", "float32", "--out", out,
+                     "--incremental", *extra)  # fmt: skip
+    assert rc == 2 and message in err.strip().splitlines()[-1], err
+    assert not out.exists()

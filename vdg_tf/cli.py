@@ -150,33 +150,23 @@ def cmd_evaluate(a: argparse.Namespace) -> tuple[dict, str]:
 def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf._progress import working
     from vdg_tf.export.api import export_model
-    from vdg_tf.export.incremental import export_incremental
     from vdg_tf.export.inspect import inspect_tflite
 
     batch = None if a.batch == "dynamic" else int(a.batch)
-    if a.incremental and a.preprocess:
-        raise ValueError("--preprocess: not with --incremental (export one or the other)")
-    if a.incremental and a.saved_model:
-        raise ValueError("--saved-model: not with --incremental (export the SavedModel alone)")
     with working(f"exporting {a.target}"):
-        if a.incremental:
-            r = export_incremental(
-                a.model, a.target, a.out, a.data, a.calibration_samples, a.embed_metadata,
-                batch, trust_model=a.trust_model,
-            )  # fmt: skip
-        else:
-            r = export_model(
-                a.model,
-                a.target,
-                a.out,
-                a.data,
-                a.calibration_samples,
-                a.saved_model,
-                a.embed_metadata,
-                batch,
-                trust_model=a.trust_model,
-                preprocess=a.preprocess,
-            )
+        r = export_model(
+            a.model,
+            a.target,
+            a.out,
+            a.data,
+            a.calibration_samples,
+            a.saved_model,
+            a.embed_metadata,
+            batch,
+            trust_model=a.trust_model,
+            preprocess=a.preprocess,
+            incremental=a.incremental,
+        )
     info = inspect_tflite(r["path"])  # loads the file in LiteRT: what a device will run
     r |= {"gzip_bytes": info["gzip_bytes"], "int8_op_fraction": info["int8_op_fraction"]}
     rows = [

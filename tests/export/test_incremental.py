@@ -12,10 +12,10 @@ from ai_edge_litert.interpreter import Interpreter
 
 from tests.helpers import tiny_config
 from tests.runtime.test_incremental import train_streamable
+from vdg_tf.export.api import export_model
 from vdg_tf.export.incremental import (
     SIGNATURES,
     convert_incremental,
-    export_incremental,
     split_model,
     split_reason,
 )
@@ -59,7 +59,7 @@ def _run_both(path, p, ws):
 def test_float32_signatures_equal_whole_windows_at_batch_4(streamable_run, windows, tmp_path):
     p, ws = windows
     path = tmp_path / "inc.tflite"
-    r = export_incremental(streamable_run.out, "float32", path, batch=None)
+    r = export_model(streamable_run.out, "float32", path, batch=None, incremental=True)
     assert r["incremental"] and path.stat().st_size == r["bytes"]
     assert set(Interpreter(model_path=str(path)).get_signature_list()) == set(SIGNATURES)
     inc, full, runner = _run_both(path, p, ws)

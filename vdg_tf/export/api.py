@@ -11,6 +11,7 @@ import tf_keras as keras
 from vdg_tf._progress import bar
 from vdg_tf.bundle import Bundle
 from vdg_tf.data.sources import dataset_from
+from vdg_tf.export.incremental import METADATA_KEY, convert_incremental
 from vdg_tf.export.preprocess import (
     convert_preprocessed,
     preprocessing_model,
@@ -36,6 +37,7 @@ def export_model(
     batch: int | None = 1,
     trust_model: bool = False,
     preprocess: bool = False,
+    incremental: bool = False,
 ) -> dict:
     """Convert a run bundle (folder, `model.keras`, or a loaded `Bundle`) for `target`.
 
@@ -49,12 +51,17 @@ def export_model(
     `preprocess`: resize + normalise frames and log-mel the waveform in the graph
     (`export/preprocess.py`): inputs `video` uint8 [B,T,H,W,3] at any H, W and `audio`
     the raw waveform. An int8 export keeps the preprocessing float and the model int8
-    (`convert_preprocessed`).
+    (`convert_preprocessed`). `incremental`: one `.tflite` with the `encode_frame`,
+    `encode_audio`, `head` and `serving_default` signatures (`export/incremental.py`).
 
     Example:
       export_model("runs/a", "edge-int8", "exports/model.tflite", data="data/manifest_train.jsonl")
     """
     t = get_target(target, "--target")
+    if incremental and preprocess:
+        raise ValueError("--preprocess: not with --incremental (export one or the other)")
+    if incremental and saved_model:
+        raise ValueError("--saved-model: not with --incremental (export the SavedModel alone)")
     if saved_model:
         check_replaceable(saved_model)  # before the conversion, not after it
     bundle = model if isinstance(model, Bundle) else Bundle.load(model, trust_model=trust_model)
@@ -68,12 +75,19 @@ def export_model(
         rep = _representative(bundle, keras_model, data, calibration_samples, preprocess)
     meta = bundle.texts() if embed_metadata else None
     cfg = ExportConfig(target, rep, metadata=meta, batch=batch)
-    tflite = convert_preprocessed(keras_model, cfg) if preprocess else convert(keras_model, cfg)
+    if incremental:
+        tflite = convert_incremental(bundle.model, cfg)
+    elif preprocess:
+        tflite = convert_preprocessed(keras_model, cfg)
+    else:
+        tflite = convert(keras_model, cfg)
     path = atomic_write_bytes(out, tflite)
     bundle.save_sidecars(path)
     result = {"path": str(path), "bytes": len(tflite), "target": target}
     if preprocess:
         result["preprocess"] = True
+    if incremental:
+        result[METADATA_KEY] = True
     if saved_model and preprocess:
         with atomic_dir(saved_model) as tmp:  # the same wrapped graph, any batch
             save_serving_model(keras_model, tmp)

@@ -35,12 +35,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from vdg_tf.bundle import Bundle
-from vdg_tf.data.sources import dataset_from
 from vdg_tf.export.targets import get_target
 from vdg_tf.export.tflite import ExportConfig, configure_converter, finish, run_converter
-from vdg_tf.export.verify import representative_inputs
-from vdg_tf.files import atomic_write_bytes
 from vdg_tf.models.builder import inference_model
 from vdg_tf.models.serving import OUTPUT_NAME, serving_function
 
@@ -242,36 +238,3 @@ def convert_incremental(
             converter.representative_dataset = lambda: calibration_pairs(parts, list(rep()))
         data = run_converter(converter)
     return finish(data, cfg, {METADATA_KEY: json.dumps(parts.info())})
-
-
-def export_incremental(
-    model: str | Path | Bundle,
-    target: str,
-    out: str | Path,
-    data: str | Path | None = None,
-    calibration_samples: int = 64,
-    embed: bool = False,
-    batch: int | None = 1,
-    trust_model: bool = False,
-) -> dict:
-    """`vdg export --incremental`: a run bundle to one `.tflite` with the four signatures,
-    calibrated on `data` for int8, with the bundle's sidecar files beside it (as
-    `vdg_tf.export.api.export_model` writes them).
-
-    Example:
-      export_incremental("runs/a", "edge-int8", "exports/inc.tflite", data="data/train.jsonl")
-    """
-    bundle = model if isinstance(model, Bundle) else Bundle.load(model, trust_model=trust_model)
-    rep = None
-    if get_target(target, "--target").calibrated:
-        if not data:
-            raise ValueError(f"--target {target} needs --data TRAIN.jsonl for int8 calibration")
-        ds = dataset_from(data, bundle.config.data, bundle.labels, bundle.tokenizer)
-        rep = lambda: representative_inputs(ds, calibration_samples)  # noqa: E731
-    meta = bundle.texts() if embed else None
-    tflite = convert_incremental(
-        bundle.model, ExportConfig(target, rep, metadata=meta, batch=batch)
-    )
-    path = atomic_write_bytes(out, tflite)
-    bundle.save_sidecars(path)
-    return {"path": str(path), "bytes": len(tflite), "target": target, "incremental": True}
