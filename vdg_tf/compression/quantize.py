@@ -10,7 +10,6 @@ With `preserve_sparsity`, pruning-preserving QAT (PQAT) keeps pruned zeros at ze
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +17,6 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
-from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
-    cluster_preserve_quantize_registry as cqat_registry,
-)
-from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
-    default_8bit_cluster_preserve_quantize_scheme as cqat_scheme,
-)
 from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (
     default_8bit_prune_preserve_quantize_scheme as pqat_scheme,
 )
@@ -34,6 +27,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.default_8bit i
     default_8bit_quantize_registry,
 )
 
+from vdg_tf.compression.cluster_preserve import ClusterPreserveScheme
 from vdg_tf.compression.fitting import epoch_steps
 from vdg_tf.models.frames import FoldFrames, UnfoldFrames
 
@@ -86,30 +80,6 @@ class PrunePreserveScheme(pqat_scheme.Default8BitPrunePreserveQuantizeScheme):
 
     def get_quantize_registry(self):
         return _PrunePreserveRegistry()
-
-
-class _ClusterPreserveRegistry(cqat_registry.Default8bitClusterPreserveQuantizeRegistry):
-    """Two fixes to tfmot 0.8.1's cluster-preserving registry: it claims every weightless
-    layer (as above), and it hands one weight quantizer to every layer, which turns its
-    `preserve_sparsity` off for all of them as soon as one layer (a dense output head)
-    has no zeros; each layer gets its own copy here."""
-
-    @classmethod
-    def supports(cls, layer):
-        return super().supports(layer) and _REGISTRY.supports(layer)
-
-    def get_quantize_config(self, layer):
-        config = super().get_quantize_config(layer)
-        if getattr(config, "weight_quantizer", None) is not None:
-            config.weight_quantizer = copy.copy(config.weight_quantizer)
-        return config
-
-
-class ClusterPreserveScheme(cqat_scheme.Default8BitClusterPreserveQuantizeScheme):
-    """Default 8-bit (P)CQAT scheme with the registry fixed as above."""
-
-    def get_quantize_registry(self):
-        return _ClusterPreserveRegistry(self.preserve_sparsity)
 
 
 @dataclass
