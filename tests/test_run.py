@@ -33,9 +33,11 @@ def pipeline_run(sample_data, tmp_path_factory):
             {"prune": {"target_sparsity": 0.5, "epochs": 2, "min_weights": 256}},
             {"cluster": {"clusters": 8, "epochs": 1, "min_weights": 256}},
             {"qat": {"epochs": 1, "preserve_clusters": True}},  # PCQAT
-            {"export": {"targets": ["float32", "edge-int8", "gpu-fp16"]}},
-            {"sweep": {"sparsity": [0.0, 0.75], "targets": ["edge-int8", "gpu-fp16"],
-                       "prune": {"epochs": 1, "min_weights": 256}, "qat": {"epochs": 1}}},
+            {"int4_qat": {"epochs": 1}},
+            {"export": {"targets": ["float32", "edge-int8", "gpu-fp16", "edge-int4"]}},
+            {"sweep": {"sparsity": [0.0, 0.75], "targets": ["edge-int8", "gpu-fp16", "edge-int4"],
+                       "prune": {"epochs": 1, "min_weights": 256}, "qat": {"epochs": 1},
+                       "int4_qat": {"epochs": 1}}},
         ],
     })  # fmt: skip
     out = tmp_path_factory.mktemp("pipe")
@@ -60,13 +62,17 @@ def test_report_has_every_stage_with_its_figures(pipeline_run):
         "pruned",
         "clustered",
         "qat",
+        "int4_aware",
         "tflite_float32",
         "tflite_int8",
         "tflite_fp16",
+        "tflite_int4",
         "sweep_s00_int8",
         "sweep_s00_fp16",
+        "sweep_s00_int4",
         "sweep_s75_int8",
         "sweep_s75_fp16",
+        "sweep_s75_int4",
     ]
     for name, s in stages.items():
         assert {"accuracy", "bytes", "gzip_bytes", "path"} <= set(s), name
@@ -86,6 +92,10 @@ def test_report_has_every_stage_with_its_figures(pipeline_run):
     assert stages["tflite_float32"]["top1_agreement"] == 1.0
     assert abs(stages["tflite_int8"]["score"] - stages["tflite_float32"]["score"]) <= 2 / 16
     assert stages["qat"]["deployable"] is False and stages["tflite_int8"]["deployable"]
+    # the int4 file is exported from the int4-aware model, whose kernels are already on
+    # its grid: it scores as that Keras model does (one near-tie clip of slack)
+    assert abs(stages["tflite_int4"]["score"] - stages["int4_aware"]["score"]) <= 1 / 16
+    assert list(out.glob("*_sweep/s75/int4_aware.keras"))
     assert "text_embed (Embedding)" in report["layers_left_float_in_qat"]
     assert (out / "report.json").is_file() and "tflite_int8" in format_report(report)
     assert (out / "report.png").is_file() and (out / "pareto.png").is_file()

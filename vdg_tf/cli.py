@@ -582,7 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="report events where this label's smoothed score stays high (repeatable)",
     )
     sp.add_argument("--events", action="store_true", help="events on the task's score (anomaly)")
-    sp.add_argument("--threshold", type=float, default=0.5, help="event on-threshold (off: 0.8x)")
+    sp.add_argument(
+        "--threshold",
+        type=float,
+        help="event on-threshold (off: 0.8x); default: the anomaly threshold training chose "
+        "on validation data, else 0.5",
+    )
     sp.add_argument("--smooth", type=int, default=3, help="moving average over this many windows")
     sp.add_argument("--plot", help="write a timeline PNG (scores over time, events shaded)")
     sp.add_argument("--csv", help="also write the window records as CSV")  # fmt: skip

@@ -11,8 +11,10 @@ from tests.tasks.test_targets import HORIZONTAL
 from vdg_tf.bundle import Bundle
 from vdg_tf.data.features import log_mel_frames
 from vdg_tf.data.sources import dataset_from
+from vdg_tf.export.api import export_model
 from vdg_tf.models import inference_model
-from vdg_tf.runtime.evaluate import evaluate
+from vdg_tf.runtime.evaluate import evaluate, load_for_inference
+from vdg_tf.runtime.predict import Events
 from vdg_tf.training.train import train
 
 EXPECTED = {
@@ -101,11 +103,26 @@ def test_one_class_anomaly_ranks_unseen_anomalies_above_normal_clips(sample_data
     manifest = tmp_path / "train.jsonl"  # each clip 4 times an epoch: 3 steps, not 1
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows * 4))
     out = tmp_path / "run"
-    train(cfg, manifest, out, eval_data=sample_data["manifest_eval"], progress=False)
-    report = json.loads((out / "metrics.json").read_text())["eval"]
+    # validation (here the training clips' own manifest: checkpoints follow the training
+    # loss for this task) picks the threshold the model ships with
+    train(
+        cfg, manifest, out, val_data=sample_data["manifest_train"],
+        eval_data=sample_data["manifest_eval"], progress=False,
+    )  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    report = metrics["eval"]
     assert report["anomalies"] == 14 and report["n"] == 16
     assert report["auroc"] >= 0.8, report
     assert (out / "logs").is_dir()  # TensorBoard event files
+    # the run, and an export of it, carry the validation threshold; predict's events use it
+    chosen = metrics["val"]["threshold"]
+    assert report["threshold"] == chosen and report["threshold_chosen_on"] == "validation"
+    assert Bundle.load(out).info["threshold"] == chosen
+    export_model(out, "float32", tmp_path / "x" / "model.tflite")
+    exported, _ = load_for_inference(tmp_path / "x" / "model.tflite")
+    assert exported.info["threshold"] == chosen
+    assert Events([None]).trackers(exported.info["threshold"])[0].on == chosen
+    assert Events([None], on=0.9).trackers(chosen)[0].on == 0.9  # --threshold wins
 
 
 def test_ordinal_head_keeps_probabilities_ordered(sample_data):

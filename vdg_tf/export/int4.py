@@ -2,9 +2,9 @@
 
 The TFLite converter has no int4 mode, so `edge-int4` converts to float32 first and then
 rewrites the flatbuffer: the kernels of CONV_2D, FULLY_CONNECTED, BATCH_MATMUL and
-EMBEDDING_LOOKUP become int4 (per output channel, asymmetric: 16 levels spend none on an
-unused side), each read through a DEQUANTIZE op, so compute stays float and activations
-keep their precision. DEPTHWISE_CONV_2D has no int4 weight-only kernel in LiteRT; its
+EMBEDDING_LOOKUP become int4 (per output channel, symmetric: scale max|w| / 7, the levels
+-7..7, as LiteRT's kernels require), each read through a DEQUANTIZE op, so compute stays
+float and activations keep their precision. DEPTHWISE_CONV_2D has no int4 weight-only kernel in LiteRT; its
 (small) kernels go int8 instead. Ops the quantizer does not cover (GATHER of a text
 Embedding, biases) stay float32; `weight_bytes` says how much of a file that is.
 
@@ -12,8 +12,10 @@ It is a size target (storage, download), not a speed one: XNNPACK leaves a convo
 whose filter comes from an int4 DEQUANTIZE to TFLite's builtin float kernels, and the
 kernels are dequantized on every call, so on the `small` preset it runs 4.4x slower than
 float32 on one CPU thread, at 0.157x its bytes (BENCHMARKS.md, "Compression at scale").
-Without int4-aware training it also costs accuracy there (-5 points, where QAT int8 lost
-none): use edge-int8 where speed or accuracy matters more than bytes.
+Post-training it also costs accuracy there (-5 points, where QAT int8 lost none); the
+`int4_qat` pipeline stage (`compression/quantize_int4.py`) fine-tunes on exactly this
+grid first, so the rounding here is lossless on its model. Use edge-int8 where speed
+matters more than bytes.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ class RunContext:
     model: keras.Model | None = None  # the latest float-deployable model
     trained: keras.Model | None = None  # the trained float model: every ratio's reference
     qat_model: keras.Model | None = None
+    int4_model: keras.Model | None = None  # int4-aware fine-tuned (edge-int4 exports from it)
     float_layers: list[str] = field(default_factory=list)
     skips: SkipLog = field(default_factory=SkipLog)
     stream: tf.data.Dataset | None = None  # endless augmented training batches (x, y)

@@ -29,6 +29,7 @@ from vdg_tf.compression import (
 )
 from vdg_tf.compression.cluster import ClusterConfig, cluster, distinct_values
 from vdg_tf.compression.distill import DistillConfig, distill
+from vdg_tf.compression.quantize_int4 import Int4QATConfig, int4_qat
 from vdg_tf.config import Config, ConfigError, load_dataclass
 from vdg_tf.data.features import log_mel_frames
 from vdg_tf.export.targets import TARGETS
@@ -209,6 +210,25 @@ class QAT(Stage):
         return {"float_layers": ctx.float_layers}
 
 
+@register_stage
+class Int4QAT(FineTuneStage):
+    """int4-aware fine-tuning (kernels rounded to edge-int4's grid); edge-int4 exports
+    start from it, the other targets from the model before it."""
+
+    name, entry = "int4_qat", "int4_aware"
+    Options = Int4QATConfig
+
+    def run(self, ctx, options, key, record):
+        before = ctx.model
+        entries = super().run(ctx, options, key, record)
+        ctx.int4_model, ctx.model = ctx.model, before
+        return entries
+
+    def fit(self, ctx, options):
+        ctx.log(f"int4-aware fine-tuning ({options.epochs} epochs)")
+        return ctx.fine_tune(int4_qat, ctx.model, options)
+
+
 @dataclass
 class DistillOptions:
     """A smaller student learns from a teacher's soft targets (Hinton et al.).
@@ -296,13 +316,16 @@ class ExportOptions:
 def export_verified(
     ctx: RunContext, target: str, path: Path, calibration: int, source=None
 ) -> dict:
-    """Convert for `target` (from the QAT model for int8 targets, the trained model for
-    the float32 reference), write it atomically and verify it in LiteRT."""
+    """Convert for `target` (from the QAT model for int8 targets, the int4-aware model for
+    int4 ones, the trained model for the float32 reference), write it atomically and verify
+    it in LiteRT."""
     t = TARGETS[target]
     if source is None:
         source = ctx.trained if target == "float32" else ctx.model
         if t.calibrated and ctx.qat_model is not None:
             source = ctx.qat_model
+        if t.int4 and ctx.int4_model is not None:
+            source = ctx.int4_model
     rep = (lambda: representative_inputs(ctx.calibration, calibration)) if t.calibrated else None
     atomic_write_bytes(path, convert(inference_model(source), ExportConfig(target, rep)))
     return ctx.tflite_entry(path)
@@ -336,7 +359,9 @@ class SweepOptions:
     """Sparsity x target grid, each point pruned from the trained model and verified.
 
     `prune` and `qat` hold prune / QAT stage options for every point (the target sparsity
-    is the point's); int8 targets get (pruning-preserving) QAT first.
+    is the point's); int8 targets get (pruning-preserving) QAT first. `int4_qat` (stage
+    options, e.g. `{epochs: 2}`) gives int4 targets int4-aware fine-tuning first; without
+    it they are post-training.
     """
 
     sparsity: list[float] = field(
@@ -348,6 +373,7 @@ class SweepOptions:
     )
     prune: dict = field(default_factory=dict)
     qat: dict = field(default_factory=lambda: {"epochs": 2})
+    int4_qat: dict | None = None
     calibration_samples: int = field(default=64, metadata={"min": 1})
 
     def prune_options(self, sparsity: float, where: str = "sweep") -> PruneConfig:
@@ -358,6 +384,15 @@ class SweepOptions:
     def qat_options(self, sparsity: float, where: str = "sweep") -> QATConfig:
         return load_dataclass(
             QATConfig, {"preserve_sparsity": sparsity > 0, **self.qat}, f"{where}.qat"
+        )
+
+    def int4_options(self, sparsity: float, where: str = "sweep") -> Int4QATConfig | None:
+        if self.int4_qat is None:
+            return None
+        return load_dataclass(
+            Int4QATConfig,
+            {"preserve_sparsity": sparsity > 0, **self.int4_qat},
+            f"{where}.int4_qat",
         )
 
 
@@ -373,6 +408,7 @@ class Sweep(Stage):
         for s in options.sparsity:
             options.prune_options(s, where)
             options.qat_options(s, where)
+            options.int4_options(s, where)
 
     def run(self, ctx, options, key, record):
         folder = ctx.out / key
@@ -387,7 +423,7 @@ class Sweep(Stage):
         """Every target at sparsity `s`, each resumable from its own record."""
         tag = f"s{round(s * 100):02d}"
         pdir = folder / tag
-        model, qat_model = ctx.model, None
+        model, qat_model, int4_model = ctx.model, None, None
         if s > 0:
             pfile = pdir / "pruned.keras"
             if pfile.is_file():
@@ -414,6 +450,9 @@ class Sweep(Stage):
                         qat_model = ctx.fine_tune(qat, model, qc).model
                         save_model(qat_model, qfile)
                 source = qat_model
+            if t.int4 and options.int4_qat is not None:
+                int4_model = int4_model or self._int4_model(ctx, options, model, pdir, s)
+                source = int4_model
             ctx.log(f"sweep: export {target} at sparsity {s:.0%}, verify in LiteRT")
             path = pdir / f"model_{target}.tflite"
             entry = export_verified(ctx, target, path, options.calibration_samples, source)
@@ -421,3 +460,14 @@ class Sweep(Stage):
             write_json(rec, entry)
             entries[name] = entry
         return entries
+
+    @staticmethod
+    def _int4_model(ctx, options, model, pdir: Path, s: float):
+        """The point's int4-aware model, fine-tuned once (or reloaded)."""
+        path = pdir / "int4_aware.keras"
+        if path.is_file():
+            return load_model(path)
+        ctx.log(f"sweep: int4-aware fine-tuning at sparsity {s:.0%}")
+        out = ctx.fine_tune(int4_qat, model, options.int4_options(s))
+        save_model(out, path)
+        return out

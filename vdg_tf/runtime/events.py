@@ -41,7 +41,10 @@ class EventTracker:
                 # the event began with the first window in the average that was already up
                 began = next(t for t, s in self._recent if s >= self.off)
                 peak = max(s for _, s in self._recent)
-                self._open = {"event": self.name, "start": began, "end": end, "peak": peak}
+                self._open = {
+                    "event": self.name, "start": began, "end": end, "peak": peak,
+                    "threshold": self.on,
+                }  # fmt: skip
             return None
         if level < self.off:
             done, self._open = self._open, None

@@ -63,16 +63,21 @@ class PredictStats:
 @dataclass
 class Events:
     """Event detection settings: the series to `watch` (labels; None: the task's only
-    series, e.g. the anomaly score), hysteresis thresholds and smoothing in windows."""
+    series, e.g. the anomaly score), hysteresis thresholds and smoothing in windows.
+
+    `on` None: the model's own decision threshold where training chose one on validation
+    data (anomaly: `bundle.json` `threshold`), else 0.5.
+    """
 
     watch: list[str | None] = field(default_factory=list)
-    on: float = 0.5
+    on: float | None = None
     off: float | None = None  # default: 0.8 * on
     smooth: int = 3
 
-    def trackers(self) -> list[EventTracker]:
-        off = self.off if self.off is not None else 0.8 * self.on
-        return [EventTracker(w or "", self.on, off, self.smooth) for w in self.watch]
+    def trackers(self, model_threshold: float | None = None) -> list[EventTracker]:
+        on = next(t for t in (self.on, model_threshold, 0.5) if t is not None)
+        off = self.off if self.off is not None else 0.8 * on
+        return [EventTracker(w or "", on, off, self.smooth) for w in self.watch]
 
 
 class Predictor:
@@ -200,7 +205,7 @@ def predict(
         windows = _within(windows, job)
         if realtime:
             windows = _latest(windows, stats)
-        trackers = events.trackers() if events else []
+        trackers = events.trackers(p.bundle.info.get("threshold")) if events else []
         p.reset()
         try:
             for group in _groups(windows, 1 if stream else batch):

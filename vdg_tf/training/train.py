@@ -256,6 +256,11 @@ def train(
     if val_ds is not None:
         validation = evaluate_model(model, val_ds, labels, task)
         metrics["val"] = val_info | validation
+        if "threshold" in validation:  # the model ships with the decision it was reported at
+            info = {"threshold": validation["threshold"], "threshold_chosen_on": "validation"}
+            bundle = Bundle(cfg, labels, tokenizer, info=info)
+            save_model(model, out / MODEL_FILE, bundle.texts())
+            bundle.save_metadata(out)
     if eval_ds is not None:
         report = evaluate_model(model, eval_ds, labels, task, validation=validation)
         if "confusion" in report:
