@@ -98,6 +98,11 @@ def test_report_has_every_stage_with_its_figures(pipeline_run):
     assert list(out.glob("*_sweep/s75/int4_aware.keras"))
     assert "text_embed (Embedding)" in report["layers_left_float_in_qat"]
     assert (out / "report.json").is_file() and "tflite_int8" in format_report(report)
+    # which split picked the model that every stage compresses, and its figures there
+    training = report["training"]
+    assert training["checkpoint"]["split"] == "val" and training["val"]["rows"] == 16
+    assert 0 <= training["val"]["accuracy"] <= 1 and report["stages_scored_on"] == "eval"
+    assert "checkpoint: best val_fused_accuracy on the validation split" in format_report(report)
     assert (out / "report.png").is_file() and (out / "pareto.png").is_file()
     # the sweep's 75% point was pruned further than its 0% point
     assert stages["sweep_s75_int8"]["gzip_bytes"] < stages["sweep_s00_int8"]["gzip_bytes"]

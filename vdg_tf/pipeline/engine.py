@@ -79,12 +79,26 @@ def run_pipeline(
     report["metric"], report["higher_is_better"] = task.primary, task.higher_is_better
     report |= plot_report(report, out)
     report["labels"] = ctx.labels
+    report |= training_sections(out / "train" / "metrics.json")
     report["layers_left_float_in_qat"] = ctx.float_layers
     report["skipped"] = ctx.skips.count
     report["skipped_files"] = ctx.skips.reasons
     write_json(out / "report.json", report)
     report["report"] = str(out / "report.json")
     return report
+
+
+def training_sections(metrics_file: Path) -> dict:
+    """The train stage's checkpoint rule and validation figures (`checkpoint`, `val`), so
+    the report says which split picked the model that every stage compresses; the stages
+    themselves are all scored on the evaluation split."""
+    if not metrics_file.is_file():
+        return {}
+    metrics = json.loads(metrics_file.read_text())
+    out = {k: metrics[k] for k in ("checkpoint", "best_epoch", "epochs_run") if k in metrics}
+    if "val" in metrics:
+        out["val"] = {k: v for k, v in metrics["val"].items() if not isinstance(v, list | dict)}
+    return {"training": out, "stages_scored_on": "eval"}
 
 
 def _identity(stage_spec: StageSpec, spec: PipelineSpec, ctx: RunContext) -> dict:

@@ -101,6 +101,15 @@ def format_report(report: dict) -> str:
         ms = f"{s['latency_ms']:.2f}" if "latency_ms" in s else "-"
         size = f"{s['bytes']:>11,}{s['gzip_bytes']:>10,}" if deployable else f"{'-':>11}{'-':>10}"
         lines.append(f"  {name:<22}{s['score']:>9.3f}{size}{ms:>8}  " + ", ".join(notes))
+    training = report.get("training", {})
+    if "checkpoint" in training:
+        lines.append(f"  checkpoint: {training['checkpoint']['why']}")
+    val = training.get("val")
+    if val and metric in val:
+        lines.append(
+            f"  validation {metric} {val[metric]:.3f} ({val.get('rows')} clips of {val.get('data')})"
+        )
+    lines.append(f"  every stage scored on the evaluation split ({report.get('eval_data')})")
     if report.get("skipped"):
         lines.append(
             f"  skipped {report['skipped']} clips: {'; '.join(report['skipped_files'][:3])}"
