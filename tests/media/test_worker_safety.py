@@ -37,6 +37,15 @@ class HangJob(DecodeJob):
         time.sleep(3600)
 
 
+class StuckInCJob(DecodeJob):
+    """Never finishes, stuck in C with the GIL held (no Python thread of the worker runs)."""
+
+    def run(self):
+        import ctypes
+
+        ctypes.PyDLL(None).sleep(3600)  # PyDLL keeps the GIL during the call
+
+
 @pytest.fixture
 def clip_path(sample_data):
     rows, _ = read_manifest(sample_data["manifest_eval"])
@@ -118,16 +127,21 @@ def test_a_clip_over_its_timeout_is_skipped_not_waited_for(clip_path):
     assert isinstance(out[1], Clip)
 
 
-def test_workers_exit_when_their_parent_is_killed(clip_path, tmp_path):
-    """A parent killed while its workers are busy (one on a clip that never ends, one
-    idle) leaves no worker behind."""
+@pytest.mark.parametrize("job", ["HangJob", "StuckInCJob"])
+def test_workers_exit_when_their_parent_is_killed(job, clip_path, tmp_path):
+    """A parent killed while its workers are busy (one on a clip that never ends, in
+    Python or in C with the GIL held; one idle) leaves no worker behind. A replacement
+    started from a short-lived thread is not killed early."""
     script = textwrap.dedent(f"""
-        import sys
+        import sys, threading
         sys.path.insert(0, {str(ROOT)!r})
-        from tests.media.test_worker_safety import HangJob, VS, AS
+        from tests.media.test_worker_safety import {job} as Job, VS, AS
         from vdg_tf.media.workers import DecodePool
         pool = DecodePool(2)
-        pool.submit(HangJob({clip_path!r}, VS, AS))
+        starter = threading.Thread(target=lambda: pool.submit(Job({clip_path!r}, VS, AS)))
+        starter.start()
+        starter.join()  # the thread that asked for the workers is gone
+        import time; time.sleep(1)
         print(*pool.pids(), flush=True)
         sys.stdin.read()  # until the test kills this process
     """)

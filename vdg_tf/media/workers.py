@@ -12,10 +12,11 @@ these import only PyAV, numpy and the decoder.
 Isolation: `-I` ignores `PYTHON*` variables and keeps the working folder off `sys.path`,
 and the worker's import path is given explicitly (vdg_tf's own root, then the parent's
 path without the working folder): a stray `numpy.py` or `av.py` where the user runs a
-script never shadows the real package in a worker. A worker watches its parent and exits
-when the parent is gone (a watchdog thread, not `PR_SET_PDEATHSIG`: that signal fires
-when the *thread* that started the child ends, and replacements start from short-lived
-threads). Its stderr, and anything a library prints, goes to a log file (`set_decode_log`:
+script never shadows the real package in a worker. A worker dies with its parent twice
+over: on Linux it asks the kernel for SIGKILL when its parent goes (`PR_SET_PDEATHSIG`,
+which also ends a worker stuck in C with the GIL held or stopped); that signal fires when
+the *thread* that started the child ends, so every worker is started by one long-lived
+spawner thread. A watchdog thread (every POSIX system) exits when the parent is gone. Its stderr, and anything a library prints, goes to a log file (`set_decode_log`:
 the run folder's `decode.log` during training, else a temp file); a crash names that file.
 
 POSIX only (it waits on pipes with `select`); on Windows the pipeline decodes in threads.
@@ -33,8 +34,11 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import ctypes
 import os
+import queue
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -127,7 +131,7 @@ class _Worker:
         """Start the process (OSError when it cannot start: the caller reports it)."""
         self.log_path = decode_log()
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(
+            self.proc = _spawner().popen(
                 [python, "-I", "-c", _BOOT, os.pathsep.join(worker_path()), os.pathsep,
                  str(os.getpid())],
                 stdin=subprocess.PIPE,
@@ -474,6 +478,49 @@ def _close_shared() -> None:
             temp.unlink()
 
 
+class _Spawner:
+    """Starts processes from one thread that lives as long as this process, so a child's
+    `PR_SET_PDEATHSIG` (tied to the thread that started it) fires only when the process
+    ends, not when a short-lived thread that replaced a worker does."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, daemon=True, name="vdg-decode-spawner").start()
+
+    def popen(self, args: list[str], **kwargs) -> subprocess.Popen:
+        """`subprocess.Popen(args, **kwargs)`, run on the spawner thread (OSError as Popen's)."""
+        done: Future = Future()
+        self._jobs.put((done, args, kwargs))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            done, args, kwargs = self._jobs.get()
+            try:
+                done.set_result(subprocess.Popen(args, **kwargs))
+            except BaseException as e:  # handed to the caller, who raises it
+                done.set_exception(e)
+
+
+_SPAWNER: list[_Spawner] = []
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> _Spawner:
+    with _SPAWNER_LOCK:
+        if not _SPAWNER:
+            _SPAWNER.append(_Spawner())
+        return _SPAWNER[0]
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent's spawning thread ends (the kernel's
+    doing, so it works while this process is stuck in C or stopped)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+
 def _watch_parent(parent: int) -> None:
     """Exit the worker as soon as its parent is gone (it is then re-parented): a worker
     busy on a clip would not notice its input closing."""
@@ -486,7 +533,8 @@ def serve(parent: int | None = None) -> None:
     """Worker main loop: a job in on stdin, its `run_or_error` out (a Clip, a DecodeError,
     or for a group the list of them). With `parent`, exit when that process is gone."""
     if parent is not None:
-        if os.getppid() != parent:  # gone before this process got here
+        _die_with_parent()
+        if os.getppid() != parent:  # gone before this process got here (or set its signal)
             return
         threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     keep_freed_memory()
