@@ -451,7 +451,8 @@ class Sweep(Stage):
                         save_model(qat_model, qfile)
                 source = qat_model
             if t.int4 and options.int4_qat is not None:
-                int4_model = int4_model or self._int4_model(ctx, options, model, pdir, s)
+                if int4_model is None:
+                    int4_model = self._int4_model(ctx, options, model, pdir, s)
                 source = int4_model
             ctx.log(f"sweep: export {target} at sparsity {s:.0%}, verify in LiteRT")
             path = pdir / f"model_{target}.tflite"
