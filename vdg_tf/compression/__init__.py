@@ -1,4 +1,5 @@
-"""Compression: magnitude pruning and quantization-aware training (tfmot)."""
+"""Compression: magnitude pruning, quantization-aware training (int8, and int4-aware for
+edge-int4), clustering and distillation (tfmot)."""
 
 from vdg_tf.compression.prune import (
     PruneConfig,
@@ -9,11 +10,15 @@ from vdg_tf.compression.prune import (
     sparsity_table,
 )
 from vdg_tf.compression.quantize import QATConfig, QATResult, load_qat, qat, quantize_aware
+from vdg_tf.compression.quantize_int4 import Int4QATConfig, int4_aware, int4_qat
 
 __all__ = [
+    "Int4QATConfig",
     "PruneConfig",
     "QATConfig",
     "QATResult",
+    "int4_aware",
+    "int4_qat",
     "is_m_by_n_sparse",
     "overall_sparsity",
     "prune",
