@@ -13,6 +13,8 @@ from vdg_tf.models import build_classifier, inference_model
 from vdg_tf.tasks import get_task
 from vdg_tf.training.train import compile_classifier, with_head_targets
 
+pytestmark = pytest.mark.slow  # a fine-tuning epoch and two int4 exports (~70 s on 2 cores)
+
 
 @pytest.fixture(scope="module")
 def snapped(trained_run, sample_data):
