@@ -502,15 +502,16 @@ class _Spawner:
                 done.set_exception(e)
 
 
-_SPAWNER: list[_Spawner] = []
+_SPAWNER: dict[int, _Spawner] = {}  # by process id: a forked child has no spawner thread
 _SPAWNER_LOCK = threading.Lock()
 
 
 def _spawner() -> _Spawner:
     with _SPAWNER_LOCK:
-        if not _SPAWNER:
-            _SPAWNER.append(_Spawner())
-        return _SPAWNER[0]
+        pid = os.getpid()
+        if pid not in _SPAWNER:
+            _SPAWNER[pid] = _Spawner()
+        return _SPAWNER[pid]
 
 
 def _die_with_parent() -> None:
