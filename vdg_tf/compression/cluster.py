@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from vdg_tf.compression.fitting import epoch_steps
+from vdg_tf.compression.fitting import fine_tune
 from vdg_tf.compression.prune import PruneConfig, selected_for_pruning
 
 clustering = tfmot.clustering.keras
@@ -68,14 +68,7 @@ def cluster(
     `steps_per_epoch`: batches an epoch when `train_ds` is an endless stream.
     """
     wrapped = wrap_for_clustering(model, cfg)
-    compile_fn(wrapped, epoch_steps(train_ds, steps_per_epoch))
-    wrapped.fit(
-        train_ds,
-        steps_per_epoch=steps_per_epoch,
-        epochs=cfg.epochs,
-        verbose=verbose,
-        callbacks=callbacks,
-    )
+    fine_tune(wrapped, train_ds, cfg.epochs, compile_fn, verbose, steps_per_epoch, callbacks)
     return clustering.strip_clustering(wrapped)
 
 

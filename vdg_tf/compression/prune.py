@@ -15,7 +15,7 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from vdg_tf.compression.fitting import epoch_steps
+from vdg_tf.compression.fitting import epoch_steps, fine_tune
 
 sparsity = tfmot.sparsity.keras
 PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Embedding)
@@ -141,15 +141,10 @@ def prune(
     """
     steps = epoch_steps(train_ds, steps_per_epoch)
     wrapped = wrap_for_pruning(model, steps, cfg)
-    compile_fn(wrapped, steps)
-    wrapped.fit(
-        train_ds,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=validation_ds,
-        epochs=cfg.epochs,
-        callbacks=[sparsity.UpdatePruningStep(), *(callbacks or [])],
-        verbose=verbose,
-    )
+    fine_tune(
+        wrapped, train_ds, cfg.epochs, compile_fn, verbose, steps_per_epoch,
+        [sparsity.UpdatePruningStep(), *(callbacks or [])], validation_ds, steps,
+    )  # fmt: skip
     return sparsity.strip_pruning(wrapped)
 
 

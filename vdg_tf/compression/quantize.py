@@ -28,7 +28,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.default_8bit i
 )
 
 from vdg_tf.compression.cluster_preserve import ClusterPreserveScheme
-from vdg_tf.compression.fitting import epoch_steps
+from vdg_tf.compression.fitting import fine_tune
 from vdg_tf.models.frames import FoldFrames, UnfoldFrames
 
 quant = tfmot.quantization.keras
@@ -156,15 +156,10 @@ def qat(
     `steps_per_epoch`: batches an epoch when `train_ds` is an endless stream.
     """
     result = quantize_aware(model, cfg.preserve_sparsity, cfg.preserve_clusters)
-    compile_fn(result.model, epoch_steps(train_ds, steps_per_epoch))
-    result.model.fit(
-        train_ds,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=validation_ds,
-        epochs=cfg.epochs,
-        verbose=verbose,
-        callbacks=callbacks,
-    )
+    fine_tune(
+        result.model, train_ds, cfg.epochs, compile_fn, verbose, steps_per_epoch, callbacks,
+        validation_ds,
+    )  # fmt: skip
     return result
 
 

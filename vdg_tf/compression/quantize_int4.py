@@ -27,7 +27,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.pr
     prune_preserve_quantize_registry as pqat_registry,
 )
 
-from vdg_tf.compression.fitting import epoch_steps
+from vdg_tf.compression.fitting import fine_tune
 
 quant = tfmot.quantization.keras
 
@@ -168,12 +168,5 @@ def int4_qat(
     `steps_per_epoch`: batches an epoch when `train_ds` is an endless stream.
     """
     qmodel = int4_aware(model, cfg.preserve_sparsity)
-    compile_fn(qmodel, epoch_steps(train_ds, steps_per_epoch))
-    qmodel.fit(
-        train_ds,
-        steps_per_epoch=steps_per_epoch,
-        epochs=cfg.epochs,
-        verbose=verbose,
-        callbacks=callbacks,
-    )
+    fine_tune(qmodel, train_ds, cfg.epochs, compile_fn, verbose, steps_per_epoch, callbacks)
     return snap(qmodel, model)
