@@ -12,9 +12,10 @@ It is a size target (storage, download), not a speed one: XNNPACK leaves a convo
 whose filter comes from an int4 DEQUANTIZE to TFLite's builtin float kernels, and the
 kernels are dequantized on every call, so on the `small` preset it runs 4.4x slower than
 float32 on one CPU thread, at 0.157x its bytes (BENCHMARKS.md, "Compression at scale").
-Post-training it also costs accuracy there (-5 points, where QAT int8 lost none); the
-`int4_qat` pipeline stage (`compression/quantize_int4.py`) fine-tunes on exactly this
-grid first, so the rounding here is lossless on its model. Use edge-int8 where speed
+Post-training it can also cost accuracy (-5 points on one `small` model, -1.25 on
+another); the `int4_qat` pipeline stage (`compression/quantize_int4.py`) fine-tunes on
+exactly this grid first, so the rounding here reproduces its model (the int4 file scored
+as float32 did). Use edge-int8 where speed
 matters more than bytes.
 """
 
