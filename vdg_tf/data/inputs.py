@@ -91,6 +91,8 @@ def check_data_path(path: str | Path, flag: str = "--data") -> None:
                 f"pass one of them (e.g. {flag} {p / manifests[0]})"
             )
         media = _media_in(p)
+        if media and class_folders(p):
+            return
         if media:
             raise ValueError(
                 f"{flag} {p}: a folder of {media} media files, not a manifest; "
@@ -106,3 +108,35 @@ def check_data_path(path: str | Path, flag: str = "--data") -> None:
     why = _not_json_lines(p)
     if why:
         raise ValueError(f"{flag} {p}: not a manifest ({why}); {MANIFEST_FORMAT}")
+
+
+def class_folders(path: str | Path) -> list[Path]:
+    """The class sub-folders of `path` that hold media (UCF101 layout), or [] if none."""
+    p = Path(path)
+    if not p.is_dir() or (p / INDEX).is_file():
+        return []
+    subs = sorted(c for c in p.iterdir() if c.is_dir() and not c.name.startswith("."))
+    return [c for c in subs if _media_in(c, limit=200)]
+
+
+def resolve_data(path: str | Path, work: str | Path, flag: str = "--data") -> Path:
+    """The manifest or preprocessed folder that `path` names, importing a folder of class
+    folders on the fly (as `vdg manifest from-folders` does) into `work/<name>.jsonl`.
+
+    Args:
+      path: a manifest, a `vdg preprocess` folder, or a folder of `<label>/<video>` folders.
+      work: where an imported manifest is written (a run's own folder, or a temp folder).
+      flag: the option it came from, named in errors.
+
+    Returns:
+      The path training and evaluation read (`path` itself unless it was imported).
+    """
+    check_data_path(path, flag)
+    p = Path(path)
+    if not class_folders(p):
+        return p
+    from vdg_tf.data.importers import from_folders  # probes videos with PyAV: only when needed
+
+    out = Path(work) / f"{p.resolve().name or 'data'}.jsonl"
+    from_folders(p, out)
+    return out
