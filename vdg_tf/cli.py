@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import difflib
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -647,9 +648,34 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text.strip() else type(e).__name__
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted (tests swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def log_to_stderr(verbose: bool = False) -> None:
+    """Show the library's `vdg_tf` log records on stderr, as plain lines: the CLI's job,
+    never the library's (a Python user sets their own handlers)."""
+    log = logging.getLogger("vdg_tf")
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     set_verbose(args.verbose)
+    log_to_stderr(args.verbose)
     pool_tensorflow_memory()  # before TensorFlow makes its first tensor
     repeated_warnings().reset()
     try:
