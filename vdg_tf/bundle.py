@@ -34,6 +34,7 @@ from vdg_tf import __version__
 from vdg_tf.config import Config
 from vdg_tf.data.features import TextTokenizer
 from vdg_tf.files import atomic_path, atomic_write_text, is_vdg_output
+from vdg_tf.safety import check_keras_file
 from vdg_tf.tasks import Task, get_task
 
 MODEL_FILE = "model.keras"
@@ -194,8 +195,10 @@ def load_model(path: str | Path, trust: bool = False) -> keras.Model:
 
     Only the zip-based `.keras` format is read: a legacy HDF5 file (whatever its name) can
     run Python from a `Lambda` layer when loaded (tf_keras ignores `safe_mode` there), so
-    it is refused. `trust=True` (`--trust-model`) is for a file whose source you trust: it
-    also loads HDF5, and `.keras` files with Lambda layers (safe mode off).
+    it is refused; a `.keras` file's config is checked first (`vdg_tf.safety`: no Lambda,
+    no object from outside Keras and vdg_tf). `trust=True` (`--trust-model`) is for a file
+    whose source you trust: it also loads HDF5, and `.keras` files with Lambda layers
+    (safe mode off, no check).
     """
     import tensorflow_model_optimization as tfmot
 
@@ -208,6 +211,8 @@ def load_model(path: str | Path, trust: bool = False) -> keras.Model:
             f"{path}: not a zip-based .keras model (a legacy HDF5 model can run code when "
             "loaded, so it is refused); pass --trust-model to load one whose source you trust"
         )
+    if is_zip and not trust:
+        check_keras_file(path)  # before Keras imports or calls anything the file names
     with tfmot.quantization.keras.quantize_scope():
         if is_zip:
             return keras.models.load_model(path, compile=False, safe_mode=not trust)
