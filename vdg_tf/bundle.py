@@ -31,7 +31,7 @@ import tf_keras as keras
 import yaml
 
 from vdg_tf import __version__
-from vdg_tf.config import Config
+from vdg_tf.config import Config, parse_yaml
 from vdg_tf.data.features import TextTokenizer
 from vdg_tf.files import atomic_path, atomic_write_text, is_vdg_output
 from vdg_tf.safety import check_keras_file
@@ -99,10 +99,7 @@ class Bundle:
             raise FileNotFoundError(
                 f"{where}: missing {', '.join(missing)} (not a vdg run, bundle or export)"
             )
-        try:
-            raw = yaml.safe_load(texts["config.yaml"])
-        except yaml.YAMLError as e:
-            raise ValueError(f"{where}: config.yaml is not valid YAML: {e}") from None
+        raw = parse_yaml(texts["config.yaml"], f"{where}: config.yaml")  # bounded: may be hostile
         config = Config.from_dict(raw)
         labels = texts["labels.txt"].splitlines()
         spec = config.data.text

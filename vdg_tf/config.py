@@ -29,6 +29,7 @@ import functools
 import importlib
 import math
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -363,15 +364,66 @@ def load_yaml(path: str | Path, what: str = "config") -> Any:
         text = Path(path).read_text()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    return parse_yaml(text, str(path))
+
+
+MAX_YAML_NODES = (
+    100_000  # a config or pipeline is hundreds of values; aliases may not expand past this
+)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML `text` (read from `where`) with the rules of `load_yaml`.
+
+    Anchors and aliases are allowed, but the document they expand to is counted before
+    anything is built: an alias chain (a "billion laughs" file of a few hundred bytes that
+    expands to 10^9 values) or a recursive alias is refused in one line, at once.
+    """
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no object tags
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {}, set(), where)
+        if size > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{where}: YAML aliases expand to over {MAX_YAML_NODES:,} values "
+                "(an alias chain); write the values out"
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or getattr(e, "context", None)
         if mark is not None and problem:
-            where = f"line {mark.line + 1}, column {mark.column + 1}"
-            raise ConfigError(f"{path}: invalid YAML at {where}: {problem}") from None
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
+            at = f"line {mark.line + 1}, column {mark.column + 1}"
+            raise ConfigError(f"{where}: invalid YAML at {at}: {problem}") from None
+        raise ConfigError(f"{where}: invalid YAML: {' '.join(str(e).split())[:200]}") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int], where: str) -> int:
+    """How many values `node` becomes once every alias is expanded (each node counted
+    once per place it appears); an alias to an enclosing node is refused."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_:
+        raise ConfigError(f"{where}: line {node.start_mark.line + 1}: a recursive YAML alias")
+    if isinstance(node, yaml.ScalarNode):
+        return 1
+    open_.add(key)
+    children = (
+        node.value if isinstance(node, yaml.SequenceNode) else [x for kv in node.value for x in kv]
+    )
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, open_, where)
+        if total > MAX_YAML_NODES:
+            break  # large enough to refuse: stop counting
+    open_.discard(key)
+    sizes[key] = total
+    return total
 
 
 class _Loader(yaml.SafeLoader):
@@ -440,7 +492,7 @@ def _check(value: Any, tp: Any, where: str, shown: Any = None) -> Any:
         raise _mismatch(where, shown, value)
     if tp is float:
         if not math.isfinite(value):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{where}: expected a finite number, got {_short(value)}")
         return float(value)
     if tp in (int, bool, str):
         return value
@@ -531,8 +583,13 @@ def _given(value: Any) -> str:
     return "null" if value is None else f"{_short(value)} ({type(value).__name__})"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 50, 50
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """`repr(value)` cut to `limit` characters, never formatting more of it than that needs."""
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -588,7 +645,7 @@ def _apply_item_rules(value: Any, rules: Mapping[str, Any], where: str) -> None:
         need = f"{'>=' if 'min' in rules else '>'} {lo:g}"
     else:
         need = f"{'<=' if 'max' in rules else '<'} {hi:g}"
-    raise ConfigError(f"{where}: must be {need}, got {value!r}")
+    raise ConfigError(f"{where}: must be {need}, got {_short(value)}")
 
 
 def _registry_names(spec: str) -> list[str] | None:
