@@ -13,9 +13,8 @@ is skipped and named in `caption_errors` (pysubs2 alone would read its index and
 into the caption before it).
 
 Nothing bad is fatal: a split list naming a missing file, a CSV row with no video or an
-empty label or split, a file
-with no decodable video stream and a class folder with no video are skipped, counted and
-named one per line in `skipped_files`.
+empty label or split, a file with no decodable video stream and a class folder with no
+video are skipped, counted and named one per line in `skipped_files`.
 
 Example:
   info = from_folders("UCF-101", "data/ucf.jsonl", splits="ucfTrainTestlist")
