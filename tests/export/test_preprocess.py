@@ -22,7 +22,8 @@ from vdg_tf.export.inspect import inspect_tflite
 from vdg_tf.export.litert import LiteRTModel
 from vdg_tf.export.preprocess import FramesToVideo, features_model, raw_inputs
 from vdg_tf.manifest import read_manifest
-from vdg_tf.media.decode import _resize, decode_clip
+from vdg_tf.media.convert import resize
+from vdg_tf.media.decode import decode_clip
 from vdg_tf.models.builder import inference_model
 
 NATIVE = 96  # the sample clips' frame size (SampleSpec): decoded at it, frames are not resized
@@ -34,7 +35,7 @@ def test_resize_matches_the_decoder(mode, hw):
     """Geometry and filter of the decoder's resize (short/long side, centre crop or pad,
     area when shrinking, bilinear when enlarging), on RGB frames of several shapes."""
     img = render_frames(np.random.default_rng(0), "left", 1, hw[1], hw[0])[0]
-    ref = _resize(av.VideoFrame.from_ndarray(img, format="rgb24"), 32, mode, VideoReformatter())
+    ref = resize(av.VideoFrame.from_ndarray(img, format="rgb24"), 32, mode, VideoReformatter())
     got = FramesToVideo(32, mode)(tf.constant(img[None, None])).numpy()[0, 0] * 255
     diff = np.abs(ref.astype(np.float32) - got)
     assert got.shape == ref.shape
