@@ -133,6 +133,7 @@ def test_from_predict_window_records_per_source():
 
 def test_bad_inputs_are_named():
     starts, ends, scores = score_track()
+    assert find_segments([], [], np.zeros((0, 3)), LABELS) == []  # no window: no segment
     with pytest.raises(ValueError, match="do not fit 2 labels"):
         find_segments(starts, ends, scores, LABELS[:2])
     with pytest.raises(ValueError, match="window 0 ends before it starts"):

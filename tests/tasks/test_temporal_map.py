@@ -148,6 +148,7 @@ def test_fixture_matches_official_numbers():
     got = [report[f"tmap_{t}"] for t in (30, 40, 50, 60, 70)]
     np.testing.assert_allclose(got, OFFICIAL["thumos_map"], rtol=0, atol=1e-12)
     assert report["average_map"] == pytest.approx(OFFICIAL["average_map"], abs=1e-12)
+    assert report["thumos_average_map"] == pytest.approx(np.mean(OFFICIAL["thumos_map"]))
     assert report["class_ap_50"]["throw"] == pytest.approx(OFFICIAL["activitynet"]["throw"][0])
 
 
@@ -189,6 +190,14 @@ def test_no_predictions_and_bad_records():
         average_precision(gt, [{"video": "v0", "start": 1, "end": 2, "label": "run"}])
     with pytest.raises(ValueError, match="ground truth record 0: start, end and score"):
         average_precision([{"video": "v", "start": "soon", "end": 2, "label": "a"}], [])
+
+
+def test_module_docstring_example():
+    gt = [{"video": "a.mp4", "start": 2.0, "end": 6.0, "label": "jump"}]
+    pred = [{"source": "a.mp4", "start": 2.5, "end": 6.0, "label": "jump", "score": 0.9}]
+    report = evaluate_segments(gt, pred)
+    assert report["tmap_50"] == 1.0  # tIoU 3.5 / 4 = 0.875
+    assert report["average_map"] == pytest.approx(0.8)  # matched at 0.5 ... 0.85 of 0.5 ... 0.95
 
 
 def test_flatten_segments_from_manifest_rows():

@@ -17,7 +17,7 @@ generated and encoded one at a time, so a 10-minute video costs one frame of mem
 
 Example:
   info = make_untrimmed_sample("data/untrimmed", videos=8, seconds=60, seed=0)
-  info["manifest_train"], info["segments"]  # data/untrimmed/manifest_train.jsonl, 41
+  info["manifest_train"]  # data/untrimmed/manifest_train.jsonl: rows with "segments"
 """
 
 from __future__ import annotations

@@ -74,6 +74,8 @@ def find_segments(
       is the run's peak window score.
     """
     starts, ends = np.asarray(starts, dtype=float), np.asarray(ends, dtype=float)
+    if not len(starts):
+        return []
     scores = np.asarray(scores, dtype=float).reshape(len(starts), -1)
     _check(starts, ends, scores, labels, threshold, nms_iou)
     order = np.argsort(starts, kind="stable")

@@ -164,7 +164,8 @@ def evaluate_segments(ground_truth: Iterable[Mapping], predictions: Iterable[Map
 
     Returns:
       {"tmap_30", "tmap_40", "tmap_50", "tmap_60", "tmap_70" (mAP at tIoU 0.3 ... 0.7),
-       "average_map" (mean mAP over tIoU 0.5:0.05:0.95), "class_ap_50" ({label: AP at
+       "thumos_average_map" (their mean, as THUMOS14 tables add), "average_map" (mean
+       mAP over tIoU 0.5:0.05:0.95, ActivityNet's figure), "class_ap_50" ({label: AP at
        tIoU 0.5}), "labels", "n_ground_truth", "n_predictions",
        "ignored_predictions" (of a label with no ground truth)}.
 
@@ -181,6 +182,7 @@ def evaluate_segments(ground_truth: Iterable[Mapping], predictions: Iterable[Map
         f"tmap_{round(t * 100)}": float(m)
         for t, m in zip(THUMOS_TIOUS, thumos.mean(1), strict=True)
     }
+    report["thumos_average_map"] = float(thumos.mean(axis=1).mean())
     report["average_map"] = float(anet.mean(axis=1).mean())
     report["class_ap_50"] = {label: float(a) for label, a in zip(labels, thumos[2], strict=True)}
     report["labels"] = labels
