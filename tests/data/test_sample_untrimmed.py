@@ -109,6 +109,7 @@ def test_same_seed_same_data_and_rerun_replaces(tmp_path):
     a = make_untrimmed_sample(tmp_path / "a", videos=2, seconds=10, seed=9, spec=spec)
     b = make_untrimmed_sample(tmp_path / "b", videos=2, seconds=10, seed=9, spec=spec)
     assert _rows(tmp_path / "a") == _rows(tmp_path / "b") and a["segments"] == b["segments"]
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o755  # readable like any data folder
     again = make_untrimmed_sample(tmp_path / "a", videos=3, seconds=10, seed=1, spec=spec)
     assert len(list((tmp_path / "a" / "videos").iterdir())) == 3 and again["videos"] == 3
     foreign = tmp_path / "mine"

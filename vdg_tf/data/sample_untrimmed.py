@@ -92,6 +92,7 @@ def make_untrimmed_sample(
         )
     rows = []
     with atomic_dir(out) as tmp:
+        tmp.chmod(0o755)  # mkdtemp's folder is private; the data is not
         (tmp / "videos").mkdir()
         ids = range(videos)
         for i in bar(ids, "writing videos", total=videos, unit="video") if progress else ids:
@@ -128,7 +129,10 @@ def plan_segments(rng: np.random.Generator, seconds: float, spec: UntrimmedSpec)
             break
         first, last = round(t * spec.fps), round((t + length) * spec.fps)
         label = ACTIONS[int(rng.integers(len(ACTIONS)))]
-        out.append({"start": first / spec.fps, "end": last / spec.fps, "label": label})
+        # frame times, rounded for a readable manifest (still the same frame numbers)
+        out.append(
+            {"start": round(first / spec.fps, 6), "end": round(last / spec.fps, 6), "label": label}
+        )
         t = last / spec.fps + float(rng.uniform(spec.min_gap, spec.max_gap))
     return out
 
