@@ -64,6 +64,17 @@ def test_refinement_beats_window_edges_and_is_exact_without_noise():
     assert plain_err >= WINDOW / 2  # window edges overshoot: the windows that barely touch
 
 
+def test_run_starting_below_half_its_peak_is_refined_inside_the_run():
+    """threshold 0.3 < half the peak (0.45): the crossing lies between the windows scoring
+    0.35 and 0.9 (centres 3.0 and 3.5, also 5.0 and 5.5), not before the run."""
+    track = np.array([0, 0, 0.0, 0.35, 0.9, 0.9, 0.9, 0.9, 0.35, 0, 0])
+    starts = np.arange(len(track)) * 0.5 + 0.5  # centres 1.5, 2.0, ... with 2 s windows
+    scores = np.stack([1 - track, track], axis=1)
+    (seg,) = find_segments(starts, starts + 2.0, scores, ["background", "jump"], threshold=0.3)
+    assert seg["start"] == pytest.approx(3.0 + (0.45 - 0.35) / 0.55 * 0.5)
+    assert seg["end"] == pytest.approx(5.0 + (0.9 - 0.45) / 0.55 * 0.5)
+
+
 def test_segment_at_the_video_edge_keeps_the_window_edge():
     truth = [(0.0, 5.0, "jump"), (50.0, LENGTH, "run")]
     starts, ends, scores = score_track(truth, noise=0.0)

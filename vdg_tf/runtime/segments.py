@@ -192,14 +192,15 @@ def _refined(track, centres, starts, ends, breaks, i0, i1, lo, hi, peak) -> tupl
     the first or last window or a gap in the track.
     """
     half = peak / 2
-    j = i0
+    above = i0 + np.flatnonzero(track[i0 : i1 + 1] >= half)  # the run's windows above half
+    j = int(above[0])  # a run may begin below half its peak when threshold < peak / 2
     while j > lo and not breaks[j - 1] and track[j - 1] >= half:
         j -= 1
     if j > lo and not breaks[j - 1]:  # track[j - 1] < half <= track[j]
         start = _cross(centres[j - 1], centres[j], track[j - 1], track[j], half)
     else:
         start = starts[j] if j == 0 or breaks[j - 1] else centres[j]
-    j = i1
+    j = int(above[-1])
     while j < hi and not breaks[j] and track[j + 1] >= half:
         j += 1
     if j < hi and not breaks[j]:
