@@ -10,6 +10,7 @@ from vdg_tf.export.tflite_metadata.reader import metadata_buffer, packed_files, 
 from vdg_tf.export.tflite_metadata.writer import (
     INPUT_KINDS,
     OUTPUT_KINDS,
+    detection_output_kinds,
     min_parser_version,
     write_metadata,
 )
@@ -17,6 +18,7 @@ from vdg_tf.export.tflite_metadata.writer import (
 __all__ = [
     "INPUT_KINDS",
     "OUTPUT_KINDS",
+    "detection_output_kinds",
     "metadata_buffer",
     "min_parser_version",
     "packed_files",

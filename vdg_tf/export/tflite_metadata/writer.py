@@ -38,6 +38,8 @@ METADATA_IDENTIFIER = b"M001"
 TFLITE_IDENTIFIER = b"TFL3"
 LABELS_FILE = "labels.txt"
 DETECTION_GROUP = "detection_result"
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+POSTPROCESS_PORTS = ("boxes", "classes", "scores", "count")  # the op's outputs, in order
 BOX_INDEX = [1, 0, 3, 2]  # TFLite_Detection_PostProcess boxes are [ymin, xmin, ymax, xmax]
 
 
@@ -149,6 +151,28 @@ def write_metadata(
     packed = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
     files = {LABELS_FILE: "".join(f"{x}\n" for x in labels).encode()} if labels else {}
     return _append_files(packed, files)
+
+
+def detection_output_kinds(tflite_bytes: bytes) -> list[str]:
+    """`output_kinds` of a model whose outputs come from `TFLite_Detection_PostProcess`.
+
+    The op's ports are boxes, classes, scores, count, but the model lists its outputs in
+    another order (LiteRT showed classes, count, boxes, scores for one converted graph), so
+    each output is matched to the port that writes it; "tensor" for any other output.
+    """
+    from ai_edge_litert import schema_py_generated as tfl
+
+    model = tfl.Model.GetRootAs(tflite_bytes, 0)
+    graph = model.Subgraphs(0)
+    ports = None
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex()).CustomCode()
+        if code is not None and code.decode("utf-8") == POSTPROCESS_OP:
+            ports = dict(zip(op.OutputsAsNumpy().tolist(), POSTPROCESS_PORTS, strict=False))
+    if ports is None:
+        raise ValueError(f"model has no {POSTPROCESS_OP} op (a detection export must end in it)")
+    return [ports.get(int(t), "tensor") for t in graph.OutputsAsNumpy()]
 
 
 def _input_kinds(tensors: list, kinds: Sequence[str] | None) -> list[str]:
