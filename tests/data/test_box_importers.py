@@ -68,6 +68,7 @@ def _vis(tmp_path: Path, clip: Path) -> Path:
             {"id": 20, "video_id": 2, "category_id": 2, "bboxes": [[16, 12, 32, 24]]},
             {"id": 30, "video_id": 3, "category_id": 1, "bboxes": [[1, 1, 5, 5]]},
             {"id": 40, "video_id": 4, "category_id": 1, "bboxes": [[0, 0, 128, 10]]},
+            {"id": 50, "video_id": 77, "category_id": 1, "bboxes": [[1, 1, 5, 5]]},
         ],
     }
     path = tmp_path / "vis.json"
@@ -89,9 +90,10 @@ def test_coco_video_keeps_good_boxes_and_counts_bad_ones(tmp_path, clip):
     assert "video 1 annotation 10 frame 3: outside [0, 1]" in "\n".join(
         info["skipped_box_examples"]
     )
-    assert info["skipped"] == 2
-    missing, allbad = info["skipped_files"]
+    assert info["skipped"] == 3
+    missing, orphan, allbad = info["skipped_files"]
     assert missing.startswith("video 3: no video file") and "gone" in missing
+    assert orphan == "vis.json: 1 annotations name a video_id not in 'videos' (77)"
     assert "allbad.mp4: every box skipped (1)" in allbad
     first, second = _rows(out)
     assert first["video"] == "../videos/a1b2.mp4"

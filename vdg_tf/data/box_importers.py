@@ -191,16 +191,28 @@ def from_coco_video(
     path, videos_dir, out = Path(annotations_json), Path(videos_dir), Path(out)
     data = _read_json(path)
     found = _video_files(videos_dir)
-    names = {c.get("id"): str(c.get("name")) for c in data["categories"] if isinstance(c, dict)}
+    names = {
+        c.get("id"): c["name"]
+        for c in data["categories"]
+        if isinstance(c, dict) and isinstance(c.get("name"), str) and c["name"].strip()
+    }
     by_video: dict[object, list[dict]] = {}
     for ann in data["annotations"]:
         if isinstance(ann, dict):
             by_video.setdefault(ann.get("video_id"), []).append(ann)
     tally, rows = _Tally(), []
-    for video in data["videos"]:
-        row = _coco_row(video, by_video.get(video.get("id"), []), found, names, fps, probe, tally)
+    videos = [v for v in data["videos"] if isinstance(v, dict)]
+    for video in videos:
+        anns = by_video.pop(video.get("id"), [])
+        row = _coco_row(video, anns, found, names, fps, probe, tally)
         if row is not None:
             rows.append(row)
+    if by_video:  # annotations of videos the JSON does not list: nowhere to put them
+        n = sum(len(a) for a in by_video.values())
+        first = next(iter(by_video))
+        tally.files.append(
+            f"{path.name}: {n} annotations name a video_id not in 'videos' ({first})"
+        )
     return _finish(out, rows, tally, f"{path}: no video matched a file in {videos_dir}")
 
 
@@ -238,7 +250,12 @@ def _coco_row(
     row.times.update(round(i / rate, DIGITS) for i in range(count) if i / rate < end)
     for ann in anns:
         label = names.get(ann.get("category_id"))
-        for i, xywh in enumerate(ann.get("bboxes") or []):
+        boxes = ann.get("bboxes") or []
+        if not isinstance(boxes, list):
+            tally.bad_box(f"{where} annotation {ann.get('id')}", NOT_A_BOX, "'bboxes' not a list")
+            row.bad += 1
+            continue
+        for i, xywh in enumerate(boxes):
             if xywh is None:
                 continue  # the object is not in this frame
             here = f"{where} annotation {ann.get('id')} frame {i}"
