@@ -96,8 +96,7 @@ def _evaluate(
         ev = COCOeval(gt, dt, iouType="bbox")
         ev.params.maxDets = [1, 10, max_detections]
         ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
+        ev.accumulate()  # (summarize() would only print what is read off ev.eval below)
     if captured.getvalue().strip():
         log.debug("pycocotools:\n%s", captured.getvalue().rstrip())
     # precision: [iou threshold, recall point, category, area range, max dets]; -1 = no gt
