@@ -216,3 +216,29 @@ def test_generated_bindings_are_what_flatc_writes(tmp_path):
     subprocess.run(["sh", str(copy / "tools/tflite_metadata/generate.sh")], check=True)
     fresh = copy / "vdg_tf/export/tflite_metadata/metadata_schema_py_generated.py"
     assert fresh.read_text() == GENERATED.read_text()
+
+
+@pytest.mark.parametrize(
+    "input_type, expected_range",
+    [(tf.uint8, ([0.0], [255.0])), (tf.int8, (None, None))],
+)
+def test_quantized_input_value_range(input_type, expected_range):
+    """A uint8 image input takes raw pixels (0-255); an int8 one gets no range (as
+    tflite-support's writer), whatever the normalisation."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3), batch_size=1)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3)(inp))
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, x))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    converter.representative_dataset = lambda: (
+        [rng.uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)] for _ in range(4)
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = input_type
+    converter.inference_output_type = input_type
+    data = write_metadata(converter.convert(), name="q", input_norm=(127.5, 127.5))
+    (image,) = read_metadata(data)["inputs"]
+    assert (image["min"], image["max"]) == expected_range
+    assert image["mean"] == [127.5]
+    _run(data, np.zeros((1, 8, 8, 3), input_type.as_numpy_dtype))  # still runs

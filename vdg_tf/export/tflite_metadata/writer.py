@@ -228,7 +228,7 @@ def _input_metadata(tensor, kind: str, norm: tuple | None) -> fb.TensorMetadataT
         meta.content.contentPropertiesType = fb.ContentProperties.FeatureProperties
         meta.content.contentProperties = fb.FeaturePropertiesT()
     if kind == "tensor" or norm is None:
-        if kind != "tensor" and tensor.type == _uint8():
+        if kind != "tensor" and tensor.type == _tensor_type("UINT8"):
             meta.stats = _stats([0.0], [255.0])
         return meta
     mean, std = (list(np.atleast_1d(np.asarray(v, np.float64))) for v in norm)
@@ -239,9 +239,11 @@ def _input_metadata(tensor, kind: str, norm: tuple | None) -> fb.TensorMetadataT
     unit.options = fb.NormalizationOptionsT()
     unit.options.mean, unit.options.std = [float(m) for m in mean], [float(s) for s in std]
     meta.processUnits = [unit]
-    if tensor.type == _uint8():
+    # value ranges as tflite-support's InputImageTensorMd writes them: raw pixels for a
+    # uint8 input, normalised pixels for float32, none for other types (int8 and so on)
+    if tensor.type == _tensor_type("UINT8"):
         meta.stats = _stats([0.0], [255.0])
-    else:  # the range normalised pixels take, as tflite-support's InputImageTensorMd writes
+    elif tensor.type == _tensor_type("FLOAT32"):
         lo = [(0.0 - m) / s for m, s in zip(mean, std, strict=True)]
         meta.stats = _stats(lo, [(255.0 - m) / s for m, s in zip(mean, std, strict=True)])
     return meta
@@ -288,10 +290,11 @@ def _tensor_name(tensor) -> str:
     return name.decode("utf-8") if isinstance(name, bytes) else str(name)
 
 
-def _uint8() -> int:
+def _tensor_type(name: str) -> int:
+    """The TFLite schema's TensorType code named `name` (UINT8, FLOAT32, ...)."""
     from ai_edge_litert import schema_py_generated as tfl
 
-    return tfl.TensorType.UINT8
+    return getattr(tfl.TensorType, name)
 
 
 def _set_metadata_buffer(model, data: bytes) -> None:
