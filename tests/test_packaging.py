@@ -117,6 +117,7 @@ BASE = (
     "vdg_tf.config",
     "vdg_tf.manifest",
     "vdg_tf.files",
+    "vdg_tf.results",
 )
 STAGES = {
     **dict.fromkeys(BASE, 0),

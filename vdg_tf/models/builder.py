@@ -9,11 +9,11 @@ modality for the fusion loss (dropped at export). `model.video_backbone` /
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import tf_keras as keras
 
-from vdg_tf.config import Config
+from vdg_tf.config import Config, ModelConfig
 from vdg_tf.models.backbones import (
     audio_backbone_width,
     backbone_video_features,
@@ -29,6 +29,8 @@ from vdg_tf.models.word_vectors import apply_word_vectors
 from vdg_tf.tasks import get_task
 
 MODALITIES = ("video", "audio", "text")
+
+logger = logging.getLogger(__name__)
 
 
 def model_inputs(cfg: Config, spec_frames: int) -> dict:
@@ -157,7 +159,24 @@ def load_pretrained(model: keras.Model, cfg: Config, vocabulary: list[str] | Non
             )
         load_video_backbone_weights(model, mc.video_backbone, cfg.data.video.size, mc.weights)
     if mc.word_vectors is not None and "text" in mc.modalities and vocabulary is not None:
-        print(apply_word_vectors(model, mc.word_vectors, vocabulary), file=sys.stderr)
+        logger.info("%s", apply_word_vectors(model, mc.word_vectors, vocabulary))
+
+
+def random_init_note(mc: ModelConfig) -> str | None:
+    """A warning when a pretrainable video backbone (the `small` and `base` presets) starts
+    from random weights, with what `model.weights` would give; None otherwise.
+
+    Such a backbone learns slowly from a few hundred clips: started from ImageNet it
+    begins with features that already tell objects and scenes apart.
+    """
+    if mc.weights is not None or mc.video_backbone == "none" or "video" not in mc.modalities:
+        return None
+    preset = f" (preset {mc.preset})" if mc.preset else ""
+    return (
+        f"model.video_backbone {mc.video_backbone}{preset} trains from random init: no "
+        "model.weights; `model.weights: imagenet` starts it from ImageNet features, which "
+        "learn far faster on a few hundred clips (see configs/small_pretrained.yaml)"
+    )
 
 
 def inference_model(model: keras.Model) -> keras.Model:
