@@ -515,9 +515,10 @@ def stop_reason(early: keras.callbacks.EarlyStopping, cap: int, validates: bool)
             f"(train.epochs){where}; more epochs may do better"
         )
     else:
+        since = f"{cap - best} epoch{'s' * (cap - best > 1)}"
         why = (
-            f"cap reached: train.epochs {cap} ran out {cap - best} epochs after {watched}'s "
-            f"best (epoch {best}), within patience {early.patience}{where}"
+            f"cap reached: train.epochs {cap} ran out {since} after {watched}'s best "
+            f"(epoch {best}), within patience {early.patience}{where}"
         )
     return {"reason": "cap", "why": why}
 
