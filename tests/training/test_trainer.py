@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import tf_keras as keras
@@ -136,3 +138,22 @@ def test_training_logs_the_random_init_warning_first(sample_data, tmp_path, vdg_
     trainer.prepare()
     trainer.build()
     assert any("mobilenet_v2_0.35 trains from random init" in line for line in vdg_log)
+
+
+def test_train_on_a_folder_of_class_folders_with_a_held_out_split(sample_data, tmp_path):
+    """`data` may be `<label>/<video>` folders: imported into the run folder, then split."""
+    from vdg_tf.manifest import read_manifest
+    from vdg_tf.training import train
+
+    rows, _ = read_manifest(sample_data["manifest_train"])
+    root = tmp_path / "videos"
+    for r in rows:
+        (root / r.label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(r.video, root / r.label / Path(r.video).name)
+    out = tmp_path / "run"
+    result = train(tiny_config(epochs=1), root, out, val_split=0.25, progress=False)
+    imported, _ = read_manifest(out / "videos.jsonl")
+    assert len(imported) == len(rows)
+    val = result.metrics["val"]
+    assert val["held_out_of"] == str(out / "videos.jsonl") and val["rows"] == 12
+    assert result.labels == sorted({r.label for r in rows})

@@ -26,7 +26,7 @@ from vdg_tf.models.encoders.video import temporal_features
 from vdg_tf.models.fusion import get_fusion
 from vdg_tf.models.modality_dropout import ModalityDropout
 from vdg_tf.models.word_vectors import apply_word_vectors
-from vdg_tf.tasks import get_task
+from vdg_tf.tasks import Task, get_task
 
 MODALITIES = ("video", "audio", "text")
 
@@ -106,14 +106,15 @@ def build_classifier(
     vocab_size: int,
     spec_frames: int,
     vocabulary: list[str] | None = None,
+    task: Task | None = None,
 ) -> keras.Model:
     """The training model: outputs `fused` plus one `<m>_head` per modality.
 
     `num_classes` is the size of the task's label vocabulary (ignored for regression and
     anomaly). `model.weights` fills the video backbone; `model.word_vectors` fills the
     text Embedding for the tokens of `vocabulary` (the tokenizer's, in id order) that the
-    file has (reported on stderr; skipped without a `vocabulary`, as when a trained
-    model is rebuilt to copy its weights).
+    file has (logged; skipped without a `vocabulary`, as when a trained model is rebuilt
+    to copy its weights). `task`: the run's task (default: made from `cfg.data`).
 
     Example:
       model = build_classifier(Config(), num_classes=8, vocab_size=400, spec_frames=200)
@@ -139,7 +140,7 @@ def build_classifier(
         rank=mc.fusion_rank,
     )
     fused = keras.layers.Dropout(mc.dropout, name="fusion_dropout")(fused)
-    task, reg = get_task(cfg.data), regularizer(mc.weight_decay)
+    task, reg = task or get_task(cfg.data), regularizer(mc.weight_decay)
     outputs = {"fused": task.head(fused, num_classes, "fused", reg)}
     for m, f in feats.items():
         outputs[f"{m}_head"] = task.head(f, num_classes, f"{m}_head", reg)

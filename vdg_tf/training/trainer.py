@@ -186,6 +186,15 @@ def output_keys(model: keras.Model) -> list[str]:
     return [n.removeprefix("quant_") for n in model.output_names]
 
 
+def _resolved(path: str | Path | None, work: Path, flag: str) -> str | Path | None:
+    """`path` as given (named so in reports), or the manifest a folder of class folders
+    was imported into (in `work`)."""
+    if path is None:
+        return None
+    resolved = resolve_data(path, work, flag)
+    return path if resolved == Path(path) else resolved
+
+
 def as_config(config: Config | str | Path | None) -> Config:
     """A `Config` from a Config, a YAML path, or None (the defaults)."""
     if config is None:
@@ -284,8 +293,7 @@ class Trainer:
             self.held = hold_out(self.data, self.val_split, self.config.data.seed, self.task)
         self.out = claim_dir(self.out)  # a new folder, or a vdg run: never other files
         self.data, self.val_data, self.eval_data = (
-            None if path is None else resolve_data(path, self.out, flag)
-            for path, flag in self._named_data()
+            _resolved(path, self.out, flag) for path, flag in self._named_data()
         )
         if self.val_split and self.held is None:  # imported just now from class folders
             self.held = hold_out(self.data, self.val_split, self.config.data.seed, self.task)
@@ -360,7 +368,7 @@ class Trainer:
         with distribution_strategy(cfg.train.strategy).scope(), precision_policy(self.mixed):
             self.model = build_classifier(
                 cfg, len(self.labels), self.tokenizer.vocab_size, self.spec_frames,
-                self.tokenizer.vocabulary,
+                self.tokenizer.vocabulary, self.task,
             )  # fmt: skip
             compile_classifier(self.model, cfg, self.steps, task=self.task)
         self.task.prepare(self.model, self.train_ds)
