@@ -352,22 +352,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add(sub, "train", cmd_train, "train a multimodal model into a run folder (a bundle)")
     sp.add_argument(
-        "--data", required=True, help="training manifest (JSON Lines) or records folder"
+        "--data",
+        required=True,
+        help="training manifest (JSON Lines), records folder or folder of class folders",
     )
     _add_validation(sp)
     sp.add_argument(
         "--eval-data", help="evaluation manifest: only reported, after training, never chooses"
     )
     sp.add_argument("--config", help="YAML config (see vdg_tf/config.py and configs/)")
-    sp.add_argument("--epochs", type=int, help="override train.epochs")
+    sp.add_argument(
+        "--epochs", type=int, help="override train.epochs, the cap (early stopping may end sooner)"
+    )
     sp.add_argument("--out", required=True, help="run folder")
 
     sp = add(sub, "evaluate", cmd_evaluate, "the task's metrics (and per-class table) of a model")
     sp.add_argument(
         "model", help="run folder, model.keras, or FILE.tflite (labels/vocab beside it)"
     )
-    sp.add_argument("--data", required=True, help="evaluation manifest")
-    sp.add_argument("--plot", help="write the confusion matrix PNG here")
+    sp.add_argument(
+        "--data", required=True, help="evaluation manifest, records folder or class folders"
+    )
+    sp.add_argument("--plot", help="write the task's plot here (PNG; the confusion matrix)")
     sp.add_argument(
         "--ablation", action="store_true", help="also the metric with each modality masked out"
     )
