@@ -27,7 +27,7 @@ def sample_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_run(sample_data, tmp_path_factory):
     """A tiny model trained on the sample data (TrainResult)."""
-    from vdg_tf.training.train import train
+    from vdg_tf.training.trainer import train
 
     out = tmp_path_factory.mktemp("run")
     # a model for the tests that use one, not a measured figure: the small evaluation split

@@ -20,7 +20,7 @@ from vdg_tf.export.api import export_model
 from vdg_tf.files import MARKER, ForeignPathError, atomic_dir
 from vdg_tf.manifest import read_manifest
 from vdg_tf.runtime.evaluate import evaluate
-from vdg_tf.training.train import train
+from vdg_tf.training.trainer import train
 
 
 def _planted_hdf5(path: Path, marker: Path) -> None:

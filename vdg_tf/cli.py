@@ -73,79 +73,23 @@ def _config(path: str | None):
 
 
 def cmd_train(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.bundle import MODEL_FILE
     from vdg_tf.training import train
 
     cfg = _config(a.config)
     if a.epochs:
         cfg = cfg.with_overrides({"train": {"epochs": a.epochs}}, where="--epochs")
     r = train(
-        cfg,
-        a.data,
-        a.out,
-        val_data=a.val_data,
-        val_split=a.val_split,
-        eval_data=a.eval_data,
-        progress=True,
-        saved_model=True,
-    )
-    out = {
-        "model": str(Path(a.out) / MODEL_FILE),
-        "saved_model": str(Path(a.out) / "saved_model"),
-        "epochs": r.epochs,
-        "best_epoch": r.metrics.get("best_epoch"),
-        "skipped": len(r.skipped),
-    }
-    rows = [
-        ("model", f"{out['model']}  (best epoch {out['best_epoch']} of {r.epochs})"),
-        ("serving", out["saved_model"]),
-        ("history", f"{Path(a.out) / 'history.csv'}, {Path(a.out) / 'curves.png'}, "
-                    f"tensorboard --logdir {Path(a.out) / 'logs'}"),
-    ]  # fmt: skip
-    out["checkpoint"] = r.metrics["checkpoint"]
-    rows.append(("checkpoint", r.metrics["checkpoint"]["why"]))
-    key = r.bundle.task.primary
-    # each figure under the split it comes from: validation chose the model, evaluation
-    # only measures it
-    for split, name in (("val", "validation"), ("eval", "evaluation")):
-        if split in r.metrics:
-            m = r.metrics[split]
-            out[f"{split}_{key}"] = m[key]
-            out[split] = {"data": m["data"], "rows": m["rows"], key: m[key]}
-            scalars = {k: v for k, v in _scalars(m).items() if k not in SPLIT_INFO}
-            n = scalars.pop("n", None)
-            figures = "  ".join(f"{k} {_num(v)}" for k, v in scalars.items())
-            clips = f"{n} clips of " if n is not None else ""
-            rows.append((name, f"{figures}  ({clips}{m['data']})"))
-    if r.skipped:
-        rows.append(("skipped", f"{len(r.skipped)}: {'; '.join(r.skipped[:3])}"))
-    return out, _table(f"trained {a.out}", rows)
-
-
-SPLIT_INFO = ("rows", "fraction", "seed", "val_rows", "train_rows")  # not figures
-
-
-def _scalars(report: dict) -> dict:
-    """The single-number metrics of a task report (no counts of skipped clips)."""
-    return {
-        k: v
-        for k, v in report.items()
-        if isinstance(v, float | int) and not isinstance(v, bool) and k != "skipped"
-    }
-
-
-def _num(v: float | int) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+        cfg, a.data, a.out, val_data=a.val_data, val_split=a.val_split,
+        eval_data=a.eval_data, progress=True, saved_model=True,
+    )  # fmt: skip
+    return r.to_dict(), r.format()
 
 
 def cmd_evaluate(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.runtime.evaluate import evaluate, format_evaluation
+    from vdg_tf.runtime.evaluate import evaluate
 
-    report = evaluate(a.model, a.data, ablation=a.ablation, plot=a.plot, trust_model=a.trust_model)
-    text = format_evaluation(report, f"{a.model} on {a.data}")
-    if a.plot and "confusion" in report:
-        text += f"\n\n  confusion matrix: {a.plot}"
-    return report, text
+    r = evaluate(a.model, a.data, trust_model=a.trust_model, ablation=a.ablation, plot=a.plot)
+    return r.to_dict(), r.format()
 
 
 def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
@@ -408,22 +352,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add(sub, "train", cmd_train, "train a multimodal model into a run folder (a bundle)")
     sp.add_argument(
-        "--data", required=True, help="training manifest (JSON Lines) or records folder"
+        "--data",
+        required=True,
+        help="training manifest (JSON Lines), records folder or folder of class folders",
     )
     _add_validation(sp)
     sp.add_argument(
         "--eval-data", help="evaluation manifest: only reported, after training, never chooses"
     )
     sp.add_argument("--config", help="YAML config (see vdg_tf/config.py and configs/)")
-    sp.add_argument("--epochs", type=int, help="override train.epochs")
+    sp.add_argument(
+        "--epochs", type=int, help="override train.epochs, the cap (early stopping may end sooner)"
+    )
     sp.add_argument("--out", required=True, help="run folder")
 
     sp = add(sub, "evaluate", cmd_evaluate, "the task's metrics (and per-class table) of a model")
     sp.add_argument(
         "model", help="run folder, model.keras, or FILE.tflite (labels/vocab beside it)"
     )
-    sp.add_argument("--data", required=True, help="evaluation manifest")
-    sp.add_argument("--plot", help="write the confusion matrix PNG here")
+    sp.add_argument(
+        "--data", required=True, help="evaluation manifest, records folder or class folders"
+    )
+    sp.add_argument("--plot", help="write the task's plot here (PNG; the confusion matrix)")
     sp.add_argument(
         "--ablation", action="store_true", help="also the metric with each modality masked out"
     )

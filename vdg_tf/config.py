@@ -215,9 +215,14 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings; `aux_weight` weighs each per-modality head in the fusion loss."""
+    """Optimisation settings; `aux_weight` weighs each per-modality head in the fusion loss.
 
-    epochs: int = field(default=24, metadata={"min": 1})
+    `epochs` is a cap: training stops earlier once early stopping's loss (validation loss
+    when there is validation data) has not improved for `patience` epochs, and the run
+    says which of the two ended it.
+    """
+
+    epochs: int = field(default=60, metadata={"min": 1})
     learning_rate: float = field(default=3e-3, metadata={"above": 0.0})
     schedule: str = field(
         default="cosine", metadata={"registry": "vdg_tf.training.schedules:SCHEDULES"}

@@ -12,7 +12,7 @@ from vdg_tf.compression.distill import DistillConfig, distill
 from vdg_tf.data.features import log_mel_frames
 from vdg_tf.data.sources import dataset_from
 from vdg_tf.models import build_classifier, inference_model
-from vdg_tf.training.train import compile_classifier, with_head_targets
+from vdg_tf.training.trainer import compile_classifier, with_head_targets
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from vdg_tf.compression import (
 from vdg_tf.config import Config
 from vdg_tf.data.pipeline import make_dataset
 from vdg_tf.manifest import read_manifest
-from vdg_tf.training.train import compile_classifier, with_head_targets
+from vdg_tf.training.trainer import compile_classifier, with_head_targets
 
 PRUNE = PruneConfig(0.5, epochs=2, min_weights=256)
 

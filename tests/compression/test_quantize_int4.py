@@ -11,7 +11,7 @@ from vdg_tf.export.verify import agreement, predict_tflite
 from vdg_tf.files import atomic_write_bytes
 from vdg_tf.models import build_classifier, inference_model
 from vdg_tf.tasks import get_task
-from vdg_tf.training.train import compile_classifier, with_head_targets
+from vdg_tf.training.trainer import compile_classifier, with_head_targets
 
 pytestmark = pytest.mark.slow  # a fine-tuning epoch and two int4 exports (~70 s on 2 cores)
 

@@ -148,7 +148,7 @@ def test_other_backbones_go_through_qat_with_their_float_layers_listed(backbone)
 def test_freeze_backbone_epochs_then_fine_tune(frozen):
     """All epochs frozen: the backbone keeps its weights; one frozen: it learns after."""
     from vdg_tf.training.finetune import fit_in_phases
-    from vdg_tf.training.train import compile_classifier
+    from vdg_tf.training.trainer import compile_classifier
 
     cfg = backbone_config(modalities=("video", "audio"))
     cfg.train.epochs, cfg.train.freeze_backbone_epochs = 2, frozen

@@ -9,7 +9,7 @@ from vdg_tf.compression import PruneConfig, quantize_aware
 from vdg_tf.compression.prune import wrap_for_pruning
 from vdg_tf.models import FUSIONS, build_classifier, get_fusion, inference_model, model_inputs
 from vdg_tf.models.layers import MaskedWeightedSum, ModalityDropout
-from vdg_tf.training.train import compile_classifier
+from vdg_tf.training.trainer import compile_classifier
 
 
 def random_batch(cfg, n=4, vocab=50, spec_frames=101):

@@ -12,7 +12,7 @@ from vdg_tf.bundle import load_model, save_model
 from vdg_tf.compression import quantize_aware
 from vdg_tf.models import build_classifier
 from vdg_tf.models.word_vectors import apply_word_vectors, read_word_vectors
-from vdg_tf.training.train import compile_classifier
+from vdg_tf.training.trainer import compile_classifier
 
 VOCAB = ["[PAD]", "[UNK]", "dog", "cat", "##s", "up", "down"] + [f"w{i}" for i in range(43)]
 

@@ -15,7 +15,7 @@ from vdg_tf.export.api import export_model
 from vdg_tf.models import inference_model
 from vdg_tf.runtime.evaluate import evaluate, load_for_inference
 from vdg_tf.runtime.predict import Events
-from vdg_tf.training.train import train
+from vdg_tf.training.trainer import train
 
 EXPECTED = {
     "multilabel": ("map", "micro_f1", "subset_accuracy"),

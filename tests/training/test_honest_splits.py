@@ -15,7 +15,7 @@ from tests.helpers import tiny_config, vdg
 from vdg_tf.data.splits import hold_out
 from vdg_tf.manifest import read_manifest
 from vdg_tf.tasks import get_task
-from vdg_tf.training.train import checkpoint_rule, train
+from vdg_tf.training.trainer import checkpoint_rule, train
 
 
 def test_hold_out_is_seeded_stratified_and_keeps_every_class(sample_data):

@@ -11,7 +11,7 @@ from vdg_tf.models import build_classifier
 from vdg_tf.tasks import get_task
 from vdg_tf.training.devices import STRATEGIES, distribution_strategy, use_mixed_precision
 from vdg_tf.training.schedules import SCHEDULES, make_schedule
-from vdg_tf.training.train import compile_classifier
+from vdg_tf.training.trainer import compile_classifier
 
 
 def lr(schedule, step):

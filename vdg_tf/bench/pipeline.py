@@ -181,7 +181,7 @@ def input_wait_fraction(rows, cfg: Config, labels, tokenizer, steps: int = 24,
     """
     from vdg_tf.data.features import log_mel_frames
     from vdg_tf.models.builder import build_classifier
-    from vdg_tf.training.train import compile_classifier, with_head_targets
+    from vdg_tf.training.trainer import compile_classifier, with_head_targets
 
     model = build_classifier(cfg, len(labels), tokenizer.vocab_size, log_mel_frames(cfg.data.audio))
     compile_classifier(model, cfg, steps)

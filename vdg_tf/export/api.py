@@ -23,7 +23,7 @@ from vdg_tf.export.verify import representative_inputs
 from vdg_tf.files import atomic_dir, atomic_write_bytes, check_replaceable
 from vdg_tf.models.builder import inference_model
 from vdg_tf.models.serving import save_serving_model
-from vdg_tf.training.train import write_saved_model
+from vdg_tf.training.trainer import write_saved_model
 
 
 def export_model(

@@ -9,20 +9,22 @@ modality for the fusion loss (dropped at export). `model.video_backbone` /
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import tf_keras as keras
 
-from vdg_tf.config import Config
+from vdg_tf.config import Config, ModelConfig
 from vdg_tf.models.backbones import load_video_backbone_weights
 from vdg_tf.models.encoders.blocks import regularizer
 from vdg_tf.models.encoders.registry import get_encoder
 from vdg_tf.models.fusion import get_fusion
 from vdg_tf.models.layers import ModalityDropout
 from vdg_tf.models.word_vectors import apply_word_vectors
-from vdg_tf.tasks import get_task
+from vdg_tf.tasks import Task, get_task
 
 MODALITIES = ("video", "audio", "text")
+
+logger = logging.getLogger(__name__)
 
 
 def model_inputs(cfg: Config, spec_frames: int) -> dict:
@@ -59,14 +61,15 @@ def build_classifier(
     vocab_size: int,
     spec_frames: int,
     vocabulary: list[str] | None = None,
+    task: Task | None = None,
 ) -> keras.Model:
     """The training model: outputs `fused` plus one `<m>_head` per modality.
 
     `num_classes` is the size of the task's label vocabulary (ignored for regression and
     anomaly). `model.weights` fills the video backbone; `model.word_vectors` fills the
     text Embedding for the tokens of `vocabulary` (the tokenizer's, in id order) that the
-    file has (reported on stderr; skipped without a `vocabulary`, as when a trained
-    model is rebuilt to copy its weights).
+    file has (logged; skipped without a `vocabulary`, as when a trained model is rebuilt
+    to copy its weights). `task`: the run's task (default: made from `cfg.data`).
 
     Example:
       model = build_classifier(Config(), num_classes=8, vocab_size=400, spec_frames=200)
@@ -92,7 +95,7 @@ def build_classifier(
         rank=mc.fusion_rank,
     )
     fused = keras.layers.Dropout(mc.dropout, name="fusion_dropout")(fused)
-    task, reg = get_task(cfg.data), regularizer(mc.weight_decay)
+    task, reg = task or get_task(cfg.data), regularizer(mc.weight_decay)
     outputs = {"fused": task.head(fused, num_classes, "fused", reg)}
     for m, f in feats.items():
         outputs[f"{m}_head"] = task.head(f, num_classes, f"{m}_head", reg)
@@ -112,7 +115,24 @@ def load_pretrained(model: keras.Model, cfg: Config, vocabulary: list[str] | Non
             )
         load_video_backbone_weights(model, mc.video_backbone, cfg.data.video.size, mc.weights)
     if mc.word_vectors is not None and "text" in mc.modalities and vocabulary is not None:
-        print(apply_word_vectors(model, mc.word_vectors, vocabulary), file=sys.stderr)
+        logger.info("%s", apply_word_vectors(model, mc.word_vectors, vocabulary))
+
+
+def random_init_note(mc: ModelConfig) -> str | None:
+    """A warning when a pretrainable video backbone (the `small` and `base` presets) starts
+    from random weights, with what `model.weights` would give; None otherwise.
+
+    Such a backbone learns slowly from a few hundred clips: started from ImageNet it
+    begins with features that already tell objects and scenes apart.
+    """
+    if mc.weights is not None or mc.video_backbone == "none" or "video" not in mc.modalities:
+        return None
+    preset = f" (preset {mc.preset})" if mc.preset else ""
+    return (
+        f"model.video_backbone {mc.video_backbone}{preset} trains from random init: no "
+        "model.weights; `model.weights: imagenet` starts it from ImageNet features, which "
+        "learn far faster on a few hundred clips (see configs/small_pretrained.yaml)"
+    )
 
 
 def inference_model(model: keras.Model) -> keras.Model:

@@ -24,7 +24,7 @@ from vdg_tf.models.builder import inference_model
 from vdg_tf.tasks import Task, get_task
 from vdg_tf.training.evaluate import predict_dataset
 from vdg_tf.training.progress import fit_progress
-from vdg_tf.training.train import compile_classifier, with_head_targets
+from vdg_tf.training.trainer import compile_classifier, with_head_targets
 
 
 def file_sizes(path: Path) -> dict:

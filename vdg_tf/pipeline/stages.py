@@ -39,7 +39,7 @@ from vdg_tf.files import atomic_write_bytes, claim_dir, write_json
 from vdg_tf.models.builder import build_classifier, inference_model
 from vdg_tf.pipeline.context import RunContext
 from vdg_tf.tasks import get_task
-from vdg_tf.training.train import train
+from vdg_tf.training.trainer import train
 
 QAT_SUFFIX = ".h5"  # QAT models keep weights only: the .keras format cannot reload tfmot's
 # QuantizeLayer (its variables are built twice); `load_qat` rebuilds the QAT clone instead

@@ -2,33 +2,46 @@
 
 from __future__ import annotations
 
-import sys
+import logging
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from vdg_tf.bundle import Bundle, read_sidecars
+from vdg_tf.data.inputs import resolve_data
 from vdg_tf.data.pipeline import SkipLog, batched_features
 from vdg_tf.data.sources import open_source
 from vdg_tf.export.tflite import read_metadata
 from vdg_tf.export.verify import predict_tflite
 from vdg_tf.models.builder import inference_model
+from vdg_tf.results import Result, plain
 from vdg_tf.training.evaluate import modality_ablation, predict_dataset
-from vdg_tf.training.plots import plot_confusion
+
+logger = logging.getLogger(__name__)
 
 Predict = Callable[[tf.data.Dataset], tuple[np.ndarray, np.ndarray]]
 
 
-def load_for_inference(model: str | Path, trust_model: bool = False) -> tuple[Bundle, Predict]:
-    """The bundle of `model` (a run folder, `model.keras` or `.tflite`) and a function that
-    maps a dataset to (targets, outputs) with it (Keras, or LiteRT for a `.tflite`).
+def load_for_inference(
+    model: str | Path | Bundle, trust_model: bool = False
+) -> tuple[Bundle, Predict]:
+    """The bundle of `model` (a run folder, a `Bundle`, `model.keras` or `.tflite`) and a
+    function that maps a dataset to (targets, outputs) with it (Keras, or LiteRT for a
+    `.tflite`).
 
     A `.tflite` reads its labels, vocabulary and config from the sidecar files `vdg export`
     wrote beside it (`model.labels.txt`, ...), else from the metadata `vdg export
     --embed-metadata` put inside it. `trust_model`: load a Keras format that can run code.
     """
+    if isinstance(model, Bundle):
+        if model.model is None:
+            raise ValueError(f"{model.path or 'bundle'}: a Bundle without a model to evaluate")
+        keras_model = inference_model(model.model)
+        return model, lambda ds: predict_dataset(keras_model, ds)
     path = Path(model)
     if path.suffix != ".tflite":
         bundle = Bundle.load(path, trust_model=trust_model)
@@ -42,38 +55,95 @@ def load_for_inference(model: str | Path, trust_model: bool = False) -> tuple[Bu
     return bundle, lambda ds: predict_tflite(path, ds)
 
 
+@dataclass
+class EvalReport(Result):
+    """The task's report of a model on data; `to_dict()` is what `vdg evaluate --json`
+    prints (the task's metrics, then `skipped` and `skipped_files`).
+
+    Reads like the dict it prints too (`report["accuracy"]`), as it did before it was a
+    class.
+    """
+
+    metrics: dict
+    skipped: int = 0
+    skipped_files: list[str] = field(default_factory=list)
+    title: str = field(default="", metadata={"json": False})
+    plot: Path | None = field(default=None, metadata={"json": False})
+    plot_what: str = field(default="", metadata={"json": False})  # "confusion matrix"
+
+    def to_dict(self) -> dict:
+        return plain({**self.metrics, "skipped": self.skipped, "skipped_files": self.skipped_files})
+
+    def format(self) -> str:
+        text = format_evaluation(self.to_dict(), self.title)
+        return text + (f"\n\n  {self.plot_what}: {self.plot}" if self.plot else "")
+
+    def __getitem__(self, key: str):
+        return self.to_dict()[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.to_dict()
+
+    def get(self, key: str, default=None):
+        return self.to_dict().get(key, default)
+
+
 def evaluate(
-    model: str | Path,
+    model: str | Path | Bundle,
     data: str | Path,
+    *,
+    trust_model: bool = False,
     ablation: bool = False,
     plot: str | Path | None = None,
-    trust_model: bool = False,
-) -> dict:
-    """The task's metrics of `model` on `data` (manifest or preprocessed folder), with the
-    skipped clips; `ablation` adds the metric with each modality masked out, `plot`
-    writes the confusion matrix (classification-like tasks).
+) -> EvalReport:
+    """The task's metrics of `model` on `data`, with the skipped clips.
+
+    Args:
+      model: a run folder, a `Bundle`, a `.keras` or a `.tflite`.
+      data: a manifest, a `vdg preprocess` folder or a folder of class folders.
+      trust_model: load a Keras format that can run code.
+      ablation: add the metric with each modality masked out.
+      plot: write the task's plot of the report here (the confusion matrix of
+        classification-like tasks; nothing for the others).
 
     Example:
       report = evaluate("runs/a", "data/manifest_eval.jsonl")
+      table = report.format()  # what `vdg evaluate` prints
     """
     bundle, predict = load_for_inference(model, trust_model)
     cfg, task = bundle.config, bundle.task
     skips = SkipLog()
-    source = open_source(data, cfg.data, bundle.labels, skips=skips)
-    ds = batched_features(source.decoded, cfg.data, bundle.tokenizer)
-    y, outputs = predict(ds)
-    if len(y) == 0:
-        raise ValueError(f"{data}: no clip could be evaluated ({skips.summary(source.count)})")
-    report = task.report(y, outputs, bundle.labels)
-    if ablation:
-        report["ablation"] = modality_ablation(
-            predict, ds, cfg.model.modalities, task, bundle.labels
-        )
-    if plot and "confusion" in report:
-        title = f"{Path(model).name} on {Path(data).name}"
-        plot_confusion(report["confusion"], bundle.labels, plot, title)
-    print(skips.summary(source.count), file=sys.stderr)
-    return {**report, "skipped": skips.count, "skipped_files": skips.reasons}
+    with tempfile.TemporaryDirectory(prefix="vdg-eval-") as work:
+        data_path = resolve_data(data, work)
+        source = open_source(data_path, cfg.data, bundle.labels, skips=skips)
+        ds = batched_features(source.decoded, cfg.data, bundle.tokenizer)
+        y, outputs = predict(ds)
+        if len(y) == 0:
+            raise ValueError(f"{data}: no clip could be evaluated ({skips.summary(source.count)})")
+        report = task.report(y, outputs, bundle.labels)
+        if ablation:
+            report["ablation"] = modality_ablation(
+                predict, ds, cfg.model.modalities, task, bundle.labels
+            )
+    name = _name(model)
+    title = f"{name} on {Path(data).name}"
+    drawn = task.plot_report(report, bundle.labels, Path(plot), title) if plot else None
+    logger.info(skips.summary(source.count))
+    return EvalReport(
+        report, skips.count, skips.reasons, f"{_where(model)} on {data}",
+        Path(plot) if drawn else None, drawn or "",
+    )  # fmt: skip
+
+
+def _name(model: str | Path | Bundle) -> str:
+    return Path(_where(model)).name
+
+
+def _where(model: str | Path | Bundle) -> str:
+    """How a model is named in titles: its path (a Bundle's folder)."""
+    if isinstance(model, Bundle):
+        return str(model.path) if model.path is not None else "bundle"
+    return str(model)
 
 
 def format_evaluation(report: dict, title: str = "") -> str:

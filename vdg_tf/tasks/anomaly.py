@@ -56,6 +56,15 @@ class Anomaly(Classification):
     primary = "auroc"
     min_labels = 0
     validates = False  # the evaluation split holds anomalies: its loss ranks nothing
+    only_series = "anomaly"
+    report_plot = None  # no confusion matrix: precision and recall at the threshold
+
+    def __init__(self, normal_labels: tuple[str, ...] = ("normal",)):
+        self.normal_labels = tuple(normal_labels)
+
+    @classmethod
+    def from_config(cls, data):
+        return cls(normal_labels=tuple(data.normal_labels))
 
     @property
     def distills(self) -> bool:
@@ -135,6 +144,19 @@ class Anomaly(Classification):
         return anomaly_report(y, outputs, validation["threshold"]) | {
             "threshold_chosen_on": "validation"
         }
+
+    def chosen_on_validation(self, validation):
+        # the model ships with the decision it was reported at
+        return {"threshold": validation["threshold"], "threshold_chosen_on": "validation"}
+
+    def decision_threshold(self, info):
+        return info.get("threshold")
+
+    def figures(self, report):
+        return {k: v for k, v in super().figures(report).items() if k != "threshold"}
+
+    def plot_report(self, report, labels, path, title):
+        return None
 
     def decisions(self, outputs):
         return None

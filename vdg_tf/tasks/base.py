@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from vdg_tf.manifest import ClipRow
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from vdg_tf.config import DataConfig
 
 TargetEncoder = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -34,8 +39,8 @@ class Task:
     """What a manifest row teaches and how the model's output is read back.
 
     Subclasses set the class attributes and override what differs; one instance is made
-    per run from the data config (`get_task`), so it knows settings such as the normal
-    labels of anomaly detection.
+    per run from the data config (`get_task` -> `from_config`), so a task that has
+    settings (anomaly's normal labels) takes them there.
     """
 
     name: ClassVar[str] = ""
@@ -48,9 +53,16 @@ class Task:
     # whether the fused output is a distribution over classes (what distillation's soft
     # targets need)
     distills: ClassVar[bool] = False
+    # the name of the task's one score series (`series`), or None where there is one per
+    # label: what `--watch` with no label watches (anomaly: "anomaly")
+    only_series: ClassVar[str | None] = None
+    # the file name of the plot `plot_report` draws in a run folder (None: no plot)
+    report_plot: ClassVar[str | None] = None
 
-    def __init__(self, normal_labels: tuple[str, ...] = ("normal",)):
-        self.normal_labels = tuple(normal_labels)
+    @classmethod
+    def from_config(cls, data: DataConfig) -> Task:
+        """The task for a run's data config (a task with settings reads them here)."""
+        return cls()
 
     # -- manifest rows ---------------------------------------------------------------
     def labels(self, rows: list[ClipRow]) -> list[str]:
@@ -159,6 +171,39 @@ class Task:
     def series(self, outputs: np.ndarray, labels: list[str]) -> dict[str, np.ndarray]:
         """Named scores per output row, for timelines and events (`--watch LABEL`)."""
         raise NotImplementedError
+
+    def watched_series(self, name: str | None, labels: list[str]) -> str:
+        """The series `--watch NAME` follows: `name`, or the task's only series for None.
+
+        Raises:
+          ValueError: no name, and the task has a series per label.
+        """
+        if name:
+            return name
+        if self.only_series is None:
+            shown = ", ".join(labels[:8]) + (" ..." if len(labels) > 8 else "")
+            raise ValueError(f"--watch: name a label for task {self.name} (one of {shown})")
+        return self.only_series
+
+    # -- what a run keeps of a report ------------------------------------------------
+    def chosen_on_validation(self, validation: dict) -> dict:
+        """What the model ships with from its validation report (`bundle.json` info):
+        values the report chose on data, such as a decision threshold ({} by default)."""
+        return {}
+
+    def decision_threshold(self, info: dict) -> float | None:
+        """The decision threshold a model shipped with (`chosen_on_validation`), or None."""
+        return None
+
+    def figures(self, report: dict) -> dict[str, float]:
+        """The report's scalar figures, without the settings it chose on data (a
+        threshold is a setting, not a score)."""
+        return {k: v for k, v in report.items() if isinstance(v, float)}
+
+    def plot_report(self, report: dict, labels: list[str], path: Path, title: str) -> str | None:
+        """Draw the task's plot of `report` to `path` (a PNG; a run folder names it
+        `report_plot`) and say what it is ("confusion matrix"); None when it has none."""
+        return None
 
     def score(self, report: dict) -> float:
         """The primary metric of a report, signed so that higher is always better."""

@@ -12,6 +12,14 @@ from vdg_tf.tasks.metrics import classification_report
 from vdg_tf.tasks.registry import register_task
 
 
+def plot_report_confusion(report: dict, labels: list[str], path, title: str) -> str:
+    """Draw the report's confusion matrix (classification-like reports have one)."""
+    from vdg_tf.tasks.plots import plot_confusion  # matplotlib: only when drawing
+
+    plot_confusion(report["confusion"], labels, path, title)
+    return "confusion matrix"
+
+
 def smoothed_sparse_ce(eps: float):
     """Sparse categorical cross-entropy with label smoothing `eps` (Keras' sparse loss has none)."""
 
@@ -32,6 +40,7 @@ class Classification(Task):
     primary = "accuracy"
     min_labels = 2
     distills = True
+    report_plot = "confusion.png"
 
     def labels(self, rows: list[ClipRow]) -> list[str]:
         return sorted({n for r in rows for n in self.names(r)})
@@ -59,6 +68,9 @@ class Classification(Task):
 
     def report(self, y, outputs, labels):
         return classification_report(y, outputs, labels)
+
+    def plot_report(self, report, labels, path, title):
+        return plot_report_confusion(report, labels, path, title)
 
     def decisions(self, outputs):
         return np.asarray(outputs).argmax(-1)

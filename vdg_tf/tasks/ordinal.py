@@ -9,6 +9,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from vdg_tf.manifest import ClipRow
+from vdg_tf.tasks.classification import plot_report_confusion
 from vdg_tf.tasks.metrics import confusion_matrix, pearson
 from vdg_tf.tasks.registry import register_task
 from vdg_tf.tasks.regression import Regression
@@ -82,6 +83,8 @@ class Ordinal(Regression):
     exact-level accuracy, MAE in levels, correlation and confusion."""
 
     name = "ordinal"
+    only_series = "level"
+    report_plot = "confusion.png"
     primary = "accuracy"
     higher_is_better = True
     min_labels = 2
@@ -115,6 +118,9 @@ class Ordinal(Regression):
 
     def report(self, y, outputs, labels):
         return ordinal_report(y, outputs, labels)
+
+    def plot_report(self, report, labels, path, title):
+        return plot_report_confusion(report, labels, path, title)
 
     def decisions(self, outputs):
         return ordinal_levels(outputs)

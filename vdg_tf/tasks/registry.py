@@ -28,4 +28,4 @@ def get_task(data: DataConfig | str) -> Task:
         raise ValueError(f"data.task: unknown '{name}' (known: {', '.join(sorted(TASKS))})")
     if isinstance(data, str):
         return TASKS[name]()
-    return TASKS[name](normal_labels=tuple(data.normal_labels))
+    return TASKS[name].from_config(data)

@@ -33,6 +33,7 @@ def regression_report(y_true: np.ndarray, pred: np.ndarray) -> dict:
 class Regression(Task):
     """A value per clip; reports MAE (lower is better), RMSE, correlation, sign accuracy."""
 
+    only_series = "value"
     name = "regression"
     key = "target"
     primary = "mae"

@@ -1,5 +1,5 @@
-"""Training: fusion loss, schedules, callbacks, the run folder, evaluation metrics."""
+"""Training: the `Trainer` steps, fusion loss, schedules, callbacks, evaluation metrics."""
 
-from vdg_tf.training.train import TrainResult, train, write_saved_model
+from vdg_tf.training.trainer import Trainer, TrainResult, train, write_saved_model
 
-__all__ = ["TrainResult", "train", "write_saved_model"]
+__all__ = ["TrainResult", "Trainer", "train", "write_saved_model"]

@@ -9,8 +9,8 @@ made from other data or settings.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ import tf_keras as keras
 
 from vdg_tf.bundle import load_model, save_model
 from vdg_tf.files import write_json
+
+logger = logging.getLogger(__name__)
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -108,9 +110,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self.resuming = self.folder.is_dir() and any(self.folder.rglob("checkpoint"))
         saved = self._read() if self.resuming else None
         if self.resuming and (saved is None or saved.get("identity") != self.identity):
-            print(
-                f"{self.folder}: backup of a run on other data or settings; starting over",
-                file=sys.stderr,
+            logger.warning(
+                "%s: backup of a run on other data or settings; starting over", self.folder
             )
             self.resuming = False
         if self.resuming:

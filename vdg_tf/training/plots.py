@@ -18,13 +18,8 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from vdg_tf.files import atomic_path  # noqa: E402
-
-
-def _save(fig, path: str | Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+from vdg_tf.tasks.plots import plot_confusion  # noqa: E402, F401  (the task's plot)
+from vdg_tf.tasks.plots import save_figure as _save  # noqa: E402
 
 
 def _is_fraction(values, higher_is_better: bool = True) -> bool:
@@ -63,32 +58,6 @@ def plot_curves(history: dict[str, list[float]], path: str | Path, title: str = 
         ax.legend()
     if title:
         fig.suptitle(title)
-    _save(fig, Path(path))
-
-
-def plot_confusion(cm: np.ndarray, labels: list[str], path: str | Path, title: str = "") -> None:
-    """Confusion matrix heat map with counts in the cells."""
-    cm = np.asarray(cm)
-    n = len(labels)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n), labels, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title or "confusion matrix")
-    for i in range(n):
-        for j in range(n):
-            if cm[i, j]:
-                ax.text(
-                    j,
-                    i,
-                    int(cm[i, j]),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if cm[i, j] > cm.max() / 2 else "black",
-                )
     _save(fig, Path(path))
 
 
