@@ -159,7 +159,7 @@ def test_a_changed_stage_reruns_with_the_stages_after_it(pipeline_run, sample_da
     [
         ({"stages": [{"prune": {}}]}, r"stages\[0\]: the first stage must be 'train'"),
         ({"stages": [{"train": {}}, {"squash": {}}]}, r"stages\[1\]: unknown stage 'squash'"),
-        ({"stages": [{"train": {}}], "extra": 1}, "unknown key 'extra'"),
+        ({"stages": [{"train": {}}], "extra": 1}, "extra: unknown key"),
         ({"stages": [{"train": {}}, {"qat": {"epochz": 3}}]}, r"stages\[1\]\.qat\.epochz"),
         ({"stages": [{"train": {"epochs": "3"}}]}, r"stages\[0\]\.train\.epochs"),
         ({"stages": [{"train": {}}, {"export": {"targets": ["edge-int9"]}}]}, "edge-int9"),

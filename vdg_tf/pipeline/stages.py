@@ -83,7 +83,7 @@ class TrainOptions:
     """Overrides of the config's `train:` section for this run (e.g. `{epochs: 30}`)."""
 
     epochs: int | None = field(default=None, metadata={"min": 1})
-    learning_rate: float | None = field(default=None, metadata={"min": 0.0})
+    learning_rate: float | None = field(default=None, metadata={"above": 0.0})
     patience: int | None = field(default=None, metadata={"min": 0})
 
     def apply(self, config: Config) -> Config:
@@ -241,7 +241,7 @@ class DistillOptions:
     teacher: str = "train"
     student: dict = field(default_factory=dict)
     alpha: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
-    temperature: float = field(default=3.0, metadata={"min": 0.1})
+    temperature: float = field(default=3.0, metadata={"above": 0.0})
     epochs: int = field(default=10, metadata={"min": 1})
 
 
@@ -308,7 +308,7 @@ class ExportOptions:
 
     targets: list[str] = field(
         default_factory=lambda: ["float32", "edge-int8"],
-        metadata={"registry": "vdg_tf.export.targets:TARGETS"},
+        metadata={"registry": "vdg_tf.export.targets:TARGETS", "nonempty": True, "unique": True},
     )
     calibration_samples: int = field(default=64, metadata={"min": 1})
 
@@ -365,11 +365,12 @@ class SweepOptions:
     """
 
     sparsity: list[float] = field(
-        default_factory=lambda: [0.0, 0.5, 0.75, 0.9], metadata={"min": 0.0, "max": 0.99}
+        default_factory=lambda: [0.0, 0.5, 0.75, 0.9],
+        metadata={"min": 0.0, "max": 0.99, "nonempty": True, "unique": True},
     )
     targets: list[str] = field(
         default_factory=lambda: ["edge-int8", "gpu-fp16"],
-        metadata={"registry": "vdg_tf.export.targets:TARGETS"},
+        metadata={"registry": "vdg_tf.export.targets:TARGETS", "nonempty": True, "unique": True},
     )
     prune: dict = field(default_factory=dict)
     qat: dict = field(default_factory=lambda: {"epochs": 2})
