@@ -205,13 +205,11 @@ def cmd_benchmark(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_run(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.pipeline import PipelineSpec, format_report, run_pipeline
+    from vdg_tf.pipeline import run
 
-    spec = PipelineSpec.load(a.pipeline)
-    report = run_pipeline(
-        spec, a.data, a.eval_data, a.out, True, val_data=a.val_data, val_split=a.val_split
-    )
-    return {"report": report["report"], "stages": report["stages"]}, format_report(report)
+    r = run(a.pipeline, a.data, a.out, val_data=a.val_data, val_split=a.val_split,
+            eval_data=a.eval_data)  # fmt: skip
+    return r.to_dict(), r.format()
 
 
 def cmd_inspect(a: argparse.Namespace) -> tuple[dict, str]:
@@ -226,10 +224,10 @@ def cmd_inspect(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_demo(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.pipeline import format_demo, run_demo
+    from vdg_tf.pipeline import run_demo
 
-    report = run_demo(a.out, clips=a.clips, seed=a.seed, epochs=a.epochs, progress=True)
-    return report, format_demo(report)
+    r = run_demo(a.out, clips=a.clips, seed=a.seed, epochs=a.epochs)
+    return r.to_dict(), r.format()
 
 
 def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
@@ -523,8 +521,15 @@ def build_parser() -> argparse.ArgumentParser:
         "run a pipeline file: train -> prune/cluster/QAT/distill -> export -> verify",
     )
     sp.add_argument("pipeline", help="pipeline YAML (see pipelines/)")
-    sp.add_argument("--data", required=True, help="training manifest or TFRecord folder")
-    sp.add_argument("--eval-data", required=True, help="evaluation manifest (every stage's report)")
+    sp.add_argument(
+        "--data",
+        required=True,
+        help="training manifest, TFRecord folder or folder of class folders",
+    )
+    sp.add_argument(
+        "--eval-data",
+        help="evaluation data: every stage is scored on it (default: the validation rows)",
+    )
     _add_validation(sp)
     sp.add_argument("--out", required=True, help="output folder (rerun to resume)")
 
