@@ -284,6 +284,11 @@ BAD_STAGES = [
      "stages[2].export.targets: 'float32' is given twice"),
     ({"export": {"calibration_samples": 0}},
      "stages[2].export.calibration_samples: must be >= 1, got 0"),
+    ({"export": {"sources": {"gpu-fp16": "qat"}}},
+     "stages[2].export.sources: 'gpu-fp16' is not one of the targets (float32, edge-int8)"),
+    ({"export": {"sources": {"edge-int8": "best"}}},
+     "stages[2].export.sources.edge-int8: unknown 'best' (known: clustered, distilled, int4_aware, "
+     "latest, pruned, qat, trained)"),
     ({"sweep": {"sparsity": [0.5, 1.0]}}, "stages[2].sweep.sparsity[1]: must be in [0, 0.99], got 1.0"),
     ({"sweep": {"qat": {"epochs": 0}}}, "stages[2].sweep.qat.epochs: must be >= 1, got 0"),
     ({"sweep": {"prune": {"frequency": 0}}}, "stages[2].sweep.prune.frequency: must be >= 1, got 0"),
