@@ -240,16 +240,10 @@ def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
 
 
 def cmd_benchmark_stream(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.bench.stream import format_stream_benchmark, run_stream_benchmark
+    from vdg_tf.bench.stream import run_stream_benchmark
 
-    r = run_stream_benchmark(
-        a.model,
-        a.video,
-        a.window,
-        a.stride,
-        log=lambda m: print(f"[benchmark] {m}", file=sys.stderr),
-    )
-    return r, format_stream_benchmark(r)
+    r = run_stream_benchmark(a.model, a.video, window=a.window, stride=a.stride)
+    return r.to_dict(), r.format()
 
 
 def _add_trust_model(sp: argparse.ArgumentParser) -> None:
@@ -493,7 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_benchmark_stream,
         "predict-loop speed on a video: per window and real-time factor, float32 vs int8, 1 core vs all, incremental vs full windows",
     )
-    sp.add_argument("model", help="run folder")
+    sp.add_argument(
+        "model",
+        help="run folder (its float32 and int8 exports are measured) or FILE.tflite (as it is; "
+        "incremental too when exported with --incremental)",
+    )
     sp.add_argument("video", help="a video file (the longer, the steadier the figures)")
     sp.add_argument("--window", type=float, help="window seconds (default: the model's audio span)")
     sp.add_argument("--stride", type=float, help="seconds between windows (default: window / 4)")  # fmt: skip
