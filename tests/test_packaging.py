@@ -117,6 +117,8 @@ BASE = (
     "vdg_tf.config",
     "vdg_tf.manifest",
     "vdg_tf.files",
+    "vdg_tf.results",
+    "vdg_tf.safety",
 )
 STAGES = {
     **dict.fromkeys(BASE, 0),

@@ -151,6 +151,64 @@ def test_from_csv_kinetics(sample_data, tmp_path):
         from_csv(bad, tmp_path / "kinetics", tmp_path / "k2.jsonl")
 
 
+def _kinetics_folder(sample_data, tmp_path) -> Path:
+    """Two downloaded videos: a clip cut to 10-20 s of `aaaaaaaaaaa`, and all of `bbbbbbbbbbb`."""
+    rows = _sample_rows(sample_data)
+    videos = tmp_path / "kinetics"
+    videos.mkdir()
+    shutil.copy(rows[0]["path"], videos / "aaaaaaaaaaa_000010_000020.mp4")
+    shutil.copy(rows[1]["path"], videos / "bbbbbbbbbbb.mp4")
+    return videos
+
+
+def test_from_csv_reads_a_csv_that_starts_with_a_bom(sample_data, tmp_path):
+    videos = _kinetics_folder(sample_data, tmp_path)
+    table = tmp_path / "excel.csv"  # Excel's "CSV UTF-8" starts the file with U+FEFF
+    table.write_text(
+        "\ufeffyoutube_id,time_start,time_end,label\naaaaaaaaaaa,10,20,abseiling\n",
+        encoding="utf-8",
+    )
+    info = from_csv(table, videos, tmp_path / "k.jsonl")
+    assert (info["rows"], info["skipped"], info["labels"]) == (1, 0, ["abseiling"])
+
+
+def test_from_csv_skips_rows_without_a_label_or_a_split(sample_data, tmp_path):
+    videos = _kinetics_folder(sample_data, tmp_path)
+    table = tmp_path / "train.csv"
+    table.write_text(
+        "label,youtube_id,time_start,time_end,split\n"
+        "abseiling,aaaaaaaaaaa,10,20,train\n"
+        ",bbbbbbbbbbb,0,1,train\n"
+        "archery,bbbbbbbbbbb,0,1,\n"
+        "archery,bbbbbbbbbbb,1,2,val\n"
+    )
+    info = from_csv(table, videos, tmp_path / "k.jsonl")
+    assert (info["rows"], info["skipped"]) == (2, 2)
+    assert info["skipped_files"] == [
+        "train.csv line 3: empty label (the CSV has a label column)",
+        "train.csv line 4: empty split (the CSV has a split column)",
+    ]
+    got, _ = read_manifest(tmp_path / "k.jsonl")
+    assert [r.label for r in got] == ["abseiling", "archery"]
+    assert sorted(info["splits"]) == ["train", "val"]
+    assert not (tmp_path / "k_none.jsonl").exists()
+
+
+def test_caption_skips_and_counts_an_srt_cue_with_a_malformed_timestamp(tmp_path):
+    video = tmp_path / "v.mp4"
+    (tmp_path / "v.srt").write_text(
+        "1\n00:00:01,000 --> 00:00:02,000\nhello there\n\n"
+        "2\n00:00:0x,000 --> 00:00:04,000\nbroken cue\n\n"
+        "3\n00:00:05,000 --> 00:00:06,000\nlast one\n"
+    )
+    errors: list[str] = []
+    assert caption(video, errors=errors) == "hello there last one"
+    assert errors == [
+        f"{tmp_path / 'v.srt'} line 6: malformed cue timing '00:00:0x,000 --> 00:00:04,000' "
+        "(cue skipped)"
+    ]
+
+
 def test_caption_sidecars(tmp_path):
     video = tmp_path / "v.mp4"
     (tmp_path / "v.vtt").write_text("WEBVTT\n\n00:00.000 --> 00:01.000\nhello there\n")

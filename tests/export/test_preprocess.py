@@ -22,7 +22,8 @@ from vdg_tf.export.inspect import inspect_tflite
 from vdg_tf.export.litert import LiteRTModel
 from vdg_tf.export.preprocess import FramesToVideo, features_model, raw_inputs
 from vdg_tf.manifest import read_manifest
-from vdg_tf.media.decode import _resize, decode_clip
+from vdg_tf.media.convert import resize
+from vdg_tf.media.decode import decode_clip
 from vdg_tf.models.builder import inference_model
 
 NATIVE = 96  # the sample clips' frame size (SampleSpec): decoded at it, frames are not resized
@@ -34,7 +35,7 @@ def test_resize_matches_the_decoder(mode, hw):
     """Geometry and filter of the decoder's resize (short/long side, centre crop or pad,
     area when shrinking, bilinear when enlarging), on RGB frames of several shapes."""
     img = render_frames(np.random.default_rng(0), "left", 1, hw[1], hw[0])[0]
-    ref = _resize(av.VideoFrame.from_ndarray(img, format="rgb24"), 32, mode, VideoReformatter())
+    ref = resize(av.VideoFrame.from_ndarray(img, format="rgb24"), 32, mode, VideoReformatter())
     got = FramesToVideo(32, mode)(tf.constant(img[None, None])).numpy()[0, 0] * 255
     diff = np.abs(ref.astype(np.float32) - got)
     assert got.shape == ref.shape
@@ -129,7 +130,7 @@ def plain_probs(bundle, sample_data, tmp_path_factory):
     plain = export_model(bundle, "float32", tmp_path_factory.mktemp("plain") / "plain.tflite")
     ds = dataset_from(sample_data["manifest_eval"], bundle.config.data, bundle.labels,
                       bundle.tokenizer)  # fmt: skip
-    model = LiteRTModel(plain["path"])
+    model = LiteRTModel(plain.path)
     return np.concatenate(
         [model.predict_batch({k: v.numpy() for k, v in x.items()}) for x, _ in ds]
     )
@@ -143,8 +144,8 @@ def test_preprocess_export_predicts_as_the_model_fed_by_the_pipeline(
         bundle, "float32", tmp_path / "pre.tflite", saved_model=tmp_path / "sm", batch=None,
         preprocess=True,
     )  # fmt: skip
-    assert pre["preprocess"] and inspect_tflite(pre["path"])["inputs"]["video"][1] == "uint8"
-    model = LiteRTModel(pre["path"])
+    assert pre.preprocess and inspect_tflite(pre.path)["inputs"]["video"][1] == "uint8"
+    model = LiteRTModel(pre.path)
     assert list(model.input_details["video"]["shape_signature"]) == [-1, 4, -1, -1, 3]
     got = np.stack([model.predict_one(x) for x in _raw_eval(sample_data, bundle)])
     diff = np.abs(keras_probs - got).max()
@@ -179,13 +180,13 @@ def test_preprocess_int8_export_keeps_the_features_float(
         bundle, "edge-int8", tmp_path / "pre8.tflite", data=sample_data["manifest_train"],
         calibration_samples=16, preprocess=True,
     )  # fmt: skip
-    info = inspect_tflite(r["path"])
+    info = inspect_tflite(r.path)
     # the model int8 (its convolutions and dense layers), the features float: the one
     # float FULLY_CONNECTED is the mel filterbank
     assert not {"CONV_2D", "DEPTHWISE_CONV_2D"} & set(info["float_ops"])
     assert info["float_ops"]["FULLY_CONNECTED"] == 1
     assert {"RFFT2D", "COMPLEX_ABS", "LOG", "BATCH_MATMUL"} <= set(info["float_ops"])
-    model = LiteRTModel(r["path"])
+    model = LiteRTModel(r.path)
     got = np.stack([model.predict_one(x) for x in _raw_eval(sample_data, bundle)])
     # against the plain float32 export fed by the pipeline: 0.94 measured; 0.62 with the
     # features quantized too (no denylist)

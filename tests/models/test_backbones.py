@@ -21,7 +21,7 @@ from vdg_tf.models.backbones import (
     set_backbone_trainable,
     standalone_backbone,
 )
-from vdg_tf.models.frames import FoldFrames, UnfoldFrames
+from vdg_tf.models.layers import FoldFrames, UnfoldFrames
 
 SIZE, FRAMES = 32, 2
 

@@ -7,9 +7,8 @@ from tests.helpers import tiny_config
 from vdg_tf.bundle import load_model, save_model
 from vdg_tf.compression import PruneConfig, quantize_aware
 from vdg_tf.compression.prune import wrap_for_pruning
-from vdg_tf.models import FUSIONS, build_classifier, get_fusion, inference_model
-from vdg_tf.models.fusion import MaskedWeightedSum
-from vdg_tf.models.modality_dropout import ModalityDropout
+from vdg_tf.models import FUSIONS, build_classifier, get_fusion, inference_model, model_inputs
+from vdg_tf.models.layers import MaskedWeightedSum, ModalityDropout
 from vdg_tf.training.train import compile_classifier
 
 
@@ -264,3 +263,19 @@ def test_a_subset_of_modalities_builds_only_those_inputs_and_heads(modalities, t
     np.testing.assert_allclose(
         load_model(tmp_path / "m.keras")(x)["fused"], model(x)["fused"], atol=1e-6
     )
+
+
+def test_each_modality_is_encoded_by_its_registry_entry_and_unknown_names_list_the_known():
+    from vdg_tf.models.builder import MODALITIES
+    from vdg_tf.models.encoders.registry import ENCODERS, get_encoder
+
+    assert tuple(ENCODERS) == MODALITIES
+    cfg = tiny_config()
+    for m in MODALITIES:
+        inputs = {k: v for k, v in model_inputs(cfg, 40).items() if k == m}
+        f = get_encoder(m)(inputs[m], cfg, 50)
+        assert tuple(f.shape) == (None, cfg.model.fused_dim), m
+    with pytest.raises(
+        ValueError, match=r"model.modalities: unknown 'smell' \(known: video, audio, text\)"
+    ):
+        get_encoder("smell")

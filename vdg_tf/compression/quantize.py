@@ -29,7 +29,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.default_8bit i
 
 from vdg_tf.compression.cluster_preserve import ClusterPreserveScheme
 from vdg_tf.compression.fitting import fine_tune
-from vdg_tf.models.frames import FoldFrames, UnfoldFrames
+from vdg_tf.models.layers import FoldFrames, UnfoldFrames
 
 quant = tfmot.quantization.keras
 

@@ -8,11 +8,13 @@ of vdg_tf reads one format. Paths in the manifests are relative to the manifest'
 Captions come from a sidecar next to each video with the same stem: `.srt` or `.vtt`
 (parsed by pysubs2, which handles both and their malformed variants better than a hand
 parser would) or plain `.txt`. For a row with a `start`/`end` window only the subtitle
-lines that overlap the window become its text.
+lines that overlap the window become its text. An SRT cue whose timing line is malformed
+is skipped and named in `caption_errors` (pysubs2 alone would read its index and timing
+into the caption before it).
 
-Nothing bad is fatal: a split list naming a missing file, a CSV row with no video, a file
-with no decodable video stream and a class folder with no video are skipped, counted and
-named one per line in `skipped_files`.
+Nothing bad is fatal: a split list naming a missing file, a CSV row with no video or an
+empty label or split, a file with no decodable video stream and a class folder with no
+video are skipped, counted and named one per line in `skipped_files`.
 
 Example:
   info = from_folders("UCF-101", "data/ucf.jsonl", splits="ucfTrainTestlist")
@@ -164,8 +166,9 @@ def from_csv(
 
     A row matches `<youtube_id>_<start:06d>_<end:06d>.<ext>` (a clip already cut to the
     window: the whole file, no `start`/`end`) or `<youtube_id>.<ext>` (the full video:
-    `start`/`end` from the CSV), anywhere under `videos`. Rows with no file are skipped
-    and counted. When the `split` column has several values, `<out stem>_<split>.jsonl`
+    `start`/`end` from the CSV), anywhere under `videos`. Rows with no file, and rows with
+    an empty cell in a `label` or `split` column the CSV has, are skipped and counted (the
+    reason in `skipped_files`). A byte-order mark (Excel's "CSV UTF-8") is read. When the `split` column has several values, `<out stem>_<split>.jsonl`
     is also written per value.
 
     Returns:
@@ -182,7 +185,8 @@ def from_csv(
     caption_errors: list[str] = []
     rows: list[dict] = []
     by_split: dict[str, list[dict]] = {}
-    with table.open(newline="", encoding="utf-8") as f:
+    # utf-8-sig: Excel's "CSV UTF-8" starts the file with a byte-order mark
+    with table.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         fields = [c.strip() for c in reader.fieldnames or []]
         missing = [c for c in CSV_COLUMNS if c not in fields]
@@ -191,35 +195,14 @@ def from_csv(
         for i, raw in enumerate(reader, start=2):  # line 1 is the header
             rec = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
             where = f"{table.name} line {i}"
-            try:
-                start, end = float(rec["time_start"]), float(rec["time_end"])
-            except ValueError:
-                skipped.append(f"{where}: time_start/time_end must be numbers")
-                continue
-            if not 0 <= start < end:
-                skipped.append(f"{where}: need 0 <= time_start < time_end, got {start:g}, {end:g}")
-                continue
-            vid = rec["youtube_id"]
-            cut = found.get(f"{vid}_{int(start):06d}_{int(end):06d}")
-            video = cut or found.get(vid)
-            if video is None:
-                skipped.append(f"{where}: no video for {vid} in {videos}")
-                continue
-            problem = _probe(video) if probe else None
+            problem = _csv_row_problem(rec, fields)
             if problem:
-                skipped.append(f"{where}: {video}: {problem}")
+                skipped.append(f"{where}: {problem}")
                 continue
-            row: dict = {"video": _relative(video, out.parent)}
-            window = None if cut else (start, end)
-            if window:
-                row["start"], row["end"] = window
-            text = caption(video, window, caption_errors)
-            if text:
-                row["text"] = text
-            if rec.get("label"):
-                row["label"] = rec["label"]
-            rows.append(row)
-            by_split.setdefault(rec.get("split") or "", []).append(row)
+            row = _csv_row(rec, where, found, videos, out.parent, probe, skipped, caption_errors)
+            if row is not None:
+                rows.append(row)
+                by_split.setdefault(rec.get("split") or "", []).append(row)
     if not rows:
         first = f": {skipped[0]}" if skipped else ""
         raise ValueError(f"{table}: no row matched a video in {videos}{first}")
@@ -227,10 +210,63 @@ def from_csv(
     info = _summary(out, rows, skipped, caption_errors)
     if len(by_split) > 1:
         for name, split_rows in sorted(by_split.items()):
-            path = out.with_name(f"{out.stem}_{name or 'none'}{out.suffix or '.jsonl'}")
+            path = out.with_name(f"{out.stem}_{name}{out.suffix or '.jsonl'}")
             write_manifest(path, split_rows)
-            info["splits"][name or "none"] = {"manifest": str(path), "rows": len(split_rows)}
+            info["splits"][name] = {"manifest": str(path), "rows": len(split_rows)}
     return info
+
+
+def _csv_row_problem(rec: dict[str, str], fields: list[str]) -> str | None:
+    """Why a CSV row cannot become a manifest row before its video is looked for (None: it can).
+
+    An empty cell in a `label` or `split` column the CSV has would give a row that trains
+    without a class, or lands in no split: skipped, as a row with no video is.
+    """
+    try:
+        start, end = float(rec["time_start"]), float(rec["time_end"])
+    except ValueError:
+        return "time_start/time_end must be numbers"
+    if not 0 <= start < end:
+        return f"need 0 <= time_start < time_end, got {start:g}, {end:g}"
+    for column in ("label", "split"):
+        if column in fields and not rec.get(column):
+            return f"empty {column} (the CSV has a {column} column)"
+    return None
+
+
+def _csv_row(
+    rec: dict[str, str],
+    where: str,
+    found: dict[str, Path],
+    videos: Path,
+    base: Path,
+    probe: bool,
+    skipped: list[str],
+    caption_errors: list[str],
+) -> dict | None:
+    """The manifest row of a checked CSV row, or None (the reason added to `skipped`):
+    the cut clip `<id>_<start>_<end>` is the whole window, a full video `<id>` is windowed."""
+    start, end = float(rec["time_start"]), float(rec["time_end"])
+    vid = rec["youtube_id"]
+    cut = found.get(f"{vid}_{int(start):06d}_{int(end):06d}")
+    video = cut or found.get(vid)
+    if video is None:
+        skipped.append(f"{where}: no video for {vid} in {videos}")
+        return None
+    problem = _probe(video) if probe else None
+    if problem:
+        skipped.append(f"{where}: {video}: {problem}")
+        return None
+    row: dict = {"video": _relative(video, base)}
+    window = None if cut else (start, end)
+    if window:
+        row["start"], row["end"] = window
+    text = caption(video, window, caption_errors)
+    if text:
+        row["text"] = text
+    if rec.get("label"):
+        row["label"] = rec["label"]
+    return row
 
 
 def caption(
@@ -241,7 +277,8 @@ def caption(
     """The text of the sidecar beside `video` (`.srt`, `.vtt` or `.txt`, same stem), or "".
 
     With `window` (start, end seconds), only subtitle lines overlapping it. A sidecar that
-    cannot be read is named in `errors` and gives "" (the video is still usable).
+    cannot be read is named in `errors` and gives "" (the video is still usable); so is
+    each SRT cue with a malformed timing line, skipped.
     """
     import pysubs2
 
@@ -253,7 +290,11 @@ def caption(
         try:
             if suffix == ".txt":
                 return " ".join(path.read_text(encoding="utf-8", errors="replace").split())
-            subs = pysubs2.load(str(path), encoding="utf-8")
+            if suffix == ".srt":
+                text = _without_malformed_cues(path, errors)
+                subs = pysubs2.SSAFile.from_string(text, format_="srt")
+            else:
+                subs = pysubs2.load(str(path), encoding="utf-8")
         except (OSError, ValueError, pysubs2.exceptions.Pysubs2Error) as e:
             if errors is not None:
                 errors.append(f"{path}: cannot read captions: {' '.join(str(e).split())}")
@@ -270,6 +311,38 @@ def caption(
                 lines.append(text)
         return " ".join(lines)
     return ""
+
+
+def _without_malformed_cues(path: Path, errors: list[str] | None) -> str:
+    """The SRT file's text without its cues whose timing line is malformed, each named in
+    `errors` ("`path` line N: malformed cue timing ...").
+
+    pysubs2 takes a line with two timestamps as a cue's start; any other line, a broken
+    timing line included, becomes text of the cue before, so a `00:00:0x,000 --> ...` cue
+    would put its index, timing and text into the previous caption. A line with `-->` and
+    not two timestamps is such a line: it, the index line above it and the cue's text up
+    to the next blank line are dropped.
+    """
+    from pysubs2.time import TIMESTAMP
+
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    kept: list[str] = []
+    dropping = False
+    for n, line in enumerate(lines, start=1):
+        if dropping:
+            dropping = bool(line.strip())
+            continue
+        if "-->" in line and len(TIMESTAMP.findall(line)) != 2:
+            if kept and kept[-1].strip().isdigit():
+                kept.pop()  # the cue's index
+            if errors is not None:
+                errors.append(
+                    f"{path} line {n}: malformed cue timing '{line.strip()}' (cue skipped)"
+                )
+            dropping = True
+            continue
+        kept.append(line)
+    return "\n".join(kept) + "\n"
 
 
 def _probe(path: Path) -> str | None:

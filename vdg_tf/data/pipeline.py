@@ -213,28 +213,11 @@ def decode_rows(
             [tf.uint8, tf.float32, tf.float32, tf.bool],
             stateful=False,
         )
-        lead = [None] if grouped else []
-        frames.set_shape([*lead, vspec.frames, vspec.size, vspec.size, 3])
-        samples.set_shape([*lead, aspec.samples])
-        audio_mask.set_shape(lead)
-        ok.set_shape(lead)
+        _set_clip_shapes(frames, samples, audio_mask, ok, cfg, grouped)
         clip = {"frames": frames, "samples": samples, "audio_mask": audio_mask, "text": text}
         return clip, extra, ok
 
-    texts = [get_task(cfg).text(r) for r in rows]
-    index = np.arange(len(rows))
-    ds = tf.data.Dataset.from_tensor_slices(
-        (index, tf.constant(texts, tf.string, shape=[len(rows)]), index if carry is None else carry)
-    )
-    if shard is not None:
-        ds = ds.shard(*shard)
-    if training and not cfg.cache:
-        ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
-    # a per-epoch number for temporal jitter: a new draw each epoch, the same for a seed
-    epoch = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(
-        lambda x: x % 100003
-    )
-    ds = tf.data.Dataset.zip((ds, epoch)).map(lambda t, e: (*t, e))
+    ds = _indexed_rows(rows, cfg, training, shard, carry)
     order = ordered(cfg, training)
     if pool is None:
         ds = ds.map(decode_tf, num_parallel_calls=AUTOTUNE, deterministic=order)
@@ -243,6 +226,41 @@ def decode_rows(
         ds = ds.batch(group).map(decode_tf, num_parallel_calls=calls, deterministic=order)
         ds = ds.with_options(_threads_for(calls)).unbatch()
     return ds.filter(_is_ok).map(_drop_ok)
+
+
+def _set_clip_shapes(frames, samples, audio_mask, ok, cfg: DataConfig, grouped: bool) -> None:
+    """The static shapes `tf.numpy_function` loses: a clip's, with a group axis first when
+    a worker decodes a group of clips a call."""
+    lead = [None] if grouped else []
+    frames.set_shape([*lead, cfg.video.frames, cfg.video.size, cfg.video.size, 3])
+    samples.set_shape([*lead, cfg.audio.samples])
+    audio_mask.set_shape(lead)
+    ok.set_shape(lead)
+
+
+def _indexed_rows(
+    rows: list[ClipRow],
+    cfg: DataConfig,
+    training: bool,
+    shard: tuple[int, int] | None,
+    carry: tf.Tensor | None,
+) -> tf.data.Dataset:
+    """`(row index, text, carry[row] or the index, epoch seed)` per row, before decoding:
+    sharded first (each worker decodes only its own rows) and shuffled when training."""
+    texts = [get_task(cfg).text(r) for r in rows]
+    index = np.arange(len(rows))
+    ds = tf.data.Dataset.from_tensor_slices(
+        (index, tf.constant(texts, tf.string, shape=[len(rows)]), index if carry is None else carry)
+    )
+    if shard is not None:
+        ds = ds.shard(*shard)
+    if training and not cfg.cache:
+        ds = ds.shuffle(len(rows), seed=cfg.seed, reshuffle_each_iteration=True)
+    # a per-epoch number for temporal jitter: a new draw each epoch, the same for a seed
+    epoch = tf.data.Dataset.random(seed=cfg.seed, rerandomize_each_iteration=True).map(
+        lambda x: x % 100003
+    )
+    return tf.data.Dataset.zip((ds, epoch)).map(lambda t, e: (*t, e))
 
 
 def _clip_fields(clip) -> tuple:

@@ -6,6 +6,8 @@ tf_keras or keras_nlp, nor a later vdg_tf stage (only `vdg_tf.config` and
 
 - `decode`: `decode_clip` (one pass over a container: sampled frames + audio), `Clip`,
   `DecodeError` (the file and the problem, one line), `sample_times`, `FrameSkipper`.
+- `convert`: what decoded frames and audio become in a clip (`resize`, `to_mono`,
+  `audio_window`, `fit_audio`), shared by `decode` and `windows`.
 - `workers`: `DecodePool` of long-lived, isolated (`python -I`) decode processes that die
   with their parent and log to `set_decode_log`'s file, `DecodeJob`, `run_or_error`; every
   decode path answers a `Clip` or a `DecodeError`.

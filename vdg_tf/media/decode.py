@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from vdg_tf.config import AudioSpec, VideoSpec
+from vdg_tf.media.convert import audio_window, fit_audio, resize, thread_scaler, to_mono
 
 SEEK_AFTER_S = 2.0  # below this, decoding from the start is cheaper than a seek
 MAX_BAD_FRACTION = 0.25  # `DataConfig.max_bad_packet_fraction`'s default
@@ -71,40 +70,6 @@ def sample_times(
         times = start + offset + (np.arange(spec.frames) + 0.5) / spec.fps
         return np.minimum(times, end - 1e-6)
     return start + (np.arange(spec.frames) + 0.5) * dur / spec.frames
-
-
-def _resize(frame: av.VideoFrame, size: int, mode: str, scaler: VideoReformatter) -> np.ndarray:
-    """Short-side resize + centre crop (`crop`) or long-side resize + black pad (`pad`).
-
-    One swscale context per thread (`scaler`), single-threaded: PyAV's default builds a
-    new context with a thread per core for every frame, which for a small frame costs more
-    than the scaling and stalls badly when decode threads already fill the cores. Area
-    averaging: it does not alias when shrinking, and costs 19 us a frame here against
-    bilinear's 27 (96x96 -> 64x64, PyAV 18).
-    """
-    w, h = frame.width, frame.height
-    scale = size / min(w, h) if mode == "crop" else size / max(w, h)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    img = scaler.reformat(frame, nw, nh, "rgb24", interpolation="AREA", threads=1).to_ndarray()
-    if mode == "crop":
-        y, x = (nh - size) // 2, (nw - size) // 2
-        return img[y : y + size, x : x + size]
-    out = np.zeros((size, size, 3), np.uint8)
-    y, x = (size - nh) // 2, (size - nw) // 2
-    out[y : y + nh, x : x + nw] = img
-    return out
-
-
-_SCALERS = threading.local()
-
-
-def _thread_scaler() -> VideoReformatter:
-    """This thread's swscale context, kept across clips: FFmpeg reuses it while sizes and
-    formats stay the same, and building one cost as much as the clip's 8 resizes."""
-    scaler = getattr(_SCALERS, "scaler", None)
-    if scaler is None:
-        scaler = _SCALERS.scaler = VideoReformatter()
-    return scaler
 
 
 def clip_bounds(container: av.container.InputContainer, start, end) -> tuple[float, float]:
@@ -224,12 +189,12 @@ def decode_clip(
         )
     if audio_path is not None:
         samples, has_audio = (
-            decode_audio_file(audio_path, audio, *_audio_window(lo, hi, audio)),
+            decode_audio_file(audio_path, audio, *audio_window(lo, hi, audio)),
             True,
         )
     hi = min(hi, last) if last else hi
     damage = health.bad + health.missing
-    return Clip(frames, _fit_audio(samples, audio), has_audio, max(hi - lo, 0.0), damage)
+    return Clip(frames, fit_audio(samples, audio), has_audio, max(hi - lo, 0.0), damage)
 
 
 @dataclass
@@ -277,30 +242,18 @@ def _decode_streams(
     container, path, video, audio, lo, hi, rng, read_audio: bool, threads=0, skip_unneeded=True
 ):
     """One demux pass that stops as soon as it has what the clip needs: the frames nearest
-    the target times, and the audio window `_audio_window` gives (resampled to mono).
+    the target times, and the audio window `audio_window` gives (resampled to mono).
 
     Frames without a timestamp (raw streams) are timed by their order at the stream's
     frame duration. Returns frames, samples, has_audio, the last frame time, `_Health`.
     """
-    vs = container.streams.video[0]
+    vs, aus, resampler, streams = _open_streams(container, audio, lo, read_audio, threads)
     health = _Health()
     step = None  # seconds a frame without a timestamp lasts, measured when first needed
-    if threads == 1:
-        vs.codec_context.thread_count = 1
-    else:
-        vs.thread_type = "AUTO"
-        vs.codec_context.thread_count = threads
-    streams = [vs]
-    aus = container.streams.audio[0] if (read_audio and container.streams.audio) else None
-    if aus is not None:
-        streams.append(aus)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
-    if lo > SEEK_AFTER_S and stated_duration(container) is not None:  # raw streams: no index
-        container.seek(int(lo * av.time_base), backward=True)
     times = sample_times(lo, hi, video, rng)
     skipper = FrameSkipper(vs, times) if skip_unneeded and threads == 1 else None
-    alo, ahi = _audio_window(lo, hi, audio)
-    scaler = _thread_scaler()
+    alo, ahi = audio_window(lo, hi, audio)
+    scaler = thread_scaler()
     picked: list[np.ndarray | None] = [None] * len(times)
     prev = None
     k = 0
@@ -332,7 +285,7 @@ def _decode_streams(
                 while k < len(times) and t > times[k] + 1e-6:
                     # the target lies between prev and this frame: keep the earlier one
                     src = prev if prev is not None else frame
-                    picked[k] = _resize(src, video.size, video.resize, scaler)
+                    picked[k] = resize(src, video.size, video.resize, scaler)
                     k += 1
                 prev = frame
                 if k == len(times) or t >= hi:
@@ -340,7 +293,7 @@ def _decode_streams(
                     break
         elif aus is not None and audio_end < ahi:
             for frame in health.decode(packet):
-                for rs in _to_mono(frame, resampler, audio.sample_rate):
+                for rs in to_mono(frame, resampler, audio.sample_rate):
                     if audio_t0 is None:
                         audio_t0 = float(rs.time) if rs.time is not None else 0.0
                         audio_end = audio_t0
@@ -356,14 +309,41 @@ def _decode_streams(
     if not video_done:  # the video ended inside the window: was it cut short?
         health.missing = _past_early_end(container, times, last_t, hi)
     while k < len(times):  # targets past the last frame hold the last frame
-        picked[k] = _resize(prev, video.size, video.resize, scaler)
+        picked[k] = resize(prev, video.size, video.resize, scaler)
         k += 1
-    samples = np.zeros(0, np.float32)
-    if chunks:
-        skip = int(round(max(alo - (audio_t0 or 0.0), 0.0) * audio.sample_rate))
-        samples = np.concatenate(chunks)[skip : skip + audio.samples]
+    samples = _joined_audio(chunks, audio_t0, alo, audio)
     last = last_t if not video_done else hi
     return np.stack(picked), samples, bool(chunks), last, health
+
+
+def _open_streams(container, audio: AudioSpec, lo: float, read_audio: bool, threads: int):
+    """The streams one decode pass reads: the video stream with its decode threads set,
+    the audio stream (None: not read) with its mono resampler, and the demux list of both.
+    Seeks near `lo` first when the container has an index to seek in."""
+    vs = container.streams.video[0]
+    if threads == 1:
+        vs.codec_context.thread_count = 1
+    else:
+        vs.thread_type = "AUTO"
+        vs.codec_context.thread_count = threads
+    streams = [vs]
+    aus = container.streams.audio[0] if (read_audio and container.streams.audio) else None
+    resampler = None
+    if aus is not None:
+        streams.append(aus)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
+    if lo > SEEK_AFTER_S and stated_duration(container) is not None:  # raw streams: no index
+        container.seek(int(lo * av.time_base), backward=True)
+    return vs, aus, resampler, streams
+
+
+def _joined_audio(chunks: list, audio_t0: float | None, alo: float, audio: AudioSpec) -> np.ndarray:
+    """The decoded chunks as one array, from the audio window's start `alo` (the first
+    chunk starts at `audio_t0`), at most `audio.samples` long; empty without chunks."""
+    if not chunks:
+        return np.zeros(0, np.float32)
+    skip = int(round(max(alo - (audio_t0 or 0.0), 0.0) * audio.sample_rate))
+    return np.concatenate(chunks)[skip : skip + audio.samples]
 
 
 def _past_early_end(container, times: np.ndarray, last_t: float, hi: float) -> int:
@@ -432,24 +412,6 @@ class FrameSkipper:
             self.skipping = skip
 
 
-def _audio_window(lo: float, hi: float, audio: AudioSpec) -> tuple[float, float]:
-    """The audio a clip keeps: its centre `audio.seconds` (all of it when shorter)."""
-    spare = max(hi - lo - audio.seconds, 0.0)
-    return lo + spare / 2, hi - spare / 2
-
-
-def _to_mono(frame: av.AudioFrame, resampler: av.AudioResampler, rate: int) -> list:
-    """The frame as mono float at `rate`: as it is when it already is (no swresample
-    call per frame), else through the resampler."""
-    if (
-        frame.sample_rate == rate
-        and frame.layout.nb_channels == 1
-        and frame.format.name in ("flt", "fltp")
-    ):
-        return [frame]
-    return resampler.resample(frame)
-
-
 def decode_audio_file(
     path: str, audio: AudioSpec, lo: float = 0.0, hi: float | None = None
 ) -> np.ndarray:
@@ -476,14 +438,3 @@ def decode_audio_file(
     a = int(round(lo * audio.sample_rate))
     b = None if hi is None or hi > 1e8 else int(round(hi * audio.sample_rate))
     return samples[a:b].astype(np.float32)
-
-
-def _fit_audio(samples: np.ndarray, audio: AudioSpec) -> np.ndarray:
-    """Centre-crop or zero-pad to exactly `audio.samples` samples."""
-    n = audio.samples
-    if len(samples) >= n:
-        off = (len(samples) - n) // 2
-        return samples[off : off + n]
-    out = np.zeros(n, np.float32)
-    out[: len(samples)] = samples
-    return out

@@ -25,16 +25,8 @@ import av
 import numpy as np
 
 from vdg_tf.config import AudioSpec, VideoSpec
-from vdg_tf.media.decode import (
-    DecodeError,
-    _audio_window,
-    _fit_audio,
-    _resize,
-    _thread_scaler,
-    _to_mono,
-    require_decoder,
-    sample_times,
-)
+from vdg_tf.media.convert import audio_window, fit_audio, resize, thread_scaler, to_mono
+from vdg_tf.media.decode import DecodeError, require_decoder, sample_times
 
 
 @dataclass
@@ -177,7 +169,7 @@ def _windows(container, source, video, audio, window_s, stride_s) -> Iterator[Wi
     streams = [vs] + ([aus] if aus is not None else [])
     resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
     buf = _Audio(audio.sample_rate)
-    scaler = _thread_scaler()
+    scaler = thread_scaler()
     t0 = None  # the stream's first video time: window times count from it
     opened: list[_Open] = []
     next_index = 0
@@ -192,7 +184,7 @@ def _windows(container, source, video, audio, window_s, stride_s) -> Iterator[Wi
             s = next_index * stride_s
             times = sample_times(s, s + window_s, video)
             opened.append(
-                _Open(next_index, s, s + window_s, times, _audio_window(s, s + window_s, audio))
+                _Open(next_index, s, s + window_s, times, audio_window(s, s + window_s, audio))
             )
             next_index += 1
 
@@ -203,16 +195,16 @@ def _windows(container, source, video, audio, window_s, stride_s) -> Iterator[Wi
 
     def finish(w: _Open) -> Window:
         samples = buf.span(*w.audio_span) if aus is not None else np.zeros(0, np.float32)
-        return Window(w.index, w.start, w.end, np.stack(w.frames), _fit_audio(samples, audio),
+        return Window(w.index, w.start, w.end, np.stack(w.frames), fit_audio(samples, audio),
                       aus is not None and buf.t0 is not None)  # fmt: skip
 
     def resized(frame) -> np.ndarray:
-        return _resize(frame, video.size, video.resize, scaler)
+        return resize(frame, video.size, video.resize, scaler)
 
     for packet in container.demux(streams):
         if packet.stream.type == "audio":
             for frame in _decoded(packet, bad):
-                for rs in _to_mono(frame, resampler, audio.sample_rate):
+                for rs in to_mono(frame, resampler, audio.sample_rate):
                     t = float(rs.time) if rs.time is not None else max(buf.end, 0.0)
                     buf.add(
                         t - (t0 or 0.0), np.frombuffer(rs.planes[0], np.float32, rs.samples).copy()
@@ -245,7 +237,7 @@ def _windows(container, source, video, audio, window_s, stride_s) -> Iterator[Wi
         raise DecodeError(source, "no decodable video frames")
     duration = prev_t + (float(vs.average_rate and 1 / vs.average_rate) if vs.average_rate else 0.0)
     if emitted == 0:  # shorter than a window: one window over all of it, as a clip
-        span = _audio_window(0.0, max(duration, buf.end), audio)  # all the audio there is
+        span = audio_window(0.0, max(duration, buf.end), audio)  # all the audio there is
         w = _Open(0, 0.0, duration, sample_times(0.0, duration, video), span)
         times = [t for t, _ in first]
         for target in w.times:

@@ -47,7 +47,7 @@ from pathlib import Path
 import tf_keras as keras
 
 from vdg_tf.models.encoders.blocks import conv_bn_relu, separable_block
-from vdg_tf.models.frames import FoldFrames, UnfoldFrames
+from vdg_tf.models.layers import FoldFrames, UnfoldFrames
 
 VIDEO_PREFIX = "video_bb_"
 AUDIO_PREFIX = "audio_bb_"

@@ -14,17 +14,11 @@ import sys
 import tf_keras as keras
 
 from vdg_tf.config import Config
-from vdg_tf.models.backbones import (
-    audio_backbone_width,
-    backbone_video_features,
-    load_video_backbone_weights,
-    yamnet_features,
-)
-from vdg_tf.models.encoders import audio_encoder, text_encoder, video_encoder
+from vdg_tf.models.backbones import load_video_backbone_weights
 from vdg_tf.models.encoders.blocks import regularizer
-from vdg_tf.models.encoders.video import temporal_features
+from vdg_tf.models.encoders.registry import get_encoder
 from vdg_tf.models.fusion import get_fusion
-from vdg_tf.models.modality_dropout import ModalityDropout
+from vdg_tf.models.layers import ModalityDropout
 from vdg_tf.models.word_vectors import apply_word_vectors
 from vdg_tf.tasks import get_task
 
@@ -50,50 +44,11 @@ def model_inputs(cfg: Config, spec_frames: int) -> dict:
 
 
 def encode(cfg: Config, inputs: dict, vocab_size: int) -> dict:
-    """Per-modality feature vectors, each multiplied by its mask."""
-    mc, dc = cfg.model, cfg.data
+    """Per-modality feature vectors, each multiplied by its mask; each modality's encoder
+    is its entry in `vdg_tf.models.encoders.registry.ENCODERS`."""
     feats = {}
-    for m in mc.modalities:
-        if m == "video" and mc.video_backbone != "none":
-            x = backbone_video_features(
-                inputs[m], dc.video.frames, dc.video.size, mc.video_backbone
-            )
-            f = temporal_features(
-                x, dc.video.frames, int(x.shape[-1]), mc.fused_dim, mc.weight_decay,
-                mc.temporal, mc.heads,
-            )  # fmt: skip
-        elif m == "audio" and mc.audio_backbone != "none":
-            alpha = audio_backbone_width(mc.audio_backbone)
-            f = yamnet_features(inputs[m], alpha, mc.fused_dim, mc.weight_decay)
-        elif m == "video":
-            f = video_encoder(
-                inputs[m],
-                dc.video.frames,
-                dc.video.size,
-                mc.width,
-                mc.fused_dim,
-                mc.weight_decay,
-                temporal=mc.temporal,
-                heads=mc.heads,
-                frames_mode=mc.video_frames,
-            )
-        elif m == "audio":
-            shape = inputs[m].shape
-            f = audio_encoder(
-                inputs[m], int(shape[1]), int(shape[2]), mc.width, mc.fused_dim, mc.weight_decay
-            )
-        else:
-            f = text_encoder(
-                inputs[m],
-                dc.text.max_tokens,
-                vocab_size,
-                mc.embed_dim,
-                mc.fused_dim,
-                mc.weight_decay,
-                kind=mc.text_encoder,
-                layers=mc.text_layers,
-                heads=mc.heads,
-            )
+    for m in cfg.model.modalities:
+        f = get_encoder(m)(inputs[m], cfg, vocab_size)
         feats[m] = keras.layers.Multiply(name=f"{m}_masked")([f, inputs[f"{m}_mask"]])
     return feats
 

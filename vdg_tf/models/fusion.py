@@ -14,17 +14,18 @@ the modalities present; `lowrank` replaces a missing factor by its learned bias.
 | lowrank | product of rank-r projections (low-rank tensor fusion, Liu et al. 2018) | - |
 
 Only `serial` (Dense + Concatenate) is fully int8 under QAT; the others keep their small
-custom layers float (listed in the QAT report) while their Dense projections are int8.
+custom layers (`vdg_tf/models/layers/modality_pooling.py`) float, listed in the QAT report,
+while their Dense projections are int8.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import tensorflow as tf
 import tf_keras as keras
 
 from vdg_tf.models.encoders.blocks import regularizer
+from vdg_tf.models.layers import MaskedMean, MaskedWeightedSum
 
 
 def serial_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0, **_):
@@ -58,61 +59,11 @@ def parallel_fusion(features: dict, masks: dict, dim: int, l2: float = 0.0, **_)
     return keras.layers.ReLU(name="fusion_relu")(x)
 
 
-@keras.utils.register_keras_serializable(package="vdg_tf")
-class MaskedMean(keras.layers.Layer):
-    """sum / max(count, 1): the mean over the modalities that are present."""
-
-    def call(self, inputs):
-        total, count = inputs
-        return total / tf.maximum(count, 1.0)
-
-    def get_config(self):
-        return super().get_config()
-
-
 def _projections(features: dict, dim: int, l2: float) -> list:
     return [
         keras.layers.Dense(dim, kernel_regularizer=regularizer(l2), name=f"fusion_proj_{m}")(f)
         for m, f in features.items()
     ]
-
-
-@keras.utils.register_keras_serializable(package="vdg_tf")
-class MaskedWeightedSum(keras.layers.Layer):
-    """sum_m w_m x_m over present modalities, weights renormalised to sum to 1.
-
-    Inputs: `[features [B, M, D], masks [B, M]]`, plus `scores [B, M]` when the weights
-    are per sample. Without scores the weights are `fixed` (given) or learned logits.
-    """
-
-    def __init__(self, fixed: Sequence[float] | None = None, per_sample: bool = False, **kw):
-        super().__init__(**kw)
-        self.fixed = list(fixed) if fixed is not None else None
-        self.per_sample = per_sample
-
-    def build(self, input_shape):
-        m = int(input_shape[0][1])
-        if self.fixed is not None and len(self.fixed) != m:
-            raise ValueError(f"model.fusion_weights: {len(self.fixed)} weights for {m} modalities")
-        if self.fixed is None and not self.per_sample:
-            self.logits = self.add_weight("logits", shape=(m,), initializer="zeros")
-        super().build(input_shape)
-
-    def call(self, inputs):
-        feats, masks = inputs[0], inputs[1]
-        if self.per_sample:
-            scores = inputs[2]
-            w = tf.exp(scores - tf.reduce_max(scores, axis=-1, keepdims=True))
-        elif self.fixed is not None:
-            w = tf.constant(self.fixed, tf.float32)[None, :]
-        else:
-            w = tf.exp(self.logits - tf.reduce_max(self.logits))[None, :]
-        w = w * masks
-        w = w / tf.maximum(tf.reduce_sum(w, axis=-1, keepdims=True), 1e-6)
-        return tf.reduce_sum(feats * w[..., None], axis=1)
-
-    def get_config(self):
-        return {**super().get_config(), "fixed": self.fixed, "per_sample": self.per_sample}
 
 
 def _stacked(projected: list, masks: dict):

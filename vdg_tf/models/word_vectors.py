@@ -13,7 +13,7 @@ Example:
 
     cfg.model.word_vectors, cfg.model.embed_dim = "glove.6B.50d.txt", 50
     report = apply_word_vectors(model, cfg.model.word_vectors, tokenizer.vocabulary)
-    print(report)   # word vectors: 312 of 400 vocabulary tokens found in glove.6B.50d.txt
+    str(report)  # "word vectors: 312 of 400 vocabulary tokens found in glove.6B.50d.txt"
 """
 
 from __future__ import annotations

@@ -14,14 +14,8 @@ from __future__ import annotations
 import tf_keras as keras
 
 from vdg_tf.models.encoders.blocks import regularizer
-from vdg_tf.models.sequence import (
-    AttentionMask,
-    PaddingMask,
-    PositionEmbedding,
-    TokenMask,
-    TokenMean,
-    attention_block,
-)
+from vdg_tf.models.layers import AttentionMask, PaddingMask, PositionEmbedding, TokenMask, TokenMean
+from vdg_tf.models.sequence import attention_block
 
 TEXT_ENCODERS = ("conv", "transformer", "gru", "lstm")
 

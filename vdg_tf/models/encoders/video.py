@@ -19,8 +19,8 @@ from __future__ import annotations
 import tf_keras as keras
 
 from vdg_tf.models.encoders.blocks import conv_bn_relu, regularizer, separable_block
-from vdg_tf.models.frames import FoldFrames, UnfoldFrames
-from vdg_tf.models.sequence import PositionEmbedding, attention_block
+from vdg_tf.models.layers import FoldFrames, PositionEmbedding, UnfoldFrames
+from vdg_tf.models.sequence import attention_block
 
 STRIDES = 3
 TEMPORAL = (

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 
-@keras.utils.register_keras_serializable(package="vdg_tf")
+@keras.saving.register_keras_serializable(package="vdg_tf")
 class ModalityDropout(keras.layers.Layer):
     """Masks [B, 1] per modality -> the same masks with each present one dropped at `rate`.
 
