@@ -24,7 +24,8 @@ from vdg_tf.config import Config
 from vdg_tf.data.pipeline import SkipLog, batched_features
 from vdg_tf.data.sources import dataset_from, open_source
 from vdg_tf.data.splits import hold_out
-from vdg_tf.export.inspect import inspect_tflite, latency_ms
+from vdg_tf.export.api import ExportResult
+from vdg_tf.export.inspect import latency_ms
 from vdg_tf.export.verify import agreement, predict_tflite
 from vdg_tf.models.builder import inference_model
 from vdg_tf.tasks import Task, get_task
@@ -199,17 +200,17 @@ class RunContext:
             "deployable": deployable,
         }
 
-    def tflite_entry(self, path: Path) -> dict:
-        """Run a `.tflite` in LiteRT on the evaluation split: scores, size, latency, agreement."""
-        _, outputs = predict_tflite(path, self.data.eval)
-        info = inspect_tflite(path)
+    def tflite_entry(self, exported: ExportResult) -> dict:
+        """Run an exported `.tflite` in LiteRT on the evaluation split: scores, size,
+        latency, agreement with the trained model."""
+        _, outputs = predict_tflite(exported.path, self.data.eval)
         return {
             **self.scores(outputs),
-            "path": str(path),
-            "bytes": info["bytes"],
-            "gzip_bytes": info["gzip_bytes"],
+            "path": str(exported.path),
+            "bytes": exported.bytes,
+            "gzip_bytes": exported.gzip_bytes,
             "deployable": True,
-            "latency_ms": latency_ms(path),
-            "int8_op_fraction": info["int8_op_fraction"],
+            "latency_ms": latency_ms(exported.path),
+            "int8_op_fraction": exported.int8_op_fraction,
             **agreement(self.data.reference, outputs, self.task),
         }

@@ -33,7 +33,7 @@ from vdg_tf.compression.distill import DistillConfig, distill
 from vdg_tf.compression.quantize_int4 import Int4QATConfig, int4_qat
 from vdg_tf.config import Config, ConfigError, load_dataclass
 from vdg_tf.data.features import log_mel_frames
-from vdg_tf.export.api import export_model
+from vdg_tf.export.api import export
 from vdg_tf.export.targets import TARGETS
 from vdg_tf.files import claim_dir, write_json
 from vdg_tf.models.builder import build_classifier
@@ -347,16 +347,17 @@ class ExportOptions:
 
 
 def export_verified(ctx: RunContext, target: str, path: Path, calibration: int, model: str) -> dict:
-    """Export the run's model `model` (a name `ctx.hand_on` gave it) for `target` with
-    `vdg export`'s own code (the file and its sidecar metadata), then verify it in LiteRT."""
-    export_model(
+    """Export the run's model `model` (a name `ctx.hand_on` gave it) for `target` through
+    `vdg.export` (the file and its sidecar metadata), then verify it in LiteRT."""
+    exported = export(
         ctx.bundle_of(model),
         target,
         path,
         data=ctx.inputs.data,
         calibration_samples=calibration,
+        force=True,  # the run folder is this run's own (claimed): its exports are redone
     )
-    return ctx.tflite_entry(path)
+    return ctx.tflite_entry(exported)
 
 
 @register_stage
