@@ -135,3 +135,15 @@ def test_cli_refuses_a_users_file_and_a_folder_in_one_line(trained_run, capfd, t
                      "--out", user / "notes.txt", "--force")  # fmt: skip
     assert rc == 0, err
     assert (user / "notes.labels.txt").read_text().splitlines() == trained_run.labels
+
+
+def test_inspect_json_equals_the_api_result(trained_run, capfd, tmp_path):
+    from vdg_tf.export import inspect_model
+
+    path = export(trained_run.out, "float32", tmp_path / "m.tflite").path
+    rc, stdout, err = vdg(capfd, "inspect", path, "--json")
+    assert rc == 0, err
+    r = inspect_model(path)
+    assert json.loads(stdout) == r.to_dict() and r.latency_ms is None
+    assert r.int8_op_fraction == 0.0 and r.bytes == path.stat().st_size
+    assert "int8 op fraction" in r.format()

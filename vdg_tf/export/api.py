@@ -146,8 +146,7 @@ def export(
     with tempfile.TemporaryDirectory(prefix="vdg-export-") as work:
         rep = None
         if t.calibrated:
-            calibration = resolve_data(data, work, "--data")
-            rep = _representative(bundle, keras_model, calibration, calibration_samples, preprocess)
+            rep = _representative(bundle, keras_model, data, work, calibration_samples, preprocess)
         cfg = ExportConfig(target, rep, metadata=meta, batch=batch)
         log.info("converting to %s", target)
         tflite = _convert(bundle, keras_model, cfg, preprocess, incremental)
@@ -219,10 +218,12 @@ def _write_saved_model(model: keras.Model, bundle: Bundle, path: str | Path) -> 
 
 
 def _representative(
-    bundle: Bundle, model: keras.Model, data: str | Path, count: int, preprocess: bool
+    bundle: Bundle, model: keras.Model, data: str | Path, work: str, count: int, preprocess: bool
 ) -> Callable[[], Iterator[dict[str, np.ndarray]]]:
     """Calibration inputs keyed by `model`'s input names: pipeline features for a plain
-    export, decoded frames and raw waveforms for a --preprocess one."""
+    export, decoded frames and raw waveforms for a --preprocess one. A folder of class
+    folders is imported into `work` first."""
+    data = resolve_data(data, work, "--data")
     if preprocess:
         names = [i.name.split(":")[0] for i in model.inputs]
         cfg = bundle.config.data
