@@ -3,7 +3,9 @@ ready configs and pipeline overrides load; configs round-trip through dicts and 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -231,67 +233,181 @@ def test_missing_file_is_named(tmp_path):
         Config.load(tmp_path / "nope.yaml")
 
 
-# load_dataclass on stage options of its own (as a pipeline stage loads them)
+# Pipeline stage options: the real classes, loaded from a real pipeline file
 
 
-@dataclass
-class Inner:
-    level: int = field(default=1, metadata={"min": 0, "max": 9})
+def _load_pipeline(tmp_path, d):
+    from vdg_tf.pipeline import PipelineSpec
+
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path, PipelineSpec.load(path)
 
 
-@dataclass
-class StageOptions:
-    epochs: int = field(default=3, metadata={"min": 1})
-    mode: Literal["fast", "slow"] = "fast"
-    names: list[str] = field(default_factory=list, metadata={"unique": True})
-    weights: list[float] = field(default_factory=lambda: [1.0], metadata={"above": 0.0})
-    targets: dict[str, float] = field(default_factory=dict, metadata={"min": 0.0, "below": 1.0})
-    m_by_n: tuple[int, int] | None = None
-    inner: Inner | None = None
-    extra: dict = field(default_factory=dict)
+def _with(stage: dict) -> dict:
+    """A pipeline whose stage 2 is `stage` (a train stage option goes to stage 0)."""
+    if "train" in stage:
+        return {"stages": [stage]}
+    return {"stages": [{"train": {}}, {"prune": {}}, stage]}
 
 
-def test_load_dataclass_converts_and_nests():
-    opts = load_dataclass(
-        StageOptions,
-        {
-            "names": ("a", "b"),
-            "weights": (1, 2.5),
-            "targets": {"video": 0.5},
-            "m_by_n": [2, 4],
-            "inner": {"level": 3},
-            "extra": {"anything": [1, "x"]},
-            "mode": "slow",
-        },
-        "stages[2].qat",
-    )
-    assert opts.names == ["a", "b"] and opts.weights == [1.0, 2.5]
-    assert opts.m_by_n == (2, 4) and opts.inner == Inner(3) and opts.mode == "slow"
-    assert opts.extra == {"anything": [1, "x"]}
-    assert load_dataclass(StageOptions, {"inner": None}, "x").inner is None
+# (stage mapping, the whole error line after the file name)
+BAD_STAGES = [
+    ({"qat": {"epochs": -3}}, "stages[2].qat.epochs: must be >= 1, got -3"),
+    ({"qat": {"epochs": 2.5}}, "stages[2].qat.epochs: expected an integer, got 2.5 (float)"),
+    ({"qat": {"epocs": 2}}, "stages[2].qat.epocs: unknown key (known: epochs, preserve_clusters, "
+                            "preserve_sparsity)"),
+    ({"cluster": {"clusters": 2}}, "stages[2].cluster.clusters: must be >= 3, got 2"),
+    ({"cluster": {"epochs": 0}}, "stages[2].cluster.epochs: must be >= 1, got 0"),
+    ({"cluster": {"min_weights": -1}}, "stages[2].cluster.min_weights: must be >= 0, got -1"),
+    ({"prune": {"epochs": 0}}, "stages[2].prune.epochs: must be >= 1, got 0"),
+    ({"prune": {"frequency": 0}}, "stages[2].prune.frequency: must be >= 1, got 0"),
+    ({"prune": {"min_weights": -5}}, "stages[2].prune.min_weights: must be >= 0, got -5"),
+    ({"prune": {"target_sparsity": 1.0}},
+     "stages[2].prune.target_sparsity: must be in [0, 1), got 1.0"),
+    ({"prune": {"schedule": "cubic"}},
+     "stages[2].prune.schedule: unknown 'cubic' (known: constant, polynomial)"),
+    ({"prune": {"targets": {"video": 1.5}}},
+     "stages[2].prune.targets.video: must be in [0, 1), got 1.5"),
+    ({"prune": {"m_by_n": [4, 2]}},
+     "stages[2].prune.m_by_n: needs m < n (m zeros in every n weights), got (4, 2)"),
+    ({"prune": {"m_by_n": [0, 4]}}, "stages[2].prune.m_by_n[0]: must be >= 1, got 0"),
+    ({"prune": {"m_by_n": [2, 4, 8]}},
+     "stages[2].prune.m_by_n: expected a list of 2 integers or null, got [2, 4, 8] (list)"),
+    ({"prune": {"skip": ["fused", "fused"]}}, "stages[2].prune.skip: 'fused' is given twice"),
+    ({"int4_qat": {"epochs": 0}}, "stages[2].int4_qat.epochs: must be >= 1, got 0"),
+    ({"distill": {"alpha": 1.5}}, "stages[2].distill.alpha: must be in [0, 1], got 1.5"),
+    ({"distill": {"temperature": 0}}, "stages[2].distill.temperature: must be > 0, got 0.0"),
+    ({"distill": {"epochs": 0}}, "stages[2].distill.epochs: must be >= 1, got 0"),
+    ({"export": {"targets": []}}, "stages[2].export.targets: must not be empty, got []"),
+    ({"export": {"targets": ["float32", "float32"]}},
+     "stages[2].export.targets: 'float32' is given twice"),
+    ({"export": {"calibration_samples": 0}},
+     "stages[2].export.calibration_samples: must be >= 1, got 0"),
+    ({"export": {"sources": {"gpu-fp16": "qat"}}},
+     "stages[2].export.sources: 'gpu-fp16' is not one of the targets (float32, edge-int8)"),
+    ({"export": {"sources": {"edge-int8": "best"}}},
+     "stages[2].export.sources.edge-int8: unknown 'best' (known: clustered, distilled, int4_aware, "
+     "latest, pruned, qat, trained)"),
+    ({"sweep": {"sparsity": [0.5, 1.0]}}, "stages[2].sweep.sparsity[1]: must be in [0, 0.99], got 1.0"),
+    ({"sweep": {"qat": {"epochs": 0}}}, "stages[2].sweep.qat.epochs: must be >= 1, got 0"),
+    ({"sweep": {"prune": {"frequency": 0}}}, "stages[2].sweep.prune.frequency: must be >= 1, got 0"),
+    ({"sweep": {"int4_qat": {"epochs": -1}}},
+     "stages[2].sweep.int4_qat.epochs: must be >= 1, got -1"),
+    ({"train": {"epochs": 0}}, "stages[0].train.epochs: must be >= 1, got 0"),
+    ({"train": {"learning_rate": 0}}, "stages[0].train.learning_rate: must be > 0, got 0.0"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("d", "error"),
-    [
-        ({"epochs": -3}, "stages[2].qat.epochs: must be >= 1, got -3"),
-        ({"mode": "medium"}, "stages[2].qat.mode: unknown 'medium' (known: fast, slow)"),
-        ({"names": "ab"}, "stages[2].qat.names: expected a list of strings, got 'ab' (str)"),
-        ({"names": ["a", "a"]}, "stages[2].qat.names: 'a' is given twice"),
-        ({"weights": [1, 0]}, "stages[2].qat.weights[1]: must be > 0, got 0.0"),
-        ({"targets": {"video": 1.0}}, "stages[2].qat.targets.video: must be in [0, 1), got 1.0"),
-        ({"targets": ["video"]}, "stages[2].qat.targets: expected a mapping, got ['video'] (list)"),
-        ({"m_by_n": [2, 4, 8]},
-         "stages[2].qat.m_by_n: expected a list of 2 integers or null, got [2, 4, 8] (list)"),
-        ({"inner": {"level": 10}}, "stages[2].qat.inner.level: must be in [0, 9], got 10"),
-        ({"inner": {"lvl": 1}}, "stages[2].qat.inner.lvl: unknown key (known: level)"),
-        ({"extra": "x"}, "stages[2].qat.extra: expected a mapping, got 'x' (str)"),
-    ],
-)  # fmt: skip
-def test_load_dataclass_errors_name_the_stage_field(d, error):
+    ("stage", "error"),
+    BAD_STAGES,
+    ids=[e.split(":")[0] + str(list(s.values())[0]) for s, e in BAD_STAGES],
+)
+def test_bad_stage_option_fails_at_load_naming_file_and_field(tmp_path, stage, error):
     with pytest.raises(ConfigError) as e:
-        load_dataclass(StageOptions, d, "stages[2].qat")
-    assert str(e.value) == error
+        _load_pipeline(tmp_path, _with(stage))
+    assert str(e.value) == f"{tmp_path / 'pipeline.yaml'}: {error}"
+
+
+@pytest.mark.parametrize(
+    ("top", "error"),
+    [
+        ({"finetune_lr_scale": 0}, "finetune_lr_scale: must be in (0, 1], got 0.0"),
+        ({"finetune_lr_scale": "x"}, "finetune_lr_scale: expected a number, got 'x' (str)"),
+        ({"stages": []}, "stages: must not be empty, got []"),
+        ({"stages": [3]}, "stages[0]: expected a mapping, got 3 (int)"),
+        ({"extra": 1}, "extra: unknown key (known: config, finetune_lr_scale, name, stages)"),
+    ],
+)
+def test_bad_pipeline_top_level_fails_at_load(tmp_path, top, error):
+    with pytest.raises(ConfigError) as e:
+        _load_pipeline(tmp_path, {"stages": [{"train": {}}], **top})
+    assert str(e.value) == f"{tmp_path / 'pipeline.yaml'}: {error}"
+
+
+def test_stage_options_load_as_the_real_classes(tmp_path):
+    from vdg_tf.compression import PruneConfig, QATConfig
+    from vdg_tf.compression.cluster import ClusterConfig
+
+    _, spec = _load_pipeline(tmp_path, {"stages": [
+        {"train": {}},
+        {"prune": {"m_by_n": [2, 4], "skip": ["fused"], "targets": {"video": 0.75}, "frequency": 5}},
+        {"cluster": {"clusters": 8, "min_weights": 0}},
+        {"qat": {"epochs": 1, "preserve_clusters": True}},
+    ]})  # fmt: skip
+    prune, cluster, qat = (s.options for s in spec.stages[1:])
+    assert prune == PruneConfig(
+        frequency=5, skip=("fused",), targets={"video": 0.75}, m_by_n=(2, 4)
+    )
+    assert cluster == ClusterConfig(clusters=8, min_weights=0)
+    assert qat == QATConfig(epochs=1, preserve_clusters=True)
+
+
+def _settings_classes() -> list[type]:
+    """Every settings dataclass a user's file reaches: the config tree, the pipeline file,
+    each stage's options and the compression configs they build."""
+    from vdg_tf.compression import Int4QATConfig, PruneConfig, QATConfig
+    from vdg_tf.compression.cluster import ClusterConfig
+    from vdg_tf.compression.distill import DistillConfig
+    from vdg_tf.pipeline.spec import PipelineFile
+    from vdg_tf.pipeline.stages import STAGES
+
+    found, todo = [], [Config, PipelineFile, PruneConfig, ClusterConfig, QATConfig,
+                        Int4QATConfig, DistillConfig, *(s.Options for s in STAGES.values())]  # fmt: skip
+    while todo:
+        cls = todo.pop()
+        if cls in found:
+            continue
+        found.append(cls)
+        todo += [t for t in typing.get_type_hints(cls).values() if dataclasses.is_dataclass(t)]
+        for t in typing.get_type_hints(cls).values():  # `X | None` sections
+            todo += [a for a in typing.get_args(t) if dataclasses.is_dataclass(a)]
+    return found
+
+
+def _numeric(tp) -> bool:
+    return tp in (int, float) or any(a in (int, float) for a in typing.get_args(tp))
+
+
+def test_every_numeric_setting_has_a_rule():
+    """A number a user writes is bounded at load: no int or float field without a rule."""
+    bare = [
+        f"{cls.__name__}.{f.name}"
+        for cls in _settings_classes()
+        for f in dataclasses.fields(cls)
+        if _numeric(typing.get_type_hints(cls)[f.name])
+        and not {"min", "max", "above", "below", "choices"} & set(f.metadata)
+    ]
+    assert bare == []
+
+
+def test_every_registry_named_by_a_setting_imports():
+    from vdg_tf.config import _registry_names
+
+    registries = {
+        f.metadata["registry"]
+        for cls in _settings_classes()
+        for f in dataclasses.fields(cls)
+        if "registry" in f.metadata
+    }
+    assert len(registries) >= 10
+    for spec in sorted(registries):
+        assert _registry_names(spec), spec
+
+
+# the loader's machinery on what no settings class uses yet (Literal choices)
+
+
+@dataclass
+class WithLiteral:
+    mode: Literal["fast", "slow"] = "fast"
+
+
+def test_literal_choices_are_checked():
+    assert load_dataclass(WithLiteral, {"mode": "slow"}, "x").mode == "slow"
+    with pytest.raises(ConfigError, match=r"^x\.mode: unknown 'medium' \(known: fast, slow\)$"):
+        load_dataclass(WithLiteral, {"mode": "medium"}, "x")
 
 
 @dataclass
@@ -304,8 +420,10 @@ class FromBrokenStage:
     name: str = field(default="a", metadata={"registry": "vdg_tf_broken_stage:NAMES"})
 
 
-def test_registry_of_a_missing_module_is_skipped():
-    assert load_dataclass(FromMissingStage, {"name": "anything"}, "x").name == "anything"
+def test_registry_of_a_missing_module_is_an_error():
+    """Checking never turns off: a registry that does not import is a bug, not a pass."""
+    with pytest.raises(TypeError, match="registry 'vdg_tf_no_such_stage:NAMES': no module"):
+        load_dataclass(FromMissingStage, {"name": "anything"}, "x")
 
 
 def test_registry_of_a_broken_module_raises(tmp_path, monkeypatch):

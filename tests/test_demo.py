@@ -37,7 +37,13 @@ def test_demo_runs_the_builtin_pipeline_and_reports(tmp_path):
     # the float32 export is the Keras model: same predictions on the evaluation split
     assert s["tflite_float32"]["top1_agreement"] == 1.0
     assert s["tflite_float32"]["score"] == s["keras_float"]["score"]
-    from vdg_tf.pipeline import format_demo
+    from vdg_tf.pipeline import format_demo, run_demo
+
+    # the API call with the same arguments resumes that run: the same report but its time
+    api = run_demo(tmp_path / "demo", clips=24, epochs=1, progress=False)
+    assert {k: v for k, v in api.to_dict().items() if k != "seconds"} == {
+        k: v for k, v in report.items() if k != "seconds"
+    }
 
     text = format_demo(report)  # what a person sees without --json
     assert text.startswith("vdg demo: 24 sample clips") and "tflite_int8 is" in text

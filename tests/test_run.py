@@ -1,5 +1,7 @@
 """`vdg run`: stages in order, a report with every stage's figures, and resume on rerun."""
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vdg_tf.pipeline import PipelineSpec, format_report, run_pipeline
+from tests.helpers import vdg
+from vdg_tf.pipeline import PipelineSpec, format_report, run, run_pipeline
 from vdg_tf.training.plots import pareto_front
 
 pytestmark = pytest.mark.slow  # a whole pipeline (or vdg demo) per module
@@ -23,39 +26,43 @@ TINY = {
 }
 
 
+PIPELINE = {
+    "name": "tiny",
+    "config": TINY,
+    "stages": [
+        {"train": {}},
+        {"prune": {"target_sparsity": 0.5, "epochs": 2, "min_weights": 256}},
+        {"cluster": {"clusters": 8, "epochs": 1, "min_weights": 256}},
+        {"qat": {"epochs": 1, "preserve_clusters": True}},  # PCQAT
+        {"int4_qat": {"epochs": 1}},
+        {"export": {"targets": ["float32", "edge-int8", "gpu-fp16", "edge-int4"]}},
+        {"sweep": {"sparsity": [0.0, 0.75], "targets": ["edge-int8", "gpu-fp16", "edge-int4"],
+                   "prune": {"epochs": 1, "min_weights": 256}, "qat": {"epochs": 1},
+                   "int4_qat": {"epochs": 1}}},
+    ],
+}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def pipeline_run(sample_data, tmp_path_factory):
-    spec = PipelineSpec.from_dict({
-        "name": "tiny",
-        "config": TINY,
-        "stages": [
-            {"train": {}},
-            {"prune": {"target_sparsity": 0.5, "epochs": 2, "min_weights": 256}},
-            {"cluster": {"clusters": 8, "epochs": 1, "min_weights": 256}},
-            {"qat": {"epochs": 1, "preserve_clusters": True}},  # PCQAT
-            {"int4_qat": {"epochs": 1}},
-            {"export": {"targets": ["float32", "edge-int8", "gpu-fp16", "edge-int4"]}},
-            {"sweep": {"sparsity": [0.0, 0.75], "targets": ["edge-int8", "gpu-fp16", "edge-int4"],
-                       "prune": {"epochs": 1, "min_weights": 256}, "qat": {"epochs": 1},
-                       "int4_qat": {"epochs": 1}}},
-        ],
-    })  # fmt: skip
     out = tmp_path_factory.mktemp("pipe")
+    path = out.parent / f"{out.name}.yaml"  # the pipeline file, outside the run folder
+    path.write_text(yaml.safe_dump(PIPELINE))
     # the evaluation split also picks the trained model's epoch (validation): these tests
     # check what compression keeps of a model that learned, not a held-out figure
-    report = run_pipeline(
-        spec,
+    report = run(
+        path,
         sample_data["manifest_train"],
-        sample_data["manifest_eval"],
         out,
-        progress=False,
+        eval_data=sample_data["manifest_eval"],
         val_data=sample_data["manifest_eval"],
-    )
-    return spec, out, report
+        progress=False,
+    ).to_dict()
+    return PipelineSpec.load(path), out, report, path
 
 
 def test_report_has_every_stage_with_its_figures(pipeline_run):
-    _, out, report = pipeline_run
+    _, out, report, _ = pipeline_run
     stages = report["stages"]
     assert list(stages) == [
         "keras_float",
@@ -101,9 +108,21 @@ def test_report_has_every_stage_with_its_figures(pipeline_run):
     # which split picked the model that every stage compresses, and its figures there
     training = report["training"]
     assert training["checkpoint"]["split"] == "val" and training["val"]["rows"] == 16
-    assert 0 <= training["val"]["accuracy"] <= 1 and report["stages_scored_on"] == "eval"
+    assert report["stages_scored_on"] == "eval"
+    # validation here is the evaluation manifest: the checkpoint's validation figure is the
+    # trained model's score on the evaluation split, which the keras_float entry measures
+    assert training["val"]["accuracy"] == pytest.approx(stages["keras_float"]["accuracy"])
     assert "checkpoint: best val_fused_accuracy on the validation split" in format_report(report)
     assert (out / "report.png").is_file() and (out / "pareto.png").is_file()
+    # exports are `vdg export`'s: each file with its own metadata named after it
+    export = out / "export"
+    for target in ("float32", "edge-int8", "gpu-fp16", "edge-int4"):
+        labels = (export / f"model_{target}.labels.txt").read_text().split()
+        assert labels == report["labels"], target
+    assert not (export / "labels.txt").exists() and not (export / "config.yaml").exists()
+    assert json.loads((out / "report.json").read_text()) == {
+        k: v for k, v in report.items() if k != "report"
+    }
     # the sweep's 75% point was pruned further than its 0% point
     assert stages["sweep_s75_int8"]["gzip_bytes"] < stages["sweep_s00_int8"]["gzip_bytes"]
     points = {n: (s["gzip_bytes"], s["score"]) for n, s in stages.items() if n.startswith("sweep_")}
@@ -119,7 +138,7 @@ def test_pareto_front_of_an_error_metric_keeps_the_best_points():
 
 
 def test_rerun_resumes_finished_stages(pipeline_run, sample_data):
-    spec, out, report = pipeline_run
+    spec, out, report, _ = pipeline_run
     before = {
         p: p.stat().st_mtime_ns for ext in ("keras", "h5", "tflite") for p in out.rglob(f"*.{ext}")
     }
@@ -133,9 +152,26 @@ def test_rerun_resumes_finished_stages(pipeline_run, sample_data):
     assert again["stages"] == report["stages"]
 
 
+def test_run_json_is_the_api_report(pipeline_run, sample_data, capfd):
+    """`vdg run --json` prints `vdg.run(...).to_dict()` for the same arguments (both resume
+    every stage of the fixture's run, so no figure is measured twice)."""
+    _, out, _, path = pipeline_run
+    train, ev = sample_data["manifest_train"], sample_data["manifest_eval"]
+    rc, stdout, stderr = vdg(
+        capfd, "run", path, "--data", train, "--eval-data", ev, "--val-data", ev, "--out", out,
+        "--json",
+    )  # fmt: skip
+    assert rc == 0, stderr[-2000:]
+    api = run(path, train, out, eval_data=ev, val_data=ev, progress=False)
+    assert json.loads(stdout) == api.to_dict()
+    assert api.to_dict()["report"] == str(out / "report.json") and "tflite_int8" in api.stages
+    assert "done before, loading" in stderr  # the library's log lines reach the CLI's stderr
+    assert api.format() == format_report(api.to_dict())
+
+
 def test_a_changed_stage_reruns_with_the_stages_after_it(pipeline_run, sample_data):
     """Only the export stage changed: earlier models are reused, the new target is written."""
-    spec, out, report = pipeline_run
+    spec, out, report, _ = pipeline_run
     earlier = {p: p.stat().st_mtime_ns for p in out.glob("0[0-3]_*.*")}
     changed = PipelineSpec.from_dict(
         {"name": "tiny", "config": TINY, "stages": [
@@ -159,7 +195,7 @@ def test_a_changed_stage_reruns_with_the_stages_after_it(pipeline_run, sample_da
     [
         ({"stages": [{"prune": {}}]}, r"stages\[0\]: the first stage must be 'train'"),
         ({"stages": [{"train": {}}, {"squash": {}}]}, r"stages\[1\]: unknown stage 'squash'"),
-        ({"stages": [{"train": {}}], "extra": 1}, "unknown key 'extra'"),
+        ({"stages": [{"train": {}}], "extra": 1}, "extra: unknown key"),
         ({"stages": [{"train": {}}, {"qat": {"epochz": 3}}]}, r"stages\[1\]\.qat\.epochz"),
         ({"stages": [{"train": {"epochs": "3"}}]}, r"stages\[0\]\.train\.epochs"),
         ({"stages": [{"train": {}}, {"export": {"targets": ["edge-int9"]}}]}, "edge-int9"),
@@ -216,8 +252,11 @@ def test_distill_stage_trains_a_smaller_student_that_later_stages_export(sample_
     # float32 is the teacher (the reference); fp16 is the compressed student
     assert s["tflite_fp16"]["bytes"] < 0.4 * s["tflite_float32"]["bytes"]
     assert s["tflite_fp16"]["score"] == pytest.approx(s["distilled"]["score"], abs=1 / 16)
-    assert "model:\n" in (tmp_path / "export" / "config.yaml").read_text()
-    assert "width: 8" in (tmp_path / "export" / "config.yaml").read_text()
+    # each export's config is its own model's: the student's beside fp16, the teacher's
+    # beside float32
+    student = yaml.safe_load((tmp_path / "export" / "model_gpu-fp16.config.yaml").read_text())
+    teacher = yaml.safe_load((tmp_path / "export" / "model_float32.config.yaml").read_text())
+    assert (student["model"]["width"], teacher["model"]["width"]) == (8, 16)
 
 
 def test_distill_is_refused_at_load_for_a_task_without_class_probabilities():
@@ -235,3 +274,40 @@ def test_a_folder_of_other_files_is_refused_before_any_work(sample_data, tmp_pat
     with pytest.raises(ValueError, match="photos"):
         run_pipeline(spec, sample_data["manifest_train"], sample_data["manifest_eval"], mine)
     assert [p.name for p in mine.iterdir()] == ["holiday.jpg"]
+
+
+def test_a_folder_of_class_folders_runs_to_a_verified_int8_file(sample_data, tmp_path, capfd):
+    """`vdg run PIPELINE --data videos/ --val-split F`: no manifest and no evaluation data;
+    the folder is imported into the run, its held-out rows pick the checkpoint and score
+    every stage, and the int8 file is verified in LiteRT."""
+    manifest = Path(sample_data["manifest_train"])
+    videos = tmp_path / "videos"
+    for i, line in enumerate(manifest.read_text().splitlines()):
+        row = json.loads(line)
+        (videos / row["label"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(manifest.parent / row["video"], videos / row["label"] / f"{i:03d}.mp4")
+    pipeline = tmp_path / "tiny.yaml"
+    pipeline.write_text(yaml.safe_dump({
+        "name": "folders", "config": {**TINY, "train": {"epochs": 2, "learning_rate": 5e-3}},
+        "stages": [{"train": {}}, {"export": {"targets": ["float32", "edge-int8"]}}],
+    }))  # fmt: skip
+    out = tmp_path / "out"
+    rc, stdout, stderr = vdg(
+        capfd, "run", pipeline, "--data", videos, "--val-split", "0.25", "--out", out, "--json"
+    )
+    assert rc == 0, stderr[-2000:]
+    report = json.loads(stdout)
+    imported = (out / "data" / "videos.jsonl").read_text().splitlines()
+    held_out = (out / "data" / "val.jsonl").read_text().splitlines()
+    assert len(imported) == 48 and len(held_out) == 12
+    assert report["stages_scored_on"] == "val" and report["eval_data"] == str(
+        out / "data" / "val.jsonl"
+    )
+    assert report["training"]["checkpoint"]["split"] == "val"
+    assert report["labels"] == sorted(p.name for p in videos.iterdir())
+    int8 = report["stages"]["tflite_int8"]
+    assert Path(int8["path"]).is_file() and int8["int8_op_fraction"] >= 0.95
+    assert "top1_agreement" in int8  # run in LiteRT against the float model's outputs
+    sidecar = Path(int8["path"]).with_name("model_edge-int8.labels.txt")
+    assert sidecar.read_text().split() == report["labels"]
+    assert "every stage scored on the validation split" in format_report(report)

@@ -91,7 +91,7 @@ def test_export_never_overwrites_the_users_files(trained_run, sample_data, tmp_p
     assert (folder / "labels.txt").read_text() == "mine\n"
     assert (folder / "config.yaml").read_text() == "my: settings\n"
     assert sidecar_path(out, "labels.txt").read_text().splitlines() == trained_run.labels
-    assert Path(r["saved_model"], MARKER).is_file()
+    assert Path(r.saved_model, MARKER).is_file()
     report = evaluate(out, sample_data["manifest_eval"])  # reads model.labels.txt etc.
     assert report["n"] == 16
     # a folder vdg wrote is replaced whole

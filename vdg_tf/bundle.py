@@ -33,7 +33,7 @@ import yaml
 from vdg_tf import __version__
 from vdg_tf.config import Config, parse_yaml
 from vdg_tf.data.features import TextTokenizer
-from vdg_tf.files import atomic_path, atomic_write_text, is_vdg_output
+from vdg_tf.files import atomic_path, atomic_write_text
 from vdg_tf.safety import check_keras_file
 from vdg_tf.tasks import Task, get_task
 
@@ -75,11 +75,6 @@ class Bundle:
         for name, text in self.texts().items():
             atomic_write_text(folder / name, text)
         return folder
-
-    def save_sidecars(self, model_file: str | Path) -> list[Path]:
-        """Write the metadata beside an exported `model_file` under names tied to it
-        (`sidecar_path`), never over a file that merely shares a plain name."""
-        return [atomic_write_text(sidecar_path(model_file, n), t) for n, t in self.texts().items()]
 
     def save(self, folder: str | Path) -> Path:
         """Write the whole bundle: the model first, then the metadata that describes it."""
@@ -145,17 +140,9 @@ def sidecar_path(model_file: str | Path, name: str) -> Path:
 
 def read_sidecars(model_file: str | Path) -> dict[str, str]:
     """The metadata files of an exported model, keyed by plain name: its own sidecars
-    (`sidecar_path`), else plain-named files beside it in a folder vdg wrote (`vdg run`'s
-    export folder, exports made before sidecar names); {} when there are neither."""
-    model_file = Path(model_file)
+    (`sidecar_path`, the one layout every export writes); {} when it has none."""
     own = {n: sidecar_path(model_file, n) for n in TEXT_FILES}
-    texts = {n: p.read_text() for n, p in own.items() if p.is_file()}
-    if "config.yaml" in texts:
-        return texts
-    folder = model_file.parent
-    if not is_vdg_output(folder):
-        return {}
-    return {n: (folder / n).read_text() for n in TEXT_FILES if (folder / n).is_file()}
+    return {n: p.read_text() for n, p in own.items() if p.is_file()}
 
 
 EMBEDDED = "vdg/"  # folder of the bundle's texts inside a `.keras` zip

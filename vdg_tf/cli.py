@@ -94,35 +94,16 @@ def cmd_evaluate(a: argparse.Namespace) -> tuple[dict, str]:
 
 def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf._progress import working
-    from vdg_tf.export.api import export_model
-    from vdg_tf.export.inspect import inspect_tflite
+    from vdg_tf.export.api import export
 
-    batch = None if a.batch == "dynamic" else int(a.batch)
     with working(f"exporting {a.target}"):
-        r = export_model(
-            a.model,
-            a.target,
-            a.out,
-            a.data,
-            a.calibration_samples,
-            a.saved_model,
-            a.embed_metadata,
-            batch,
-            trust_model=a.trust_model,
-            preprocess=a.preprocess,
-            incremental=a.incremental,
-        )
-    info = inspect_tflite(r["path"])  # loads the file in LiteRT: what a device will run
-    r |= {"gzip_bytes": info["gzip_bytes"], "int8_op_fraction": info["int8_op_fraction"]}
-    rows = [
-        ("file", r["path"]),
-        ("bytes", f"{_size(r['bytes'])}, {_size(r['gzip_bytes'])} gzipped"),
-        ("target", r["target"]),
-        ("LiteRT", f"loads and allocates; {r['int8_op_fraction']:.0%} of compute ops in int8"),
-    ]
-    if r.get("saved_model"):
-        rows.append(("SavedModel", r["saved_model"]))
-    return r, _table(f"exported {a.model}", rows)
+        r = export(
+            a.model, a.target, a.out, data=a.data, trust_model=a.trust_model, force=a.force,
+            calibration_samples=a.calibration_samples, saved_model=a.saved_model,
+            embed_metadata=a.embed_metadata, batch=None if a.batch == "dynamic" else int(a.batch),
+            preprocess=a.preprocess, incremental=a.incremental,
+        )  # fmt: skip
+    return r.to_dict(), r.format()
 
 
 def cmd_preprocess(a: argparse.Namespace) -> tuple[dict, str]:
@@ -149,31 +130,25 @@ def cmd_benchmark(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_run(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.pipeline import PipelineSpec, format_report, run_pipeline
+    from vdg_tf.pipeline import run
 
-    spec = PipelineSpec.load(a.pipeline)
-    report = run_pipeline(
-        spec, a.data, a.eval_data, a.out, True, val_data=a.val_data, val_split=a.val_split
-    )
-    return {"report": report["report"], "stages": report["stages"]}, format_report(report)
+    r = run(a.pipeline, a.data, a.out, val_data=a.val_data, val_split=a.val_split,
+            eval_data=a.eval_data)  # fmt: skip
+    return r.to_dict(), r.format()
 
 
 def cmd_inspect(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.export.inspect import format_inspection, inspect_tflite, latency_ms
+    from vdg_tf.export.inspect import inspect_model
 
-    r = inspect_tflite(a.file)
-    text = format_inspection(r)
-    if a.latency:
-        r["latency_ms"] = latency_ms(a.file)
-        text += f"\n  latency           {r['latency_ms']:.3f} ms (LiteRT, median)"
-    return r, text
+    r = inspect_model(a.file, latency=a.latency)
+    return r.to_dict(), r.format()
 
 
 def cmd_demo(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.pipeline import format_demo, run_demo
+    from vdg_tf.pipeline import run_demo
 
-    report = run_demo(a.out, clips=a.clips, seed=a.seed, epochs=a.epochs, progress=True)
-    return report, format_demo(report)
+    r = run_demo(a.out, clips=a.clips, seed=a.seed, epochs=a.epochs)
+    return r.to_dict(), r.format()
 
 
 def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
@@ -207,16 +182,10 @@ def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
 
 
 def cmd_benchmark_stream(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.bench.stream import format_stream_benchmark, run_stream_benchmark
+    from vdg_tf.bench.stream import run_stream_benchmark
 
-    r = run_stream_benchmark(
-        a.model,
-        a.video,
-        a.window,
-        a.stride,
-        log=lambda m: print(f"[benchmark] {m}", file=sys.stderr),
-    )
-    return r, format_stream_benchmark(r)
+    r = run_stream_benchmark(a.model, a.video, window=a.window, stride=a.stride)
+    return r.to_dict(), r.format()
 
 
 def _add_trust_model(sp: argparse.ArgumentParser) -> None:
@@ -390,6 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="; ".join(f"{t.name}: {t.help}" for t in TARGETS.values()),
     )
     sp.add_argument("--out", required=True, help="FILE.tflite")
+    sp.add_argument(
+        "--force",
+        action="store_true",
+        help="replace FILE.tflite and its sidecars even if an earlier vdg export did not write them",
+    )
     sp.add_argument("--data", help="training manifest: representative data for int8 targets")
     sp.add_argument("--calibration-samples", type=int, default=64)
     sp.add_argument(
@@ -461,7 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_benchmark_stream,
         "predict-loop speed on a video: per window and real-time factor, float32 vs int8, 1 core vs all, incremental vs full windows",
     )
-    sp.add_argument("model", help="run folder")
+    sp.add_argument(
+        "model",
+        help="run folder (its float32 and int8 exports are measured) or FILE.tflite (as it is; "
+        "incremental too when exported with --incremental)",
+    )
     sp.add_argument("video", help="a video file (the longer, the steadier the figures)")
     sp.add_argument("--window", type=float, help="window seconds (default: the model's audio span)")
     sp.add_argument("--stride", type=float, help="seconds between windows (default: window / 4)")  # fmt: skip
@@ -473,8 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
         "run a pipeline file: train -> prune/cluster/QAT/distill -> export -> verify",
     )
     sp.add_argument("pipeline", help="pipeline YAML (see pipelines/)")
-    sp.add_argument("--data", required=True, help="training manifest or TFRecord folder")
-    sp.add_argument("--eval-data", required=True, help="evaluation manifest (every stage's report)")
+    sp.add_argument(
+        "--data",
+        required=True,
+        help="training manifest, TFRecord folder or folder of class folders",
+    )
+    sp.add_argument(
+        "--eval-data",
+        help="evaluation data: every stage is scored on it (default: the validation rows)",
+    )
     _add_validation(sp)
     sp.add_argument("--out", required=True, help="output folder (rerun to resume)")
 

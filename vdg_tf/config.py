@@ -18,8 +18,15 @@ Rules live in each field's metadata:
 `min`/`max` are inclusive bounds, `above`/`below` exclusive ones; `choices` is a fixed set;
 `registry` is `module:NAME`, a table (dict keys or a tuple of names) in a later stage,
 imported only when a value is checked: this module is the base every stage imports, so it
-imports no other vdg_tf module itself. On a list, tuple or dict field these rules apply to
-each item; `nonempty` and `unique` apply to the list itself.
+imports no other vdg_tf module itself (a registry whose module does not import is a bug,
+raised as one). On a list, tuple or dict field these rules apply to each item; `nonempty`
+and `unique` apply to the list itself, and `check` (a function of the whole value that
+returns why it does not fit, or None) to the value as a whole:
+
+    m_by_n: tuple[int, int] | None = field(default=None, metadata={"min": 1, "check": m_below_n})
+
+These rules are the only check a settings value gets: classes do not check themselves again
+in `__post_init__`, so what loads is exactly what the rules allow.
 """
 
 from __future__ import annotations
@@ -41,7 +48,9 @@ import yaml
 
 T = TypeVar("T")
 
-RULES = frozenset({"min", "max", "above", "below", "choices", "registry", "nonempty", "unique"})
+RULES = frozenset(
+    {"min", "max", "above", "below", "choices", "registry", "nonempty", "unique", "check"}
+)
 _IGNORED_METADATA = frozenset({"help"})  # documentation only
 
 
@@ -326,7 +335,8 @@ def load_dataclass(cls: type[T], d: Mapping[str, Any], where: str) -> T:
     Args:
         cls: a dataclass type.
         d: its settings, e.g. parsed YAML.
-        where: the dotted path of `d` for errors, e.g. `"config"` or `"stages[2].qat"`.
+        where: the dotted path of `d` for errors, e.g. `"config"` or `"stages[2].qat"`;
+            "" for a file's top level (its keys are then named bare: `stages`).
 
     Returns:
         An instance of `cls`.
@@ -345,7 +355,7 @@ def load_dataclass(cls: type[T], d: Mapping[str, Any], where: str) -> T:
     for key, value in d.items():
         if not isinstance(key, str):
             raise ConfigError(f"{where}: keys must be names, got {_given(key)}")
-        path = f"{where}.{key}"
+        path = f"{where}.{key}" if where else key
         if key not in fields:
             raise ConfigError(f"{path}: unknown key (known: {', '.join(sorted(fields))})")
         f = fields[key]
@@ -602,6 +612,10 @@ def _apply_rules(value: Any, rules: Mapping[str, Any], where: str) -> None:
     """Check a converted value against its field's rules (per item on lists and dicts)."""
     if value is None or not rules:
         return
+    if "check" in rules:
+        why = rules["check"](value)
+        if why:
+            raise ConfigError(f"{where}: {why}, got {_short(value)}")
     if isinstance(value, list | tuple):
         if rules.get("nonempty") and not value:
             raise ConfigError(f"{where}: must not be empty, got []")
@@ -628,7 +642,7 @@ def _apply_item_rules(value: Any, rules: Mapping[str, Any], where: str) -> None:
         raise ConfigError(f"{where}: unknown {_short(value)} (known: {known})")
     if "registry" in rules:
         names = _registry_names(rules["registry"])
-        if names is not None and value not in names:
+        if value not in names:
             raise ConfigError(f"{where}: unknown {_short(value)} (known: {', '.join(names)})")
     lo = rules.get("min", rules.get("above"))
     hi = rules.get("max", rules.get("below"))
@@ -653,19 +667,18 @@ def _apply_item_rules(value: Any, rules: Mapping[str, Any], where: str) -> None:
     raise ConfigError(f"{where}: must be {need}, got {_short(value)}")
 
 
-def _registry_names(spec: str) -> list[str] | None:
+def _registry_names(spec: str) -> list[str]:
     """The sorted names in registry `module:NAME`, imported now (a later stage's table).
 
-    None while `module` itself does not exist yet (a stage still being written): the value
-    then goes unchecked here, and the stage that uses it checks it. Any other import error
-    is raised: a broken module must not pass every name.
+    A registry that does not import, or has no such table, is a bug in the dataclass that
+    names it and is raised as one: a missing table must not let every name pass.
     """
     module, _, attr = spec.partition(":")
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
         if e.name == module:
-            return None
+            raise TypeError(f"registry {spec!r}: no module {module!r}") from None
         raise
     try:
         table = getattr(mod, attr)

@@ -23,9 +23,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     pick the same format); once the block succeeds it is renamed to `path`.
 
     Any writer can fill it (`model.save`, `fig.savefig`, PyAV, a TFRecord writer). If the
-    block raises, the temp file is removed and `path` is left as it was.
+    block raises, the temp file is removed and `path` is left as it was. A `path` that is
+    an existing folder is refused before anything is written (a file cannot replace it).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ForeignPathError(f"{path}: is a folder; give a file path inside it, not the folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
@@ -35,15 +38,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp.unlink()  # the name is reserved for us; writers that refuse an existing file get it free
     try:
         yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)  # inside the try: a failed rename leaves no temp file behind
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
-    if tmp.is_file():
-        os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+
+
+def _remove(path: Path) -> None:
+    """Delete a temp file or folder that a failed write left."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

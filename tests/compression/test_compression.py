@@ -102,10 +102,3 @@ def test_two_of_four_structured_sparsity(trained_run, fit_ds):
         trained_run.model.get_layer("fusion_dense").get_weights()[0], (2, 4)
     )
     assert abs(float(np.mean(kernel == 0)) - 0.5) <= 0.01
-
-
-def test_bad_prune_options_are_named():
-    with pytest.raises(ValueError, match="prune.video: 1.5"):
-        PruneConfig(targets={"video": 1.5})
-    with pytest.raises(ValueError, match="prune.m_by_n"):
-        PruneConfig(m_by_n=(4, 2))

@@ -60,7 +60,7 @@ def test_float32_signatures_equal_whole_windows_at_batch_4(streamable_run, windo
     p, ws = windows
     path = tmp_path / "inc.tflite"
     r = export_model(streamable_run.out, "float32", path, batch=None, incremental=True)
-    assert r["incremental"] and path.stat().st_size == r["bytes"]
+    assert r.incremental and path.stat().st_size == r.bytes
     assert set(Interpreter(model_path=str(path)).get_signature_list()) == set(SIGNATURES)
     inc, full, runner = _run_both(path, p, ws)
     assert np.abs(inc - full).max() < 1e-5

@@ -23,7 +23,7 @@ def files(trained_run, eval_ds, tmp_path_factory):
         for t, r in (("float32", None), ("edge-int8", rep))
     }
     r = export_model(trained_run.out, "edge-int4", d / "edge-int4.tflite")
-    assert r["target"] == "edge-int4" and r["bytes"] == (d / "edge-int4.tflite").stat().st_size
+    assert r.target == "edge-int4" and r.bytes == (d / "edge-int4.tflite").stat().st_size
     return out | {"edge-int4": d / "edge-int4.tflite"}
 
 

@@ -130,7 +130,7 @@ def plain_probs(bundle, sample_data, tmp_path_factory):
     plain = export_model(bundle, "float32", tmp_path_factory.mktemp("plain") / "plain.tflite")
     ds = dataset_from(sample_data["manifest_eval"], bundle.config.data, bundle.labels,
                       bundle.tokenizer)  # fmt: skip
-    model = LiteRTModel(plain["path"])
+    model = LiteRTModel(plain.path)
     return np.concatenate(
         [model.predict_batch({k: v.numpy() for k, v in x.items()}) for x, _ in ds]
     )
@@ -144,8 +144,8 @@ def test_preprocess_export_predicts_as_the_model_fed_by_the_pipeline(
         bundle, "float32", tmp_path / "pre.tflite", saved_model=tmp_path / "sm", batch=None,
         preprocess=True,
     )  # fmt: skip
-    assert pre["preprocess"] and inspect_tflite(pre["path"])["inputs"]["video"][1] == "uint8"
-    model = LiteRTModel(pre["path"])
+    assert pre.preprocess and inspect_tflite(pre.path)["inputs"]["video"][1] == "uint8"
+    model = LiteRTModel(pre.path)
     assert list(model.input_details["video"]["shape_signature"]) == [-1, 4, -1, -1, 3]
     got = np.stack([model.predict_one(x) for x in _raw_eval(sample_data, bundle)])
     diff = np.abs(keras_probs - got).max()
@@ -180,13 +180,13 @@ def test_preprocess_int8_export_keeps_the_features_float(
         bundle, "edge-int8", tmp_path / "pre8.tflite", data=sample_data["manifest_train"],
         calibration_samples=16, preprocess=True,
     )  # fmt: skip
-    info = inspect_tflite(r["path"])
+    info = inspect_tflite(r.path)
     # the model int8 (its convolutions and dense layers), the features float: the one
     # float FULLY_CONNECTED is the mel filterbank
     assert not {"CONV_2D", "DEPTHWISE_CONV_2D"} & set(info["float_ops"])
     assert info["float_ops"]["FULLY_CONNECTED"] == 1
     assert {"RFFT2D", "COMPLEX_ABS", "LOG", "BATCH_MATMUL"} <= set(info["float_ops"])
-    model = LiteRTModel(r["path"])
+    model = LiteRTModel(r.path)
     got = np.stack([model.predict_one(x) for x in _raw_eval(sample_data, bundle)])
     # against the plain float32 export fed by the pipeline: 0.94 measured; 0.62 with the
     # features quantized too (no denylist)

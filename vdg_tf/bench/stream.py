@@ -1,7 +1,7 @@
 """`vdg benchmark stream MODEL VIDEO`: how fast a model follows a video, decode included.
 
 One run measures, side by side on this machine: the decode-only pass (windows/s), and
-for the float32 and int8 exports in LiteRT, on one core and on all cores, the whole
+for the float32 and int8 exports of a run folder (or the one `.tflite` given) in LiteRT, on one core and on all cores, the whole
 predict loop (decode, features, model) per window and the real-time factor: seconds of
 video covered per second of wall time, at stride = window / 4 unless told otherwise.
 
@@ -11,17 +11,20 @@ and every float32/int8 x cores pass is run twice on the same file: full re-infer
 (`serving_default`, the whole window) and incremental (the ring buffer of
 `vdg_tf/runtime/incremental.py`: `encode_frame` on new frames only, `encode_audio`,
 `head`), with the time of each signature per window and the top-1 agreement of the two.
-A model that cannot split reports why instead of an incremental figure.
+A model that cannot split reports why instead of an incremental figure. A `.tflite` is
+measured as it is: whole windows, plus incremental when it is an incremental export.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +37,12 @@ from vdg_tf.files import atomic_write_bytes
 from vdg_tf.media.windows import Window, read_windows
 from vdg_tf.models.builder import inference_model
 from vdg_tf.models.serving import OUTPUT_NAME
+from vdg_tf.results import Result
 from vdg_tf.runtime.incremental import IncrementalRunner, LiteRTParts, incremental_reason
 from vdg_tf.runtime.predict import Predictor
 
 Run = Callable[[dict, Window], np.ndarray]
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -133,60 +138,130 @@ def _export(predictor: Predictor, rep: list, splits: bool, folder: str) -> dict[
     return paths
 
 
+@dataclass
+class StreamBenchmark(Result):
+    """The figures of `vdg benchmark stream` (see the module docstring).
+
+    Attributes:
+      model: what was measured: a run folder (its float32 and int8 exports) or a `.tflite`.
+      window_s, stride_s: the windows; cores: this machine's.
+      incremental: "on", or why the model or file cannot run incrementally.
+      full_ms_per_window, realtime_factor: the whole predict loop on one core, whole
+        windows, of the int8 export (of the `.tflite` given).
+      incremental_ms_per_window: the same with the ring buffer, or None.
+      passes: every pass by name (`decode_only_1core`, `edge-int8_2core`,
+        `float32_incremental_1core`, `tflite_1core`, ...): windows, seconds of video, wall
+        time, ms a window, model ms a window (median), real-time factor.
+      incremental_vs_full: per export, the model-time ratio and agreement of the two.
+    """
+
+    model: str
+    window_s: float
+    stride_s: float
+    cores: int
+    incremental: str
+    full_ms_per_window: float
+    realtime_factor: float
+    incremental_ms_per_window: float | None
+    passes: dict[str, dict] = field(default_factory=dict)
+    incremental_vs_full: dict[str, dict] = field(default_factory=dict)
+
+    def format(self) -> str:
+        return format_stream_benchmark(self)
+
+
 def run_stream_benchmark(
     model: str | Path,
     video: str | Path,
+    *,
     window: float | None = None,
     stride: float | None = None,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Every figure in one run (see the module docstring); `model` is a run folder."""
+) -> StreamBenchmark:
+    """Every figure in one run (see the module docstring).
+
+    `model`: a run folder or `.keras` (its float32 and int8 exports are made, calibrated on
+    the video's own windows, and measured) or a `.tflite` (measured as it is: whole windows,
+    and incremental too when it has the signatures of `vdg export --incremental`).
+    """
+    tflite = Path(model).suffix == ".tflite"
+    if tflite:
+        _check_features_model(Path(model))
     predictor = Predictor(model, incremental=False)
     cfg = predictor.bundle.config.data
     window = window or cfg.audio.seconds
     stride = stride or window / 4
     video = str(video)
-    reason = incremental_reason(predictor.bundle.model)
-    result: dict = {"window_s": window, "stride_s": stride, "cores": os.cpu_count(),
-                    "incremental": reason or "on"}  # fmt: skip
-    outputs: dict[str, np.ndarray] = {}
+    reason = incremental_reason(Path(model) if tflite else predictor.bundle.model)
     with tempfile.TemporaryDirectory() as tmp:
-        log("exporting float32 and int8 (calibrated on the video's own windows)")
-        rep = _representative(predictor, video, window, stride, 32)
-        paths = _export(predictor, rep, reason is None, tmp)
-        for n_cores in (1, None):
-            with cores(n_cores) as used:
-                tag = f"{used}core"
-                log(f"decode-only pass on {used} core(s)")
-                result[f"decode_only_{tag}"] = _pass(predictor, video, window, stride, None)[0]
-                for target, path in paths.items():
-                    log(f"{target} on {used} core(s)")
-                    run = _full_run(path, used)
-                    result[f"{target}_{tag}"], outputs[f"{target}_{tag}"] = _pass(
-                        predictor, video, window, stride, run
+        if tflite:
+            paths = {"tflite": Path(model)}
+        else:
+            log.info("exporting float32 and int8 (calibrated on the video's own windows)")
+            rep = _representative(predictor, video, window, stride, 32)
+            paths = _export(predictor, rep, reason is None, tmp)
+        passes, outputs = _measure(predictor, video, (window, stride), paths, reason is None)
+    main = "tflite" if tflite else "edge-int8"
+    inc = passes.get(f"{main}_incremental_1core")
+    return StreamBenchmark(
+        model=str(model),
+        window_s=window,
+        stride_s=stride,
+        cores=os.cpu_count(),
+        incremental=reason or "on",
+        full_ms_per_window=passes[f"{main}_1core"]["ms_per_window"],
+        realtime_factor=passes[f"{main}_1core"]["realtime_factor"],
+        incremental_ms_per_window=inc["ms_per_window"] if inc else None,
+        passes=passes,
+        incremental_vs_full=_comparisons(passes, outputs, paths, predictor) if inc else {},
+    )
+
+
+def _check_features_model(path: Path) -> None:
+    """Refuse, in one line, a `.tflite` this benchmark cannot feed."""
+    if LiteRTModel(path).raw_media:
+        raise ValueError(
+            f"{path}: a --preprocess export (raw frames and waveform in); benchmark stream "
+            "feeds the pipeline's features: give the run folder or a plain export"
+        )
+
+
+def _measure(predictor, video: str, spans: tuple[float, float], paths: dict, splits: bool):
+    """Decode-only, then each file whole-window (and incremental when `splits`), on one
+    core and on all: ({pass name: figures}, {pass name: outputs})."""
+    window, stride = spans
+    passes, outputs = {}, {}
+    for n_cores in (1, None):
+        with cores(n_cores) as used:
+            tag = f"{used}core"
+            log.info("decode-only pass on %d core(s)", used)
+            passes[f"decode_only_{tag}"] = _pass(predictor, video, window, stride, None)[0]
+            for name, path in paths.items():
+                log.info("%s on %d core(s)", name, used)
+                run = _full_run(path, used)
+                key = f"{name}_{tag}"
+                passes[key], outputs[key] = _pass(predictor, video, window, stride, run)
+                if splits:
+                    log.info("%s incremental on %d core(s)", name, used)
+                    key = f"{name}_incremental_{tag}"
+                    passes[key], outputs[key] = _incremental_pass(
+                        predictor, video, window, stride, path, used
                     )
-                    if reason is None:
-                        log(f"{target} incremental on {used} core(s)")
-                        result[f"{target}_incremental_{tag}"], outputs[f"{target}_inc_{tag}"] = (
-                            _incremental_pass(predictor, video, window, stride, path, used)
-                        )
-    one = result["edge-int8_1core"]
-    result["full_ms_per_window"] = one["ms_per_window"]
-    result["realtime_factor"] = one["realtime_factor"]
-    result["incremental_ms_per_window"] = None
-    if reason is None:
-        inc = result["edge-int8_incremental_1core"]
-        result["incremental_ms_per_window"] = inc["ms_per_window"]
-        for target in paths:
-            full, part = result[f"{target}_1core"], result[f"{target}_incremental_1core"]
-            same = agreement(outputs[f"{target}_1core"], outputs[f"{target}_inc_1core"],
-                             predictor.task)  # fmt: skip
-            result[f"{target}_incremental_vs_full"] = {
-                "model_ms_ratio": part["model_ms_per_window"] / full["model_ms_per_window"],
-                "top1_agreement": same.get("top1_agreement"),
-                "max_abs_diff": same["max_abs_diff"],
-            }
-    return result
+    return passes, outputs
+
+
+def _comparisons(passes: dict, outputs: dict, paths: dict, predictor) -> dict[str, dict]:
+    """Per file, on one core: incremental model time over full, and their agreement."""
+    out = {}
+    for name in paths:
+        full, part = f"{name}_1core", f"{name}_incremental_1core"
+        same = agreement(outputs[full], outputs[part], predictor.task)
+        out[name] = {
+            "model_ms_ratio": passes[part]["model_ms_per_window"]
+            / passes[full]["model_ms_per_window"],
+            "top1_agreement": same.get("top1_agreement"),
+            "max_abs_diff": same["max_abs_diff"],
+        }
+    return out
 
 
 def _incremental_pass(predictor, video, window, stride, path: Path, threads: int):
@@ -199,34 +274,33 @@ def _incremental_pass(predictor, video, window, stride, path: Path, threads: int
     return figures, outputs
 
 
-def format_stream_benchmark(r: dict) -> str:
+def format_stream_benchmark(r: StreamBenchmark) -> str:
     """The figures as a person reads them."""
     lines = [
-        f"window {r['window_s']:.2f} s every {r['stride_s']:.2f} s; this machine has {r['cores']} cores"
+        f"{r.model}: window {r.window_s:.2f} s every {r.stride_s:.2f} s; "
+        f"this machine has {r.cores} cores"
     ]
-    for key, v in r.items():
-        if isinstance(v, dict) and "windows" in v:
-            what = (
-                key.replace("_", " ")
-                .replace("1core", "on 1 core")
-                .replace(f"{r['cores']}core", f"on {r['cores']} cores")
-            )
-            model = f", model {v['model_ms_per_window']:.2f} ms" if v["model_ms_per_window"] else ""
-            lines.append(
-                f"  {what:<36} {v['ms_per_window']:7.2f} ms a window{model}: "
-                f"{v['realtime_factor']:6.1f}x real time ({v['windows']} windows, {v['seconds_of_video']:.0f} s of video)"
-            )
-            split = [f"{k.removesuffix('_ms')} {v[k]:.3f}" for k in v if k.endswith("_ms")]
-            if split:
-                lines.append(f"  {'':<36} ms a window by signature: {', '.join(split)}")
-    if r["incremental"] != "on":
-        lines.append(f"  incremental (ring-buffer) inference: off, {r['incremental']}")
-    for target in ("float32", "edge-int8"):
-        c = r.get(f"{target}_incremental_vs_full")
-        if c:
-            lines.append(
-                f"  {target} incremental / full model time (1 core): {c['model_ms_ratio']:.2f}x "
-                f"(target <= 0.35x); top-1 agreement {c['top1_agreement']:.1%}, "
-                f"max |diff| {c['max_abs_diff']:.4f}"
-            )
+    for key, v in r.passes.items():
+        what = (
+            key.replace("_", " ")
+            .replace("1core", "on 1 core")
+            .replace(f"{r.cores}core", f"on {r.cores} cores")
+        )
+        model = f", model {v['model_ms_per_window']:.2f} ms" if v["model_ms_per_window"] else ""
+        lines.append(
+            f"  {what:<36} {v['ms_per_window']:7.2f} ms a window{model}: "
+            f"{v['realtime_factor']:6.1f}x real time ({v['windows']} windows, "
+            f"{v['seconds_of_video']:.0f} s of video)"
+        )
+        split = [f"{k.removesuffix('_ms')} {v[k]:.3f}" for k in v if k.endswith("_ms")]
+        if split:
+            lines.append(f"  {'':<36} ms a window by signature: {', '.join(split)}")
+    if r.incremental != "on":
+        lines.append(f"  incremental (ring-buffer) inference: off, {r.incremental}")
+    for name, c in r.incremental_vs_full.items():
+        lines.append(
+            f"  {name} incremental / full model time (1 core): {c['model_ms_ratio']:.2f}x "
+            f"(target <= 0.35x); top-1 agreement {c['top1_agreement']:.1%}, "
+            f"max |diff| {c['max_abs_diff']:.4f}"
+        )
     return "\n".join(lines)

@@ -8,7 +8,7 @@ heads and tiny layers are left alone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -25,11 +25,13 @@ clustering = tfmot.clustering.keras
 class ClusterConfig:
     """Clusters per kernel, fine-tune epochs, and whether pruned zeros stay zero."""
 
-    clusters: int = 16
-    epochs: int = 2
+    # tfmot needs more than 2 with `preserve_sparsity` (zeros take a cluster), more than 1
+    # without: 3 is the floor that works either way
+    clusters: int = field(default=16, metadata={"min": 3})
+    epochs: int = field(default=2, metadata={"min": 1})
     preserve_sparsity: bool = True
-    min_weights: int = 1024
-    skip: tuple[str, ...] = PruneConfig.skip
+    min_weights: int = field(default=1024, metadata={"min": 0})
+    skip: tuple[str, ...] = field(default=PruneConfig.skip, metadata={"unique": True})
 
 
 def _selected(layer: keras.layers.Layer, cfg: ClusterConfig) -> bool:

@@ -6,7 +6,7 @@ loss = alpha * CE(labels, student) + (1 - alpha) * T^2 * KL(teacher_T || student
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import tensorflow as tf
 import tf_keras as keras
@@ -18,10 +18,10 @@ from vdg_tf.tasks import Task
 class DistillConfig:
     """Soft-target weight (1 - alpha), temperature and epochs."""
 
-    alpha: float = 0.3
-    temperature: float = 3.0
-    epochs: int = 20
-    learning_rate: float = 3e-3
+    alpha: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
+    temperature: float = field(default=3.0, metadata={"above": 0.0})
+    epochs: int = field(default=20, metadata={"min": 1})
+    learning_rate: float = field(default=3e-3, metadata={"above": 0.0})
 
 
 def _soften(probs: tf.Tensor, temperature: float) -> tf.Tensor:

@@ -21,6 +21,15 @@ sparsity = tfmot.sparsity.keras
 PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Embedding)
 
 
+SPARSITY = {"min": 0.0, "below": 1.0}  # a fraction of weights set to zero
+
+
+def m_below_n(m_by_n: tuple[int, int]) -> str | None:
+    """Why `[m, n]` is not an m-of-n pattern (m zeros in every n weights), or None."""
+    m, n = m_by_n
+    return None if m < n else "needs m < n (m zeros in every n weights)"
+
+
 @dataclass
 class PruneConfig:
     """Target sparsity, schedule (`polynomial` ramps up, `constant` holds) and fine-tune epochs.
@@ -29,33 +38,22 @@ class PruneConfig:
     first (e.g. `{"video": 0.75, "text_embed": 0.0}`); 0 leaves a layer dense.
     `m_by_n` (e.g. `[2, 4]`) prunes structured: m zeros in every n consecutive input
     channels, the pattern sparse tensor cores run at 2x (it ignores the schedule's target).
+    Every value is checked by the rules below when a pipeline or `load_dataclass` loads it.
     """
 
-    target_sparsity: float = 0.5
-    schedule: str = "polynomial"
-    epochs: int = 4
-    frequency: int = 10
+    target_sparsity: float = field(default=0.5, metadata=SPARSITY)
+    schedule: str = field(default="polynomial", metadata={"choices": ("polynomial", "constant")})
+    epochs: int = field(default=4, metadata={"min": 1})
+    # steps between two mask updates (capped at a quarter of fine-tuning)
+    frequency: int = field(default=10, metadata={"min": 1})
     # Output heads and tiny layers hold few weights but decide every prediction:
     # pruning them costs accuracy for no size gain, so they are left dense.
-    min_weights: int = 1024
-    skip: tuple[str, ...] = ("fused", "video_head", "audio_head", "text_head")
-    targets: dict[str, float] = field(default_factory=dict)
-    m_by_n: tuple[int, int] | None = None
-
-    def __post_init__(self):
-        for name, value in {"target_sparsity": self.target_sparsity, **self.targets}.items():
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"prune.{name}: {value} must be in [0, 1)")
-        if self.schedule not in ("polynomial", "constant"):
-            raise ValueError(
-                f"prune.schedule: unknown '{self.schedule}' (known: polynomial, constant)"
-            )
-        if self.m_by_n is not None:
-            m, n = self.m_by_n
-            if not 0 < m < n:
-                raise ValueError(f"prune.m_by_n: {list(self.m_by_n)} needs 0 < m < n")
-            self.m_by_n = (int(m), int(n))
-        self.skip = tuple(self.skip)
+    min_weights: int = field(default=1024, metadata={"min": 0})
+    skip: tuple[str, ...] = field(
+        default=("fused", "video_head", "audio_head", "text_head"), metadata={"unique": True}
+    )
+    targets: dict[str, float] = field(default_factory=dict, metadata=SPARSITY)
+    m_by_n: tuple[int, int] | None = field(default=None, metadata={"min": 1, "check": m_below_n})
 
     def target_for(self, layer_name: str) -> float:
         """The sparsity this layer should reach: the longest matching prefix in `targets`."""

@@ -90,7 +90,7 @@ class QATConfig:
     CQAT, or PCQAT with `preserve_sparsity`.
     """
 
-    epochs: int = 3
+    epochs: int = field(default=3, metadata={"min": 1})
     preserve_sparsity: bool = True
     preserve_clusters: bool = False
 

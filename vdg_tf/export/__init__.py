@@ -1,5 +1,8 @@
 """Export: TFLite conversion per target, SavedModel for serving, LiteRT verification.
 
+`export` (also `export_model`) is the one export path: `vdg export`, the pipeline's
+export stage and Python users call it; it returns an `ExportResult`.
+
 The names below load on first use (PEP 562), so reading the target table
 (`vdg_tf.export.targets`, e.g. for `vdg --help`) does not start TensorFlow.
 """
@@ -9,6 +12,11 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {
+    "export": "vdg_tf.export.api",
+    "export_model": "vdg_tf.export.api",
+    "ExportResult": "vdg_tf.export.api",
+    "inspect_model": "vdg_tf.export.inspect",
+    "Inspection": "vdg_tf.export.inspect",
     "TARGETS": "vdg_tf.export.targets",
     "Target": "vdg_tf.export.targets",
     "get_target": "vdg_tf.export.targets",

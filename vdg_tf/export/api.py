@@ -1,17 +1,29 @@
-"""`vdg export`: a run bundle to a verified-loadable `.tflite` for one target, in one call."""
+"""`vdg.export`: a model to a `.tflite` for one target, loaded back in LiteRT, in one call.
+
+The one export path: `vdg export`, the pipeline's export stage and a Python user all call
+`export`. The model may be a run folder, a `.keras` file, or a `Bundle` holding any Keras
+model (trained, pruned, clustered, QAT-wrapped, int4-aware): what is converted is always
+`inference_model(bundle.model)`, and int8 targets calibrate on `data`.
+"""
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tf_keras as keras
 
 from vdg_tf._progress import bar
-from vdg_tf.bundle import Bundle
+from vdg_tf.bundle import Bundle, sidecar_path
+from vdg_tf.data.inputs import INDEX, resolve_data
 from vdg_tf.data.sources import dataset_from
-from vdg_tf.export.incremental import METADATA_KEY, convert_incremental
+from vdg_tf.export.incremental import convert_incremental
+from vdg_tf.export.inspect import inspect_tflite
+from vdg_tf.export.ownership import RECORD_KEY, check_export_paths, export_record
 from vdg_tf.export.preprocess import (
     convert_preprocessed,
     preprocessing_model,
@@ -20,89 +32,190 @@ from vdg_tf.export.preprocess import (
 from vdg_tf.export.targets import get_target
 from vdg_tf.export.tflite import ExportConfig, convert
 from vdg_tf.export.verify import representative_inputs
-from vdg_tf.files import atomic_dir, atomic_write_bytes, check_replaceable
+from vdg_tf.files import atomic_write_bytes, atomic_write_text, check_replaceable
 from vdg_tf.models.builder import inference_model
-from vdg_tf.models.serving import save_serving_model
+from vdg_tf.results import Result
 from vdg_tf.training.trainer import write_saved_model
 
+log = logging.getLogger(__name__)
 
-def export_model(
+
+@dataclass
+class ExportResult(Result):
+    """What `export` wrote, as LiteRT reads it back.
+
+    Attributes:
+      path: the `.tflite` file.
+      bytes, gzip_bytes: its size, raw and gzip-compressed (what a download costs).
+      target: the export target (`edge-int8`, ...).
+      int8_op_fraction: the share of compute ops LiteRT runs in int8 (`vdg inspect`).
+      preprocess, incremental: which kind of graph it is (`--preprocess`, `--incremental`).
+      saved_model: the SavedModel folder also written, or None.
+      sidecars: the metadata files written beside it (`model.labels.txt`, ...).
+    """
+
+    path: Path
+    bytes: int
+    target: str
+    gzip_bytes: int
+    int8_op_fraction: float
+    preprocess: bool = False
+    incremental: bool = False
+    saved_model: Path | None = None
+    sidecars: list[Path] = field(default_factory=list)
+    source: str = field(default="", metadata={"json": False})
+
+    def format(self) -> str:
+        rows = [
+            ("file", str(self.path)),
+            ("bytes", f"{_size(self.bytes)}, {_size(self.gzip_bytes)} gzipped"),
+            ("target", self.target),
+            ("LiteRT", f"loads and allocates; {self.int8_op_fraction:.0%} of compute ops in int8"),
+            ("metadata", ", ".join(p.name for p in self.sidecars)),
+        ]
+        if self.saved_model:
+            rows.append(("SavedModel", str(self.saved_model)))
+        width = max(len(k) for k, _ in rows) + 2
+        return "\n".join([f"exported {self.source}", *(f"  {k:<{width}}{v}" for k, v in rows)])
+
+
+def _size(n: int) -> str:
+    """Bytes as a person reads them: `287,776 B (281 KiB)`."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n:,} B ({n / scale:.{1 if n < 10 * scale else 0}f} {unit})"
+    return f"{n:,} B"
+
+
+def export(
     model: str | Path | Bundle,
     target: str,
     out: str | Path,
+    *,
     data: str | Path | None = None,
+    trust_model: bool = False,
+    force: bool = False,
     calibration_samples: int = 64,
     saved_model: str | Path | None = None,
     embed_metadata: bool = False,
     batch: int | None = 1,
-    trust_model: bool = False,
     preprocess: bool = False,
     incremental: bool = False,
-) -> dict:
-    """Convert a run bundle (folder, `model.keras`, or a loaded `Bundle`) for `target`.
+) -> ExportResult:
+    """Convert `model` for `target`, write it to `out` with its metadata, load it in LiteRT.
 
-    Int8 targets calibrate on `data` (training manifest or preprocessed folder). The
-    bundle's labels, vocabulary and config are written beside the `.tflite` under names
-    tied to it (`model.labels.txt`, `model.config.yaml`, ...; never over a user's file),
-    and embedded in it with `embed_metadata`; `saved_model` also writes a SavedModel (a
-    new folder, or one vdg wrote before: a folder of other files is refused). `batch`
-    None exports a dynamic batch axis (1 by default: the smallest, all-int8 graph).
-    `trust_model`: load a model format that can run code (`vdg_tf.bundle.load_model`).
-    `preprocess`: resize + normalise frames and log-mel the waveform in the graph
-    (`export/preprocess.py`): inputs `video` uint8 [B,T,H,W,3] at any H, W and `audio`
-    the raw waveform. An int8 export keeps the preprocessing float and the model int8
-    (`convert_preprocessed`). `incremental`: one `.tflite` with the `encode_frame`,
-    `encode_audio`, `head` and `serving_default` signatures (`export/incremental.py`).
+    Args:
+      model: a run folder, its `model.keras`, or a `Bundle` (its `model` may be any Keras
+        model: pruned, QAT-wrapped, int4-aware).
+      target: a name from `vdg_tf.export.targets.TARGETS`.
+      out: the `.tflite` to write. It and its sidecars (`out`'s stem + `.labels.txt`,
+        `.config.yaml`, `.vocab.txt`, `.bundle.json`) replace only files an earlier vdg
+        export wrote (`vdg_tf.export.ownership`); `force` replaces any file.
+      data: calibration data for int8 targets: a manifest, a `vdg preprocess` folder or a
+        folder of class folders; `calibration_samples` of it are used.
+      trust_model: load a model format that can run code (`vdg_tf.bundle.load_model`).
+      saved_model: also write a SavedModel here (a new folder, or one vdg wrote before).
+      embed_metadata: also embed the labels, vocabulary and config in the `.tflite`.
+      batch: the batch axis, 1 (the smallest, all-int8 graph) or None (dynamic).
+      preprocess: resize + normalise frames and log-mel the waveform in the graph
+        (`export/preprocess.py`): inputs `video` uint8 [B,T,H,W,3] at any H, W and the
+        raw waveform; an int8 export keeps the preprocessing float.
+      incremental: one `.tflite` with the `encode_frame`, `encode_audio`, `head` and
+        `serving_default` signatures (`export/incremental.py`).
+
+    Returns:
+      An ExportResult (its `to_dict()` is what `vdg export --json` prints).
 
     Example:
-      export_model("runs/a", "edge-int8", "exports/model.tflite", data="data/manifest_train.jsonl")
+      import vdg_tf as vdg
+      r = vdg.export("runs/a", "edge-int8", "exports/model.tflite", data="data/train.jsonl")
     """
     t = get_target(target, "--target")
+    _check_options(t.calibrated, data, preprocess, incremental, saved_model)
+    out = Path(out)
+    bundle = _bundle(model, trust_model)
+    texts = bundle.texts()
+    sidecars = {name: sidecar_path(out, name) for name in texts}
+    check_export_paths(out, sidecars, force)  # before the conversion, not after it
+    if saved_model:
+        check_replaceable(saved_model)
+    keras_model = inference_model(bundle.model)
+    if preprocess:
+        keras_model = preprocessing_model(keras_model, bundle.config.data)
+    meta = {**(texts if embed_metadata else {}), RECORD_KEY: export_record(target, texts)}
+    with tempfile.TemporaryDirectory(prefix="vdg-export-") as work:
+        rep = None
+        if t.calibrated:
+            rep = _representative(bundle, keras_model, data, work, calibration_samples, preprocess)
+        cfg = ExportConfig(target, rep, metadata=meta, batch=batch)
+        log.info("converting to %s", target)
+        tflite = _convert(bundle, keras_model, cfg, preprocess, incremental)
+    path = atomic_write_bytes(out, tflite)
+    written = [atomic_write_text(p, texts[name]) for name, p in sidecars.items()]
+    if saved_model:
+        write_saved_model(bundle, saved_model, keras_model)
+    info = inspect_tflite(path)  # loads the file in LiteRT: what a device will run
+    return ExportResult(
+        path=path,
+        bytes=len(tflite),
+        target=target,
+        gzip_bytes=info["gzip_bytes"],
+        int8_op_fraction=info["int8_op_fraction"],
+        preprocess=preprocess,
+        incremental=incremental,
+        saved_model=Path(saved_model) if saved_model else None,
+        sidecars=written,
+        source=str(model if not isinstance(model, Bundle) else model.path or "a Bundle"),
+    )
+
+
+export_model = export  # the name this function had before `vdg.export`
+
+
+def _check_options(
+    calibrated: bool, data, preprocess: bool, incremental: bool, saved_model
+) -> None:
+    """Refuse option combinations that cannot work, before any model is loaded."""
     if incremental and preprocess:
         raise ValueError("--preprocess: not with --incremental (export one or the other)")
     if incremental and saved_model:
         raise ValueError("--saved-model: not with --incremental (export the SavedModel alone)")
-    if saved_model:
-        check_replaceable(saved_model)  # before the conversion, not after it
-    bundle = model if isinstance(model, Bundle) else Bundle.load(model, trust_model=trust_model)
-    keras_model = inference_model(bundle.model)
-    if preprocess:
-        keras_model = preprocessing_model(keras_model, bundle.config.data)
-    rep = None
-    if t.calibrated:
-        if not data:
-            raise ValueError(f"--target {target} needs --data TRAIN.jsonl for int8 calibration")
-        rep = _representative(bundle, keras_model, data, calibration_samples, preprocess)
-    meta = bundle.texts() if embed_metadata else None
-    cfg = ExportConfig(target, rep, metadata=meta, batch=batch)
+    if calibrated and not data:
+        raise ValueError("--data: an int8 target calibrates on data (a manifest); none given")
+    if calibrated and preprocess and (Path(data) / INDEX).is_file():
+        raise ValueError(
+            f"--data {data}: a --preprocess export calibrates on decoded video; give the "
+            "manifest, not a preprocessed folder"
+        )
+
+
+def _bundle(model: str | Path | Bundle, trust_model: bool) -> Bundle:
+    """The bundle to export: `model` itself, or loaded from a run folder or `.keras`."""
+    if isinstance(model, Bundle):
+        if model.model is None:
+            raise ValueError("export: the Bundle has no model (Bundle.load(..., model=True))")
+        return model
+    return Bundle.load(model, trust_model=trust_model)
+
+
+def _convert(
+    bundle: Bundle, keras_model: keras.Model, cfg: ExportConfig, preprocess: bool, incremental: bool
+) -> bytes:
+    """The flatbuffer of the export kind asked for."""
     if incremental:
-        tflite = convert_incremental(bundle.model, cfg)
-    elif preprocess:
-        tflite = convert_preprocessed(keras_model, cfg)
-    else:
-        tflite = convert(keras_model, cfg)
-    path = atomic_write_bytes(out, tflite)
-    bundle.save_sidecars(path)
-    result = {"path": str(path), "bytes": len(tflite), "target": target}
+        return convert_incremental(bundle.model, cfg)
     if preprocess:
-        result["preprocess"] = True
-    if incremental:
-        result[METADATA_KEY] = True
-    if saved_model and preprocess:
-        with atomic_dir(saved_model) as tmp:  # the same wrapped graph, any batch
-            save_serving_model(keras_model, tmp)
-            bundle.save_metadata(tmp)
-        result["saved_model"] = str(saved_model)
-    elif saved_model:
-        result["saved_model"] = str(write_saved_model(bundle, saved_model))
-    return result
+        return convert_preprocessed(keras_model, cfg)
+    return convert(keras_model, cfg)
 
 
 def _representative(
-    bundle: Bundle, model: keras.Model, data: str | Path, count: int, preprocess: bool
+    bundle: Bundle, model: keras.Model, data: str | Path, work: str, count: int, preprocess: bool
 ) -> Callable[[], Iterator[dict[str, np.ndarray]]]:
     """Calibration inputs keyed by `model`'s input names: pipeline features for a plain
-    export, decoded frames and raw waveforms for a --preprocess one."""
+    export, decoded frames and raw waveforms for a --preprocess one. A folder of class
+    folders is imported into `work` first."""
+    data = resolve_data(data, work, "--data")
     if preprocess:
         names = [i.name.split(":")[0] for i in model.inputs]
         cfg = bundle.config.data

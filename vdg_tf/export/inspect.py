@@ -11,6 +11,7 @@ import statistics
 import time
 import warnings
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from vdg_tf._quiet import silenced_stderr
 from vdg_tf.export.int4 import weight_bytes
+from vdg_tf.results import Result
 
 # ops that only move or convert data: they count for neither side of int8 coverage
 _LAYOUT_OPS = {
@@ -76,6 +78,42 @@ def inspect_tflite(path: str | Path) -> dict:
             for d in interp.get_input_details()
         },
     }
+
+
+@dataclass
+class Inspection(Result):
+    """What `vdg inspect` reports of a `.tflite` (see `inspect_tflite` for each field);
+    `latency_ms` is None unless asked for."""
+
+    path: str
+    bytes: int
+    gzip_bytes: int
+    ops: dict[str, int]
+    tensor_dtypes: dict[str, int]
+    int8_op_fraction: float
+    weight_bytes: dict[str, int]
+    float_ops: dict[str, int]
+    inputs: dict[str, list]
+    latency_ms: float | None = None
+
+    def format(self) -> str:
+        text = format_inspection(self.to_dict())
+        if self.latency_ms is not None:
+            text += f"\n  latency           {self.latency_ms:.3f} ms (LiteRT, median)"
+        return text
+
+
+def inspect_model(file: str | Path, *, latency: bool = False) -> Inspection:
+    """`vdg inspect FILE.tflite`: ops, dtypes, int8 coverage and weight bytes of `file`,
+    read through LiteRT; `latency` also times one invocation (median, XNNPACK).
+
+    Example:
+      inspect_model("exports/model.tflite").int8_op_fraction
+    """
+    report = Inspection(**inspect_tflite(file))
+    if latency:
+        report.latency_ms = latency_ms(file)
+    return report
 
 
 def latency_ms(

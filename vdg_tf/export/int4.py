@@ -28,9 +28,8 @@ import numpy as np
 
 from vdg_tf._quiet import silenced_stderr
 
-# weight-only recipe ops by bit width (ai-edge-quantizer's policy `weightonly_wi4_afp32`
-# lists the int4 ones; `weightonly_wi8_afp32` adds DEPTHWISE_CONV_2D)
-INT4_OPS = ("CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "EMBEDDING_LOOKUP")
+# ops whose weights stay int8: LiteRT has no int4 depthwise kernel (ai-edge-quantizer's
+# policy `weightonly_wi8_afp32` adds DEPTHWISE_CONV_2D to the int4 policy's ops)
 INT8_OPS = ("DEPTHWISE_CONV_2D",)
 
 

@@ -17,6 +17,9 @@ so a device app must re-implement the resize and the mel filterbank exactly. Wit
 - `text`, `*_mask`: as in the plain export. Tokenizing stays outside the graph.
 
 T (frames per window) and the waveform length stay fixed: the encoders are built for them.
+What a device app still does before calling such an export: sample T frames of the window
+(uniform, or a run at `video.fps`), decode them to RGB, resample the audio to mono float
+at `audio.sample_rate` and take `audio.samples` of it, and tokenize the text.
 """
 
 from __future__ import annotations
@@ -37,14 +40,6 @@ from vdg_tf.data.features import TextTokenizer, log_mel
 from vdg_tf.export.targets import get_target
 from vdg_tf.export.tflite import ExportConfig, configure_converter, convert, finish
 from vdg_tf.models.serving import save_serving_model
-
-# What a device app still does before calling a --preprocess export: sample T frames of the
-# window (uniform, or a run at `video.fps`), decode them to RGB, resample the audio to mono
-# float at `audio.sample_rate` and take `audio.samples` of it, and tokenize the text.
-RAW_INPUTS = {
-    "video": "uint8 [B, T, H, W, 3] RGB frames at any size",
-    "audio": "float32 [B, N] mono waveform at the model's sample rate",
-}
 
 # the layers of the preprocessing graph; an int8 export keeps every op under them float
 PREPROCESS_LAYERS = ("frames_to_video", "waveform_to_log_mel")

@@ -1,4 +1,5 @@
-"""Verify exports in LiteRT against the Keras model on held-out data."""
+"""Verify exports in LiteRT against the Keras model: calibration samples, LiteRT outputs
+over a dataset, and how far two sets of outputs agree."""
 
 from __future__ import annotations
 
@@ -42,12 +43,6 @@ def predict_tflite(path: str | Path, ds: tf.data.Dataset) -> tuple[np.ndarray, n
     if not ys:
         return np.zeros(0, int), np.zeros((0, 0), np.float32)
     return np.concatenate(ys), np.concatenate(ps)
-
-
-def evaluate_tflite(path: str | Path, ds: tf.data.Dataset, labels: list[str], task: Task) -> dict:
-    """The task's report of a `.tflite` model run in LiteRT."""
-    y, p = predict_tflite(path, ds)
-    return task.report(y, p, labels)
 
 
 def agreement(reference: np.ndarray, other: np.ndarray, task: Task) -> dict:

@@ -1,11 +1,17 @@
-"""What flows between the stages of one pipeline run: the data streams, the models so far,
-the float reference, and how a stage's model is scored and recorded."""
+"""What flows between the stages of one pipeline run: the inputs, the data streams, the
+models the stages made (by name), and how a stage's model is scored and recorded.
+
+Each stage hands on the model it made under its report name (`trained`, `pruned`,
+`clustered`, `qat`, `int4_aware`, `distilled`); `latest` is the float model the next
+fine-tuning stage starts from. The export stage says which named model each target
+exports, so nothing depends on which fields a run happened to fill.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
-import sys
-from collections.abc import Callable
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,13 +24,18 @@ from vdg_tf.config import Config
 from vdg_tf.data.pipeline import SkipLog, batched_features
 from vdg_tf.data.sources import dataset_from, open_source
 from vdg_tf.data.splits import hold_out
-from vdg_tf.export.inspect import inspect_tflite, latency_ms
+from vdg_tf.export.api import ExportResult
+from vdg_tf.export.inspect import latency_ms
 from vdg_tf.export.verify import agreement, predict_tflite
 from vdg_tf.models.builder import inference_model
 from vdg_tf.tasks import Task, get_task
 from vdg_tf.training.evaluate import predict_dataset
 from vdg_tf.training.progress import fit_progress
 from vdg_tf.training.trainer import compile_classifier, with_head_targets
+
+log = logging.getLogger(__name__)
+
+LATEST = "latest"  # the float model the next stage starts from
 
 
 def file_sizes(path: Path) -> dict:
@@ -33,35 +44,72 @@ def file_sizes(path: Path) -> dict:
     return {"bytes": len(data), "gzip_bytes": len(gzip.compress(data, 9))}
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """The data a run reads: `data` trains (and calibrates int8), `eval_data` scores every
+    stage; `val_data` or `val_split` of the training rows picks the trained checkpoint.
+    `scored_on` is "val" when no evaluation data was given and the stages are scored on
+    the validation rows."""
+
+    data: str
+    eval_data: str
+    val_data: str | None = None
+    val_split: float = 0.0
+    scored_on: str = "eval"
+
+
+@dataclass
+class RunData:
+    """The run's streams, opened once after training from the trained bundle."""
+
+    stream: tf.data.Dataset  # endless augmented training batches (x, y)
+    steps: int  # batches in one epoch of `stream`
+    eval: tf.data.Dataset
+    y: np.ndarray  # evaluation targets
+    reference: np.ndarray  # the trained model's outputs on `eval`
+
+
 @dataclass
 class RunContext:
-    """One run's shared state; stages read and update it in order."""
+    """One run's shared state: inputs and settings, then what the stages made, in order."""
 
     out: Path
-    train_data: str
-    eval_data: str
+    inputs: RunInputs
     config: Config
     finetune_lr_scale: float
     progress: bool = True
-    # picks the trained model's checkpoint (`vdg train`'s --val-data / --val-split); the
-    # compression stages fine-tune for set epochs and report on `eval_data`
-    val_data: str | None = None
-    val_split: float = 0.0
-    log: Callable[[str], None] = lambda m: print(f"[vdg run] {m}", file=sys.stderr, flush=True)
-    bundle: Bundle | None = None  # the trained model's config, labels and tokenizer
-    model: keras.Model | None = None  # the latest float-deployable model
-    trained: keras.Model | None = None  # the trained float model: every ratio's reference
-    qat_model: keras.Model | None = None
-    int4_model: keras.Model | None = None  # int4-aware fine-tuned (edge-int4 exports from it)
-    float_layers: list[str] = field(default_factory=list)
+    bundle: Bundle | None = None  # config, labels and tokenizer of the latest model
+    trained_bundle: Bundle | None = None  # the same for the trained model
+    models: dict[str, keras.Model] = field(default_factory=dict)  # by the name a stage gave
+    float_layers: list[str] = field(default_factory=list)  # left float by the QAT stage
     skips: SkipLog = field(default_factory=SkipLog)
-    stream: tf.data.Dataset | None = None  # endless augmented training batches (x, y)
-    steps: int = 1  # batches in one epoch of `stream`
-    calibration: tf.data.Dataset | None = None  # un-augmented training batches (int8 calibration)
-    eval: tf.data.Dataset | None = None
-    y: np.ndarray | None = None  # evaluation targets
-    reference: np.ndarray | None = None  # the trained model's outputs on `eval`
+    data: RunData | None = None
 
+    # -- models ---------------------------------------------------------------------
+    def hand_on(self, name: str, model: keras.Model, latest: bool = True) -> None:
+        """Record the model a stage made as `name`; with `latest` later stages start from it."""
+        self.models[name] = model
+        if latest:
+            self.models[LATEST] = model
+
+    @property
+    def latest(self) -> keras.Model:
+        return self.models[LATEST]
+
+    @property
+    def trained(self) -> keras.Model:
+        return self.models["trained"]
+
+    def bundle_of(self, name: str) -> Bundle:
+        """Model `name` with its config, labels and tokenizer (the trained model keeps the
+        trained config; a distilled student and what follows it have the student's)."""
+        if name not in self.models:
+            made = ", ".join(sorted(self.models))
+            raise ValueError(f"export: no model '{name}' made by the stages before (made: {made})")
+        base = self.trained_bundle if name == "trained" else self.bundle
+        return dataclasses.replace(base, model=self.models[name])
+
+    # -- settings -------------------------------------------------------------------
     @property
     def task(self) -> Task:
         return get_task(self.config.data)
@@ -78,30 +126,36 @@ class RunContext:
         """The epoch bar of a fine-tuning `fit` (none under `--verbose` or without progress)."""
         return fit_progress(self.progress, self.task.primary)[1]
 
+    # -- data -----------------------------------------------------------------------
     def open_data(self) -> None:
         """Build the run's streams once, from the trained bundle's labels and tokenizer."""
-        cfg, tok = self.config.data, self.bundle.tokenizer
+        cfg, tok, inputs = self.config.data, self.bundle.tokenizer, self.inputs
         # rows held out for validation stay out of fine-tuning too (the same seeded choice)
         held = frozenset()
-        if self.val_split:
-            held = hold_out(self.train_data, self.val_split, cfg.seed, self.task).val_lines
+        if inputs.val_split:
+            held = hold_out(inputs.data, inputs.val_split, cfg.seed, self.task).val_lines
         source = open_source(
-            self.train_data, cfg, self.labels, training=True, skips=self.skips, exclude_lines=held
+            inputs.data, cfg, self.labels, training=True, skips=self.skips, exclude_lines=held
         )
-        # one endless stream, `steps` batches an epoch, as `vdg train` reads it: no counting
-        # pass to learn an epoch's length, no new iterator per fine-tuning epoch
-        self.stream = batched_features(source.decoded, cfg, tok, training=True, repeat=True)
-        self.steps = source.steps(cfg.batch_size)
-        self.calibration = dataset_from(self.train_data, cfg, self.labels, tok)
-        self.eval = dataset_from(self.eval_data, cfg, self.labels, tok, skips=self.skips)
-        self.y, self.reference = predict_dataset(inference_model(self.trained), self.eval)
+        ev = dataset_from(inputs.eval_data, cfg, self.labels, tok, skips=self.skips)
+        y, reference = predict_dataset(inference_model(self.trained), ev)
+        self.data = RunData(
+            # one endless stream, `steps` batches an epoch, as `vdg train` reads it: no
+            # counting pass to learn an epoch's length, no new iterator per epoch
+            stream=batched_features(source.decoded, cfg, tok, training=True, repeat=True),
+            steps=source.steps(cfg.batch_size),
+            eval=ev,
+            y=y,
+            reference=reference,
+        )
 
     @property
     def fit_stream(self) -> tf.data.Dataset:
         """The training stream with a target for every output head (as training made it)."""
         vocab = self.bundle.tokenizer.vocab_size
-        return with_head_targets(self.stream, self.trained.output_names, self.task, vocab)
+        return with_head_targets(self.data.stream, self.trained.output_names, self.task, vocab)
 
+    # -- fine-tuning ----------------------------------------------------------------
     def compile_fn(self, model: keras.Model, steps: int) -> None:
         """Fine-tuning compile: the training loss at a constant, scaled-down learning rate."""
         train = replace(
@@ -119,16 +173,16 @@ class RunContext:
             options,
             self.compile_fn,
             verbose=self.verbose,
-            steps_per_epoch=self.steps,
+            steps_per_epoch=self.data.steps,
             callbacks=self.fit_callbacks(),
         )
 
+    # -- report entries -------------------------------------------------------------
     def scores(self, outputs: np.ndarray) -> dict:
         """The task's scalar metrics on the evaluation split, with `metric` and `score`."""
         task = self.task
-        r = task.report(self.y, outputs, self.labels)
-        scalars = {k: v for k, v in r.items() if isinstance(v, float) and k != "threshold"}
-        return {"metric": task.primary, "score": r[task.primary], **scalars}
+        r = task.report(self.data.y, outputs, self.labels)
+        return {"metric": task.primary, "score": r[task.primary], **task.figures(r)}
 
     def keras_entry(self, model: keras.Model, path: Path, deployable: bool = True) -> dict:
         """Score a stage's saved model on the evaluation split, with its file sizes.
@@ -136,7 +190,7 @@ class RunContext:
         `deployable` is False for a training checkpoint (a QAT model's file holds float
         weights plus quantizer state: its size is not what a device downloads).
         """
-        _, outputs = predict_dataset(inference_model(model), self.eval)
+        _, outputs = predict_dataset(inference_model(model), self.data.eval)
         return {
             **self.scores(outputs),
             "path": str(path),
@@ -144,17 +198,17 @@ class RunContext:
             "deployable": deployable,
         }
 
-    def tflite_entry(self, path: Path) -> dict:
-        """Run a `.tflite` in LiteRT on the evaluation split: scores, size, latency, agreement."""
-        _, outputs = predict_tflite(path, self.eval)
-        info = inspect_tflite(path)
+    def tflite_entry(self, exported: ExportResult) -> dict:
+        """Run an exported `.tflite` in LiteRT on the evaluation split: scores, size,
+        latency, agreement with the trained model."""
+        _, outputs = predict_tflite(exported.path, self.data.eval)
         return {
             **self.scores(outputs),
-            "path": str(path),
-            "bytes": info["bytes"],
-            "gzip_bytes": info["gzip_bytes"],
+            "path": str(exported.path),
+            "bytes": exported.bytes,
+            "gzip_bytes": exported.gzip_bytes,
             "deployable": True,
-            "latency_ms": latency_ms(path),
-            "int8_op_fraction": info["int8_op_fraction"],
-            **agreement(self.reference, outputs, self.task),
+            "latency_ms": latency_ms(exported.path),
+            "int8_op_fraction": exported.int8_op_fraction,
+            **agreement(self.data.reference, outputs, self.task),
         }

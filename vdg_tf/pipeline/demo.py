@@ -7,15 +7,29 @@ engine as `vdg run`; the demo only adds the data and a headline.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from vdg_tf.data.sample import make_sample_data
 from vdg_tf.files import claim_dir
-from vdg_tf.pipeline.engine import run_pipeline
-from vdg_tf.pipeline.report import format_report
+from vdg_tf.pipeline.engine import run
+from vdg_tf.pipeline.report import PipelineReport, format_report
 from vdg_tf.pipeline.spec import builtin_pipeline
+
+
+@dataclass
+class DemoReport(PipelineReport):
+    """The demo pipeline's report, with the sample data it ran on and the time it took."""
+
+    clips: int = 0
+    seed: int = 0
+    seconds: float = 0.0
+
+    def format(self) -> str:
+        return format_demo(self.to_dict())
 
 
 def demo_data(folder: Path, clips: int, seed: int, progress: bool = True) -> dict:
@@ -29,15 +43,15 @@ def demo_data(folder: Path, clips: int, seed: int, progress: bool = True) -> dic
 
 
 def run_demo(
-    out_dir: str | Path = "saved_models/demo",
+    out: str | Path = "saved_models/demo",
+    *,
     clips: int = 320,
     seed: int = 0,
     epochs: int | None = None,
     progress: bool = True,
-    log=None,
     val_split: float = 0.2,
-) -> dict:
-    """Run the demo end to end; returns the report (also in `out_dir/report.json`).
+) -> DemoReport:
+    """Run the demo end to end; returns the report (also in `out/report.json`).
 
     `clips` and `seed` make the sample data; `epochs` overrides the training epochs (a
     quick smoke run); `val_split` of the training clips pick the checkpoint, so the
@@ -46,20 +60,22 @@ def run_demo(
     Example:
       report = run_demo("saved_models/demo", clips=64, epochs=2)
     """
-    out = claim_dir(out_dir)  # before the sample data goes in: the run engine claims it too
+    out = claim_dir(out)  # before the sample data goes in: the run engine claims it too
     t0 = time.time()
     manifests = demo_data(out / "data", clips, seed, progress)
     spec = builtin_pipeline("demo")
     if epochs is not None:
         spec.config = spec.config.with_overrides({"train": {"epochs": epochs}})
-    # a fifth of the training clips pick the checkpoint: the evaluation split is only reported
-    report = run_pipeline(
-        spec, manifests["manifest_train"], manifests["manifest_eval"], out, progress, log,
+    report = run(
+        spec,
+        manifests["manifest_train"],
+        out,
         val_split=val_split,
-    )  # fmt: skip
-    report["clips"], report["seed"] = clips, seed
-    report["seconds"] = round(time.time() - t0, 1)
-    return report
+        eval_data=manifests["manifest_eval"],
+        progress=progress,
+    )
+    fields = {f.name: getattr(report, f.name) for f in dataclasses.fields(report)}
+    return DemoReport(**fields, clips=clips, seed=seed, seconds=round(time.time() - t0, 1))
 
 
 def format_demo(report: dict) -> str:

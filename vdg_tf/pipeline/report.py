@@ -7,9 +7,50 @@ checkpoint, without a size that would read as bigger than the float model.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from vdg_tf.results import Result
 from vdg_tf.training.plots import plot_size_accuracy
+
+SPLIT_NAMES = {"eval": "the evaluation split", "val": "the validation split"}
+
+
+@dataclass
+class PipelineReport(Result):
+    """What `vdg.run` returns and `report.json` holds: one entry per stage (`stages`, keyed
+    by what it is: `keras_float`, `pruned`, `qat`, `tflite_int8`, ...), each with the task's
+    metric, `bytes`, `gzip_bytes`, `path` and for `.tflite` files `latency_ms`.
+
+    `to_dict()` is what `vdg run --json` prints (`report.json` is the same without
+    `report`); `format()` is the table a person reads.
+    """
+
+    pipeline: str
+    task: str
+    model: str  # what was built, for plot titles
+    eval_data: str  # what every stage is scored on
+    stages: dict
+    metric: str
+    higher_is_better: bool
+    pareto_front: list[str] | None = None  # after a sweep: the points nothing beats
+    labels: list[str] = field(default_factory=list)
+    training: dict | None = None  # the train stage's checkpoint rule and validation figures
+    stages_scored_on: str = "eval"  # "eval", or "val" when no evaluation data was given
+    layers_left_float_in_qat: list[str] = field(default_factory=list)
+    skipped: int = 0
+    skipped_files: list[str] = field(default_factory=list)
+    report: str | None = None  # the path of report.json
+
+    def to_dict(self) -> dict:
+        """The report's fields; a sweep's front and the training section only when there."""
+        d = super().to_dict()
+        return {
+            k: v for k, v in d.items() if v is not None or k not in ("pareto_front", "training")
+        }
+
+    def format(self) -> str:
+        return format_report(self.to_dict())
 
 
 def _points(entries: dict) -> dict[str, tuple[float, float]]:
@@ -109,7 +150,8 @@ def format_report(report: dict) -> str:
         lines.append(
             f"  validation {metric} {val[metric]:.3f} ({val.get('rows')} clips of {val.get('data')})"
         )
-    lines.append(f"  every stage scored on the evaluation split ({report.get('eval_data')})")
+    split = SPLIT_NAMES[report.get("stages_scored_on", "eval")]
+    lines.append(f"  every stage scored on {split} ({report.get('eval_data')})")
     if report.get("skipped"):
         lines.append(
             f"  skipped {report['skipped']} clips: {'; '.join(report['skipped_files'][:3])}"

@@ -34,6 +34,18 @@ class StageSpec:
 
 
 @dataclass
+class PipelineFile:
+    """The top level of a pipeline file, as written; its values are checked by these rules."""
+
+    name: str = "pipeline"
+    config: dict | None = None  # overrides of vdg_tf/config.py (checked by `Config`)
+    # prune/cluster/QAT/distill learning rate, as a fraction of training's
+    finetune_lr_scale: float = field(default=0.05, metadata={"above": 0.0, "max": 1.0})
+    # one `{kind: options}` mapping per stage, `train` first
+    stages: list[dict] = field(default_factory=list, metadata={"nonempty": True})
+
+
+@dataclass
 class PipelineSpec:
     """A parsed, fully checked pipeline."""
 
@@ -43,47 +55,48 @@ class PipelineSpec:
     finetune_lr_scale: float = 0.05
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = "pipeline") -> PipelineSpec:
-        """Check and build a pipeline from a mapping (a parsed YAML file)."""
+    def from_dict(cls, d: Any) -> PipelineSpec:
+        """Check and build a pipeline from a mapping (a parsed YAML file).
+
+        Every value is checked by the config loader's rules (the stage options' own
+        dataclasses); errors name the field from the file's top, e.g.
+        `stages[2].qat.epochs: must be >= 1, got -3`.
+        """
         if not isinstance(d, dict):
-            raise ConfigError(f"{where}: expected a mapping with 'stages', got {type(d).__name__}")
-        known = ("name", "config", "finetune_lr_scale", "stages")
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(known)})")
-        config = Config.from_dict(d.get("config") or {}, where="config")
-        scale = d.get("finetune_lr_scale", 0.05)
-        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1:
-            raise ConfigError(f"finetune_lr_scale: expected a number in (0, 1], got {scale!r}")
-        items = d.get("stages")
-        if not isinstance(items, list) or not items:
-            raise ConfigError(f"{where}: 'stages' must be a non-empty list of stages")
-        stages = []
-        for i, item in enumerate(items):
-            here = f"stages[{i}]"
-            if not isinstance(item, dict) or len(item) != 1:
-                raise ConfigError(f"{here}: expected one mapping like {{prune: {{...}}}}")
-            ((kind, options),) = item.items()
-            if kind not in STAGES:
-                raise ConfigError(f"{here}: unknown stage '{kind}' (known: {', '.join(STAGES)})")
-            if i == 0 and kind != "train":
-                raise ConfigError(f"{here}: the first stage must be 'train', got '{kind}'")
-            if i > 0 and kind == "train":
-                raise ConfigError(f"{here}: 'train' can only be the first stage")
-            stage = STAGES[kind]
-            opts = load_dataclass(stage.Options, options or {}, f"{here}.{kind}")
-            stage.check(opts, f"{here}.{kind}", config)
-            stages.append(StageSpec(kind, opts, f"{i:02d}_{kind}"))
-        return cls(str(d.get("name", "pipeline")), config, stages, float(scale))
+            raise ConfigError(f"pipeline: expected a mapping with 'stages', got {type(d).__name__}")
+        top = load_dataclass(PipelineFile, d, "")
+        config = Config.from_dict(top.config or {}, where="config")
+        stages = [_stage(item, i, config) for i, item in enumerate(top.stages)]
+        return cls(top.name, config, stages, top.finetune_lr_scale)
 
     @classmethod
     def load(cls, path: str | Path) -> PipelineSpec:
         """Read and check a pipeline YAML file (errors name the file and the field)."""
         raw = load_yaml(path, "pipeline")
         try:
-            return cls.from_dict(raw, str(path))
+            return cls.from_dict(raw)
         except ConfigError as e:
             raise ConfigError(f"{path}: {e}") from None
+
+
+def _stage(item: dict, i: int, config: Config) -> StageSpec:
+    """Stage `i` of a pipeline file: its kind, its options loaded by the stage's `Options`
+    rules, then what only the stage can check (options that must work together)."""
+    here = f"stages[{i}]"
+    if len(item) != 1:
+        raise ConfigError(f"{here}: expected one mapping like {{prune: {{...}}}}")
+    ((kind, options),) = item.items()
+    if kind not in STAGES:
+        raise ConfigError(f"{here}: unknown stage '{kind}' (known: {', '.join(STAGES)})")
+    if (i == 0) != (kind == "train"):
+        what = (
+            "the first stage must be 'train'" if i == 0 else "'train' can only be the first stage"
+        )
+        raise ConfigError(f"{here}: {what}, got '{kind}'")
+    stage = STAGES[kind]
+    opts = load_dataclass(stage.Options, options or {}, f"{here}.{kind}")
+    stage.check(opts, f"{here}.{kind}", config)
+    return StageSpec(kind, opts, f"{i:02d}_{kind}")
 
 
 def builtin_pipeline(name: str) -> PipelineSpec:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +33,15 @@ from vdg_tf.compression.distill import DistillConfig, distill
 from vdg_tf.compression.quantize_int4 import Int4QATConfig, int4_qat
 from vdg_tf.config import Config, ConfigError, load_dataclass
 from vdg_tf.data.features import log_mel_frames
+from vdg_tf.export.api import export
 from vdg_tf.export.targets import TARGETS
-from vdg_tf.export.tflite import ExportConfig, convert
-from vdg_tf.export.verify import representative_inputs
-from vdg_tf.files import atomic_write_bytes, claim_dir, write_json
-from vdg_tf.models.builder import build_classifier, inference_model
-from vdg_tf.pipeline.context import RunContext
+from vdg_tf.files import claim_dir, write_json
+from vdg_tf.models.builder import build_classifier
+from vdg_tf.pipeline.context import LATEST, RunContext
 from vdg_tf.tasks import get_task
 from vdg_tf.training.trainer import train
+
+log = logging.getLogger(__name__)
 
 QAT_SUFFIX = ".h5"  # QAT models keep weights only: the .keras format cannot reload tfmot's
 # QuantizeLayer (its variables are built twice); `load_qat` rebuilds the QAT clone instead
@@ -83,7 +85,7 @@ class TrainOptions:
     """Overrides of the config's `train:` section for this run (e.g. `{epochs: 30}`)."""
 
     epochs: int | None = field(default=None, metadata={"min": 1})
-    learning_rate: float | None = field(default=None, metadata={"min": 0.0})
+    learning_rate: float | None = field(default=None, metadata={"above": 0.0})
     patience: int | None = field(default=None, metadata={"min": 0})
 
     def apply(self, config: Config) -> Config:
@@ -102,48 +104,52 @@ class Train(Stage):
     def run(self, ctx, options, key, record):
         folder = ctx.out / "train"
         if record is None:
-            ctx.log("train")
+            log.info("train")
             train(
                 options.apply(ctx.config),
-                ctx.train_data,
+                ctx.inputs.data,
                 folder,
-                val_data=ctx.val_data,
-                val_split=ctx.val_split,
-                eval_data=ctx.eval_data,
+                val_data=ctx.inputs.val_data,
+                val_split=ctx.inputs.val_split,
+                # scored once after training; not when it is the validation data itself
+                eval_data=ctx.inputs.eval_data if ctx.inputs.scored_on == "eval" else None,
                 progress=ctx.progress,
             )
-        ctx.bundle = Bundle.load(folder)
-        ctx.config = ctx.bundle.config
-        ctx.model = ctx.trained = ctx.bundle.model
+        bundle = Bundle.load(folder)
+        ctx.config = bundle.config
+        ctx.bundle = ctx.trained_bundle = dataclasses.replace(bundle, model=None)
+        ctx.hand_on("trained", bundle.model)
         ctx.open_data()
         if record is not None:
             return record["entries"]
-        path = folder / "model.keras"
-        return {"keras_float": ctx.keras_entry(ctx.model, path)}
+        return {"keras_float": ctx.keras_entry(ctx.trained, folder / "model.keras")}
 
 
 class FineTuneStage(Stage):
     """A stage that fine-tunes the latest model into a new float model, saved as
-    `<key>.keras` and reported under `entry`: pruning, clustering."""
+    `<key>.keras`, reported and handed on under `entry`: pruning, clustering, int4-aware
+    fine-tuning. With `hands_on_latest` later stages start from it."""
 
     entry: ClassVar[str] = ""
+    hands_on_latest: ClassVar[bool] = True
 
     def fit(self, ctx: RunContext, options):
-        """The fine-tuned copy of `ctx.model`."""
+        """The fine-tuned copy of `ctx.latest`."""
         raise NotImplementedError
 
-    def extra(self, ctx: RunContext, options) -> dict:
+    def extra(self, model, options) -> dict:
         """What the report adds to the model's scores (sparsity, distinct values)."""
         return {}
 
     def run(self, ctx, options, key, record):
         path = ctx.out / f"{key}.keras"
         if record is not None:
-            ctx.model = load_model(path)
+            ctx.hand_on(self.entry, load_model(path), self.hands_on_latest)
             return record["entries"]
-        ctx.model = self.fit(ctx, options)
-        save_model(ctx.model, path)
-        return {self.entry: ctx.keras_entry(ctx.model, path) | self.extra(ctx, options)}
+        model = self.fit(ctx, options)
+        save_model(model, path)
+        ctx.hand_on(self.entry, model, self.hands_on_latest)
+        return {self.entry: ctx.keras_entry(model, path) | self.extra(model, options)}
 
 
 @register_stage
@@ -154,16 +160,19 @@ class Prune(FineTuneStage):
     Options = PruneConfig
 
     def fit(self, ctx, options):
-        ctx.log(
-            f"prune to {options.target_sparsity:.0%} ({options.schedule}, {options.epochs} epochs)"
+        log.info(
+            "prune to %.0f%% (%s, %d epochs)",
+            100 * options.target_sparsity,
+            options.schedule,
+            options.epochs,
         )
-        return ctx.fine_tune(prune, ctx.model, options)
+        return ctx.fine_tune(prune, ctx.latest, options)
 
-    def extra(self, ctx, options):
+    def extra(self, model, options):
         return {
-            "sparsity": overall_sparsity(ctx.model, options),
-            "sparsity_by_layer": sparsity_table(ctx.model),
-            "sparsity_by_branch": sparsity_by_branch(ctx.model, options),
+            "sparsity": overall_sparsity(model, options),
+            "sparsity_by_layer": sparsity_table(model),
+            "sparsity_by_branch": sparsity_by_branch(model, options),
         }
 
 
@@ -175,11 +184,11 @@ class Cluster(FineTuneStage):
     Options = ClusterConfig
 
     def fit(self, ctx, options):
-        ctx.log(f"cluster to {options.clusters} values per kernel ({options.epochs} epochs)")
-        return ctx.fine_tune(cluster, ctx.model, options)
+        log.info("cluster to %d values per kernel (%d epochs)", options.clusters, options.epochs)
+        return ctx.fine_tune(cluster, ctx.latest, options)
 
-    def extra(self, ctx, options):
-        return {"distinct_values": distinct_values(ctx.model, options)}
+    def extra(self, model, options):
+        return {"distinct_values": distinct_values(model, options)}
 
 
 @register_stage
@@ -192,17 +201,19 @@ class QAT(Stage):
     def run(self, ctx, options, key, record):
         path = ctx.out / f"{key}{QAT_SUFFIX}"
         if record is not None:
-            ctx.qat_model = load_qat(ctx.model, path, options)
+            # a QAT model is what int8 targets export, not a float start for later stages
+            ctx.hand_on("qat", load_qat(ctx.latest, path, options), latest=False)
             ctx.float_layers = self.state(record).get("float_layers", [])
             return record["entries"]
         kind = ("P" if options.preserve_sparsity else "") + (
             "C" if options.preserve_clusters else ""
         )
-        ctx.log(f"quantization-aware training ({kind or 'plain '}QAT, {options.epochs} epochs)")
-        result = ctx.fine_tune(qat, ctx.model, options)
-        ctx.qat_model, ctx.float_layers = result.model, result.float_layers
-        save_model(ctx.qat_model, path)
-        entry = ctx.keras_entry(ctx.qat_model, path, deployable=False)
+        log.info("quantization-aware training (%sQAT, %d epochs)", kind or "plain ", options.epochs)
+        result = ctx.fine_tune(qat, ctx.latest, options)
+        ctx.hand_on("qat", result.model, latest=False)
+        ctx.float_layers = result.float_layers
+        save_model(result.model, path)
+        entry = ctx.keras_entry(result.model, path, deployable=False)
         entry["layers_left_float"] = result.float_layers
         return {"qat": entry}
 
@@ -217,16 +228,11 @@ class Int4QAT(FineTuneStage):
 
     name, entry = "int4_qat", "int4_aware"
     Options = Int4QATConfig
-
-    def run(self, ctx, options, key, record):
-        before = ctx.model
-        entries = super().run(ctx, options, key, record)
-        ctx.int4_model, ctx.model = ctx.model, before
-        return entries
+    hands_on_latest = False
 
     def fit(self, ctx, options):
-        ctx.log(f"int4-aware fine-tuning ({options.epochs} epochs)")
-        return ctx.fine_tune(int4_qat, ctx.model, options)
+        log.info("int4-aware fine-tuning (%d epochs)", options.epochs)
+        return ctx.fine_tune(int4_qat, ctx.latest, options)
 
 
 @dataclass
@@ -241,7 +247,7 @@ class DistillOptions:
     teacher: str = "train"
     student: dict = field(default_factory=dict)
     alpha: float = field(default=0.3, metadata={"min": 0.0, "max": 1.0})
-    temperature: float = field(default=3.0, metadata={"min": 0.1})
+    temperature: float = field(default=3.0, metadata={"above": 0.0})
     epochs: int = field(default=10, metadata={"min": 1})
 
 
@@ -268,67 +274,90 @@ class Distill(Stage):
         path = ctx.out / f"{key}.keras"
         student_cfg = ctx.config.with_overrides({"model": options.student})
         if record is not None:
-            ctx.model = load_model(path)
+            student = load_model(path)
         else:
-            teacher = {"train": ctx.trained, "latest": ctx.model}.get(options.teacher)
-            teacher = teacher or Bundle.load(options.teacher).model
-            ctx.log(f"distill into a student ({options.epochs} epochs)")
-            student = build_classifier(
-                student_cfg,
-                len(ctx.labels),
-                ctx.bundle.tokenizer.vocab_size,
-                log_mel_frames(student_cfg.data.audio),
-            )
-            lr = ctx.config.train.learning_rate
-            dc = DistillConfig(options.alpha, options.temperature, options.epochs, lr)
-            ctx.model = distill(
-                student,
-                teacher,
-                ctx.stream,
-                dc,
-                ctx.task,
-                verbose=ctx.verbose,
-                steps_per_epoch=ctx.steps,
-                callbacks=ctx.fit_callbacks(),
-            )
-            save_model(ctx.model, path)
+            student = self._fit(ctx, options, student_cfg)
+            save_model(student, path)
+        ctx.hand_on("distilled", student)
         ctx.config = student_cfg
         ctx.bundle = dataclasses.replace(ctx.bundle, config=student_cfg, model=None)
         if record is not None:
             return record["entries"]
-        entry = ctx.keras_entry(ctx.model, path)
-        entry["weights"] = int(ctx.model.count_params())
+        entry = ctx.keras_entry(student, path)
+        entry["weights"] = int(student.count_params())
         entry["teacher_weights"] = int(ctx.trained.count_params())
         return {"distilled": entry}
+
+    @staticmethod
+    def _fit(ctx: RunContext, options, student_cfg: Config):
+        """A student built from `student_cfg`, distilled from the teacher the options name."""
+        teacher = {"train": "trained", "latest": LATEST}.get(options.teacher)
+        teacher = ctx.models[teacher] if teacher else Bundle.load(options.teacher).model
+        log.info("distill into a student (%d epochs)", options.epochs)
+        student = build_classifier(
+            student_cfg,
+            len(ctx.labels),
+            ctx.bundle.tokenizer.vocab_size,
+            log_mel_frames(student_cfg.data.audio),
+        )
+        lr = ctx.config.train.learning_rate
+        dc = DistillConfig(options.alpha, options.temperature, options.epochs, lr)
+        return distill(
+            student,
+            teacher,
+            ctx.data.stream,
+            dc,
+            ctx.task,
+            verbose=ctx.verbose,
+            steps_per_epoch=ctx.data.steps,
+            callbacks=ctx.fit_callbacks(),
+        )
+
+
+# the models a stage hands on, by name (`latest`: the float model the stages made last)
+MODEL_NAMES = ("trained", LATEST, "pruned", "clustered", "qat", "int4_aware", "distilled")
+
+
+def default_source(target: str, models: dict) -> str:
+    """The model a target exports unless the export stage names one: float32 is the
+    trained model (every ratio's reference); int8 targets the QAT model, int4 ones the
+    int4-aware model, when a stage made them; anything else the latest float model."""
+    t = TARGETS[target]
+    if target == "float32":
+        return "trained"
+    if t.calibrated and "qat" in models:
+        return "qat"
+    if t.int4 and "int4_aware" in models:
+        return "int4_aware"
+    return LATEST
 
 
 @dataclass
 class ExportOptions:
-    """TFLite targets to write and verify in LiteRT, and the int8 calibration sample count."""
+    """TFLite targets to write and verify in LiteRT, the int8 calibration sample count,
+    and (`sources`, e.g. `{gpu-fp16: pruned}`) which model a target exports where it is
+    not `default_source`'s choice."""
 
     targets: list[str] = field(
         default_factory=lambda: ["float32", "edge-int8"],
-        metadata={"registry": "vdg_tf.export.targets:TARGETS"},
+        metadata={"registry": "vdg_tf.export.targets:TARGETS", "nonempty": True, "unique": True},
     )
     calibration_samples: int = field(default=64, metadata={"min": 1})
+    sources: dict[str, str] = field(default_factory=dict, metadata={"choices": MODEL_NAMES})
 
 
-def export_verified(
-    ctx: RunContext, target: str, path: Path, calibration: int, source=None
-) -> dict:
-    """Convert for `target` (from the QAT model for int8 targets, the int4-aware model for
-    int4 ones, the trained model for the float32 reference), write it atomically and verify
-    it in LiteRT."""
-    t = TARGETS[target]
-    if source is None:
-        source = ctx.trained if target == "float32" else ctx.model
-        if t.calibrated and ctx.qat_model is not None:
-            source = ctx.qat_model
-        if t.int4 and ctx.int4_model is not None:
-            source = ctx.int4_model
-    rep = (lambda: representative_inputs(ctx.calibration, calibration)) if t.calibrated else None
-    atomic_write_bytes(path, convert(inference_model(source), ExportConfig(target, rep)))
-    return ctx.tflite_entry(path)
+def export_verified(ctx: RunContext, target: str, path: Path, calibration: int, model: str) -> dict:
+    """Export the run's model `model` (a name `ctx.hand_on` gave it) for `target` through
+    `vdg.export` (the file and its sidecar metadata), then verify it in LiteRT."""
+    exported = export(
+        ctx.bundle_of(model),
+        target,
+        path,
+        data=ctx.inputs.data,
+        calibration_samples=calibration,
+        force=True,  # the run folder is this run's own (claimed): its exports are redone
+    )
+    return ctx.tflite_entry(exported)
 
 
 @register_stage
@@ -338,9 +367,18 @@ class Export(Stage):
     name = "export"
     Options = ExportOptions
 
+    @classmethod
+    def check(cls, options, where, config):
+        for target in options.sources:
+            if target not in options.targets:
+                raise ConfigError(
+                    f"{where}.sources: '{target}' is not one of the targets "
+                    f"({', '.join(options.targets)})"
+                )
+
     def run(self, ctx, options, key, record):
         done = (record or {}).get("entries", {})
-        claim_dir(ctx.out / "export")  # its metadata files sit beside the models, plain-named
+        claim_dir(ctx.out / "export")  # each model's metadata sits beside it, named after it
         entries = {}
         for target in options.targets:
             name = TARGETS[target].stage
@@ -348,9 +386,9 @@ class Export(Stage):
             if name in done and path.is_file():
                 entries[name] = done[name]
                 continue
-            ctx.log(f"export {target} and verify in LiteRT")
-            entries[name] = export_verified(ctx, target, path, options.calibration_samples)
-        ctx.bundle.save_metadata(ctx.out / "export")  # labels, vocabulary, config beside them
+            source = options.sources.get(target) or default_source(target, ctx.models)
+            log.info("export %s (from the %s model) and verify in LiteRT", target, source)
+            entries[name] = export_verified(ctx, target, path, options.calibration_samples, source)
         return entries
 
 
@@ -365,11 +403,12 @@ class SweepOptions:
     """
 
     sparsity: list[float] = field(
-        default_factory=lambda: [0.0, 0.5, 0.75, 0.9], metadata={"min": 0.0, "max": 0.99}
+        default_factory=lambda: [0.0, 0.5, 0.75, 0.9],
+        metadata={"min": 0.0, "max": 0.99, "nonempty": True, "unique": True},
     )
     targets: list[str] = field(
         default_factory=lambda: ["edge-int8", "gpu-fp16"],
-        metadata={"registry": "vdg_tf.export.targets:TARGETS"},
+        metadata={"registry": "vdg_tf.export.targets:TARGETS", "nonempty": True, "unique": True},
     )
     prune: dict = field(default_factory=dict)
     qat: dict = field(default_factory=lambda: {"epochs": 2})
@@ -398,7 +437,11 @@ class SweepOptions:
 
 @register_stage
 class Sweep(Stage):
-    """Size against the task's metric over sparsity x target; `pareto.png` draws the front."""
+    """Size against the task's metric over sparsity x target; `pareto.png` draws the front.
+
+    Each point's models live in the point's own folder and are exported through a
+    `RunContext` of their own (`_point_context`), so the run's named models are untouched.
+    """
 
     name = "sweep"
     Options = SweepOptions
@@ -423,15 +466,8 @@ class Sweep(Stage):
         """Every target at sparsity `s`, each resumable from its own record."""
         tag = f"s{round(s * 100):02d}"
         pdir = folder / tag
-        model, qat_model, int4_model = ctx.model, None, None
-        if s > 0:
-            pfile = pdir / "pruned.keras"
-            if pfile.is_file():
-                model = load_model(pfile)
-            else:
-                ctx.log(f"sweep: prune to {s:.0%}")
-                model = ctx.fine_tune(prune, ctx.model, options.prune_options(s))
-                save_model(model, pfile)
+        point = dataclasses.replace(ctx, models={"trained": ctx.trained})
+        point.hand_on("pruned", self._pruned(ctx, options, pdir, s))
         entries = {}
         for target in options.targets:
             t = TARGETS[target]
@@ -439,36 +475,51 @@ class Sweep(Stage):
             if rec.is_file():
                 entries[name] = json.loads(rec.read_text())
                 continue
-            source = model
-            if t.calibrated:
-                if qat_model is None:
-                    qc, qfile = options.qat_options(s), pdir / f"qat{QAT_SUFFIX}"
-                    if qfile.is_file():
-                        qat_model = load_qat(model, qfile, qc)
-                    else:
-                        ctx.log(f"sweep: QAT at sparsity {s:.0%}")
-                        qat_model = ctx.fine_tune(qat, model, qc).model
-                        save_model(qat_model, qfile)
-                source = qat_model
-            if t.int4 and options.int4_qat is not None:
-                if int4_model is None:
-                    int4_model = self._int4_model(ctx, options, model, pdir, s)
-                source = int4_model
-            ctx.log(f"sweep: export {target} at sparsity {s:.0%}, verify in LiteRT")
+            if t.calibrated and "qat" not in point.models:
+                point.hand_on("qat", self._qat(point, options, pdir, s), latest=False)
+            if t.int4 and options.int4_qat is not None and "int4_aware" not in point.models:
+                point.hand_on("int4_aware", self._int4(point, options, pdir, s), latest=False)
+            log.info("sweep: export %s at sparsity %.0f%%, verify in LiteRT", target, 100 * s)
             path = pdir / f"model_{target}.tflite"
-            entry = export_verified(ctx, target, path, options.calibration_samples, source)
+            # float32 too is the point's own (pruned) model here, not the trained reference
+            source = default_source(target, point.models) if target != "float32" else LATEST
+            entry = export_verified(point, target, path, options.calibration_samples, source)
             entry["sparsity"] = s
             write_json(rec, entry)
             entries[name] = entry
         return entries
 
     @staticmethod
-    def _int4_model(ctx, options, model, pdir: Path, s: float):
+    def _pruned(ctx, options, pdir: Path, s: float):
+        """The point's pruned model (the latest model itself at sparsity 0), made once."""
+        if s == 0:
+            return ctx.latest
+        path = pdir / "pruned.keras"
+        if path.is_file():
+            return load_model(path)
+        log.info("sweep: prune to %.0f%%", 100 * s)
+        model = ctx.fine_tune(prune, ctx.latest, options.prune_options(s))
+        save_model(model, path)
+        return model
+
+    @staticmethod
+    def _qat(point, options, pdir: Path, s: float):
+        """The point's QAT model, fine-tuned once (or reloaded)."""
+        qc, path = options.qat_options(s), pdir / f"qat{QAT_SUFFIX}"
+        if path.is_file():
+            return load_qat(point.latest, path, qc)
+        log.info("sweep: QAT at sparsity %.0f%%", 100 * s)
+        model = point.fine_tune(qat, point.latest, qc).model
+        save_model(model, path)
+        return model
+
+    @staticmethod
+    def _int4(point, options, pdir: Path, s: float):
         """The point's int4-aware model, fine-tuned once (or reloaded)."""
         path = pdir / "int4_aware.keras"
         if path.is_file():
             return load_model(path)
-        ctx.log(f"sweep: int4-aware fine-tuning at sparsity {s:.0%}")
-        out = ctx.fine_tune(int4_qat, model, options.int4_options(s))
-        save_model(out, path)
-        return out
+        log.info("sweep: int4-aware fine-tuning at sparsity %.0f%%", 100 * s)
+        model = point.fine_tune(int4_qat, point.latest, options.int4_options(s))
+        save_model(model, path)
+        return model

@@ -546,11 +546,12 @@ def checkpoint_rule(key: str, mode: str, validate: bool, val_info: dict, task: s
     return {"metric": key, "mode": mode, "split": "val" if validate else "train", "why": why}
 
 
-def write_saved_model(bundle: Bundle, path: str | Path) -> Path:
-    """The deployable model as a SavedModel (`serving_default` by input name) with the
-    bundle's metadata beside it, written to a temp folder and renamed."""
+def write_saved_model(bundle: Bundle, path: str | Path, model: keras.Model | None = None) -> Path:
+    """`model` (default: the bundle's deployable model) as a SavedModel (`serving_default`
+    by input name) with the bundle's metadata beside it, written to a temp folder and
+    renamed."""
     with atomic_dir(path) as tmp:
-        save_serving_model(inference_model(bundle.model), tmp)
+        save_serving_model(model or inference_model(bundle.model), tmp)
         bundle.save_metadata(tmp)
     return Path(path)
 
