@@ -152,32 +152,27 @@ def cmd_demo(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
-    from vdg_tf.runtime.predict import Events, PredictStats, predict, write_csv
-    from vdg_tf.runtime.report import format_record, plot_timeline, summary
+    """Stream each record to stdout as the API makes it (JSON Lines with --json); the
+    summary goes to stderr. An error when no source gave a window."""
+    from vdg_tf.runtime.predict import Events, predict
+    from vdg_tf.runtime.report import format_record
 
-    stats = PredictStats()
     events = Events(a.watch or [], a.threshold, smooth=a.smooth) if (a.watch or a.events) else None
     if events is not None and not events.watch:
         events.watch = [None]  # the task's only series (the anomaly score)
-    records = []
-    try:
-        for record in predict(
-            a.model, a.inputs, a.window, a.stride, a.text or "", a.top,
-            stream=a.stream, realtime=a.realtime, timeout_s=a.timeout, stats=stats, events=events,
-            incremental=a.incremental,
-        ):  # fmt: skip
-            records.append(record)
-            line = json.dumps(record) if a.json else format_record(record)
-            print(line, file=sys.__stdout__, flush=True)
-    except KeyboardInterrupt:
-        print("stopped (Ctrl-C)", file=sys.stderr)
-    if a.csv:
-        write_csv(records, a.csv)
-    if a.plot:
-        plot_timeline(stats.timeline, a.plot, [r for r in records if "event" in r])
-    print(summary(stats), file=sys.stderr)
-    if not stats.windows and stats.failed:
-        raise ValueError(stats.failed[0])
+
+    def show(record: dict) -> None:
+        line = json.dumps(record) if a.json else format_record(record)
+        print(line, file=sys.__stdout__, flush=True)
+
+    run = predict(
+        a.model, a.inputs, trust_model=a.trust_model, window=a.window, stride=a.stride,
+        text=a.text or "", top=a.top, stream=a.stream, realtime=a.realtime, timeout_s=a.timeout,
+        events=events, incremental=a.incremental, csv=a.csv, plot=a.plot, on_record=show,
+    )  # fmt: skip
+    print(run.format(), file=sys.stderr)
+    if not run.windows and run.skipped and not run.interrupted:
+        raise ValueError(run.skipped[0])
     return None, None
 
 
@@ -532,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="encode each frame once (ring buffer); default: when the model splits per frame",
     )
+    _add_trust_model(sp)
     return p
 
 

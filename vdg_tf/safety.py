@@ -11,7 +11,9 @@ object outside the rules below is refused in one line naming the file and the la
 - no `Lambda` layer and no bytecode lambda, whatever their `function_type`;
 - every object that names a `module` comes from Keras (`keras`, `tf_keras`), vdg_tf's
   own layers (`vdg_tf`) or tfmot's wrappers (`tensorflow_model_optimization`); a bare
-  function (`class_name: "function"`) only from Keras;
+  function (`class_name: "function"`) only from Keras, or named by module `builtins`
+  (how Keras stores a loss or metric function: found by name among Keras' built-ins and
+  registered objects) when the name is not one of Python's own builtins (`exec`, `open`);
 - `TFOpLambda`/`SlicingOpLambda` (a TensorFlow op called on a Keras tensor) only for ops
   that compute: the math, nn, linalg, image and signal namespaces, operators and a fixed
   list of tensor functions.
@@ -21,6 +23,7 @@ object outside the rules below is refused in one line naming the file and the la
 
 from __future__ import annotations
 
+import builtins
 import json
 import zipfile
 from pathlib import Path
@@ -177,7 +180,11 @@ def _object_problem(node: dict) -> str | None:
     module = node.get("module")
     if class_name in CODE_CLASSES:
         return f"a {class_name} (Python code run when the model loads or runs)"
-    if module is not None:
+    if module == "builtins" and class_name == "function":
+        name = node.get("config")
+        if not isinstance(name, str) or not name.isidentifier() or hasattr(builtins, name):
+            return f"the Python builtin {str(name)[:80]!r} as a function"
+    elif module is not None:
         if not isinstance(module, str) or not _within(module, ALLOWED_MODULES):
             return f"an object from module {str(module)[:80]!r} (allowed: {', '.join(ALLOWED_MODULES)})"
         if class_name == "function" and not _within(module, FUNCTION_MODULES):

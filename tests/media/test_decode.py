@@ -86,3 +86,38 @@ def test_bad_files_raise_naming_the_file(clip_files, name, problem):
     with pytest.raises(DecodeError, match=problem) as e:
         decode_clip(str(clip_files / name), VS, AS)
     assert name in str(e.value) and "\n" not in str(e.value)
+
+
+def write_rotation_pair(folder) -> tuple:
+    """Two 2 s videos that show the same picture: `rotated.mp4` stores landscape frames
+    (top half white) with a 90 degree display rotation, as a phone held upright does;
+    `upright.mp4` stores the frames already turned (left half white), with no rotation."""
+    import av
+
+    landscape = np.zeros((48, 64, 3), np.uint8)
+    landscape[:24] = 255
+    paths = []
+    for name, img, degrees in (("rotated", landscape, 90), ("upright", np.rot90(landscape), 0)):
+        path = folder / f"{name}.mp4"
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("libx264", rate=12)
+            stream.height, stream.width = img.shape[:2]
+            stream.pix_fmt = "yuv420p"
+            if degrees:
+                stream.set_display_rotation(degrees)
+            frame = np.ascontiguousarray(img)
+            for _ in range(24):
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            out.mux(stream.encode())
+        paths.append(path)
+    return tuple(paths)
+
+
+def test_display_rotation_turns_phone_video_upright(tmp_path):
+    """Training and predict see what a player shows, not the sideways stored frames."""
+    rotated, upright = write_rotation_pair(tmp_path)
+    spec = VideoSpec(frames=4, size=32)
+    a = decode_clip(str(rotated), spec, AudioSpec()).frames.astype(int)
+    b = decode_clip(str(upright), spec, AudioSpec()).frames.astype(int)
+    assert b[:, :, :16].mean() > 200 and b[:, :, 16:].mean() < 50  # left half white
+    assert np.abs(a - b).mean() < 8

@@ -1,6 +1,12 @@
-"""A long real video made of sample-class parts, and its MPEG-TS copy for streaming tests."""
+"""A long real video made of sample-class parts, its MPEG-TS copy for streaming tests, a
+truncated faststart copy, an HTTP source that stalls, and the `vdg_tf` log of a test."""
 
 from __future__ import annotations
+
+import contextlib
+import http.server
+import logging
+import threading
 
 import av
 import numpy as np
@@ -70,3 +76,77 @@ def strong_run(tmp_path_factory):
     return train(
         tiny_config(16), data["manifest_train"], out, val_data=data["manifest_eval"], progress=False
     )
+
+
+def faststart_copy(src, dst) -> None:
+    """`src` remuxed as a faststart mp4 (the index first, as web players want it)."""
+    with (
+        av.open(str(src)) as inp,
+        av.open(str(dst), "w", format="mp4", options={"movflags": "faststart"}) as out,
+    ):
+        mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux(list(inp.streams)):
+            if packet.dts is None:
+                continue
+            packet.stream = mapping[packet.stream.index]
+            out.mux(packet)
+
+
+@pytest.fixture(scope="session")
+def cut_faststart(long_video, tmp_path_factory):
+    """The long video as a faststart mp4 cut at 45% of its bytes, as an interrupted
+    download leaves it: the index still states 24 s, the data stops near 10 s."""
+    folder = tmp_path_factory.mktemp("cut")
+    whole, cut = folder / "whole.mp4", folder / "cut.mp4"
+    faststart_copy(long_video["mp4"], whole)
+    data = whole.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.45)])
+    return cut
+
+
+@contextlib.contextmanager
+def stalling_server(data: bytes):
+    """An HTTP server on 127.0.0.1 (a free port) that sends `data` and then keeps the
+    connection open without sending more, as a camera that froze does; yields the URL.
+    The connection closes when the block ends."""
+    done = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+            done.wait(120)  # hold the connection open, sending nothing
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/live.ts"
+    finally:
+        done.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def vdg_log():
+    """The messages the `vdg_tf` loggers write at INFO and above during the test."""
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    log = logging.getLogger("vdg_tf")
+    handler, level = Keep(logging.INFO), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    yield messages
+    log.removeHandler(handler)
+    log.setLevel(level)

@@ -16,7 +16,9 @@ from vdg_tf.config import AudioSpec
 
 
 def resize(frame: av.VideoFrame, size: int, mode: str, scaler: VideoReformatter) -> np.ndarray:
-    """Short-side resize + centre crop (`crop`) or long-side resize + black pad (`pad`).
+    """Short-side resize + centre crop (`crop`) or long-side resize + black pad (`pad`),
+    upright as players show it: phones store portrait video as landscape frames plus a
+    display rotation (degrees counter-clockwise), which is applied here.
 
     One swscale context per thread (`scaler`), single-threaded: PyAV's default builds a
     new context with a thread per core for every frame, which for a small frame costs more
@@ -30,11 +32,13 @@ def resize(frame: av.VideoFrame, size: int, mode: str, scaler: VideoReformatter)
     img = scaler.reformat(frame, nw, nh, "rgb24", interpolation="AREA", threads=1).to_ndarray()
     if mode == "crop":
         y, x = (nh - size) // 2, (nw - size) // 2
-        return img[y : y + size, x : x + size]
-    out = np.zeros((size, size, 3), np.uint8)
-    y, x = (size - nh) // 2, (size - nw) // 2
-    out[y : y + nh, x : x + nw] = img
-    return out
+        out = img[y : y + size, x : x + size]
+    else:
+        out = np.zeros((size, size, 3), np.uint8)
+        y, x = (size - nh) // 2, (size - nw) // 2
+        out[y : y + nh, x : x + nw] = img
+    turns = round(frame.rotation / 90) % 4
+    return np.rot90(out, turns) if turns else out
 
 
 _SCALERS = threading.local()

@@ -163,9 +163,7 @@ def decode_clip(
         raise DecodeError(path, "file is empty (0 bytes)")
     try:
         with av.open(path) as container:
-            if not container.streams.video:
-                raise DecodeError(path, "no video stream")
-            require_decoder(container.streams.video[0], path)
+            require_video(container, path)
             lo, hi = clip_bounds(container, start, end)
             frames, samples, has_audio, last, health = _decode_streams(
                 container, path, video, audio, lo, hi, rng, audio_path is None, threads,
@@ -229,6 +227,19 @@ class _Health:
                 self.bad += 1
                 return
             yield packet
+
+
+def require_video(container: av.container.InputContainer, path: str) -> av.VideoStream:
+    """The container's first video stream; DecodeError when it has none, FFmpeg cannot
+    decode it, or the file is a still image (FFmpeg opens a JPEG or PNG as a 1-frame video)."""
+    if not container.streams.video:
+        raise DecodeError(path, "no video stream")
+    stream = container.streams.video[0]
+    require_decoder(stream, path)
+    name = container.format.name
+    if name == "image2" or name.endswith("_pipe"):
+        raise DecodeError(path, f"a still image ({name}), not a video")
+    return stream
 
 
 def require_decoder(stream: av.stream.Stream, path: str) -> None:

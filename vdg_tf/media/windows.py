@@ -8,8 +8,10 @@ are kept, so an hour of video costs what one window does.
 
 Sources: a file path; `-` (a container on stdin, e.g. MPEG-TS piped from ffmpeg or a
 camera tool); any URL FFmpeg opens (rtsp://, udp://, http://); or, with `follow`, a file
-that is still being written (read like `tail -f`, ending after `stall_s` without growth).
-Pipes and growing files need a streamable container (MPEG-TS, Matroska, fragmented MP4).
+that is still being written (read like `tail -f`). A live source (stdin, a URL, a growing
+file) that sends nothing for `timeout_s` ends there, `ended == "stalled"`, with every
+window whose data had arrived. Pipes and growing files need a streamable container
+(MPEG-TS, Matroska, fragmented MP4).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from vdg_tf.config import AudioSpec, VideoSpec
 from vdg_tf.media.convert import audio_window, fit_audio, resize, thread_scaler, to_mono
-from vdg_tf.media.decode import DecodeError, require_decoder, sample_times
+from vdg_tf.media.decode import DecodeError, require_video, sample_times
 
 
 @dataclass
@@ -41,46 +43,94 @@ class Window:
     has_audio: bool
 
 
-class FollowFile(io.RawIOBase):
-    """A file read while another process appends to it: at its end a read waits for more
-    bytes, and reports the end only after `stall_s` seconds without growth."""
+class LiveReader(io.RawIOBase):
+    """A live byte source FFmpeg reads: a read returns what has arrived, waits at the end
+    for more, and reports the end once nothing came for `stall_s` seconds (`stalled`).
 
-    def __init__(self, path: str | Path, stall_s: float = 5.0, poll_s: float = 0.05):
-        self.f = open(path, "rb")  # noqa: SIM115  closed by close()
-        self.stall_s, self.poll_s = stall_s, poll_s
+    The end is final: FFmpeg reads past the end several times (probing, resyncing), and
+    waiting again on each read made a 5 s timeout take 20 s.
+    """
+
+    def __init__(self, stall_s: float):
+        self.stall_s, self.stalled = stall_s, False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b) -> int:
+        if self.stalled:
+            return 0
+        n = self._wait_read(b)
+        if n is None:
+            self.stalled = True
+            return 0
+        return n
+
+    def _wait_read(self, b) -> int | None:
+        """Bytes read into `b` (0: the source closed), or None after `stall_s` of nothing."""
+        raise NotImplementedError
+
+
+class FollowFile(LiveReader):
+    """A file read while another process appends to it: it ends `stall_s` seconds after
+    it last grew."""
+
+    def __init__(self, path: str | Path, stall_s: float = 5.0, poll_s: float = 0.05):
+        super().__init__(stall_s)
+        self.f = open(path, "rb")  # noqa: SIM115  closed by close()
+        self.poll_s = poll_s
+        self.idle_s = 0.0  # seconds spent waiting at the end, over the whole read
+
+    def _wait_read(self, b) -> int | None:
         waited = 0.0
         while True:
             n = self.f.readinto(b)
             if n:
                 return n
             if waited >= self.stall_s:
-                return 0
+                return None
             time.sleep(self.poll_s)
             waited += self.poll_s
+            self.idle_s += self.poll_s
 
     def close(self) -> None:
         self.f.close()
         super().close()
 
 
+class PipeReader(LiveReader):
+    """A pipe (stdin): each read returns the bytes there are (a buffered read of 32 KiB
+    would hold back windows whose data already came), and the pipe ends when its writer
+    closes it or sends nothing for `stall_s` seconds."""
+
+    def __init__(self, raw, stall_s: float = 10.0):
+        super().__init__(stall_s)
+        self.raw = raw
+
+    def _wait_read(self, b) -> int | None:
+        import select  # only live pipes need it
+
+        ready, _, _ = select.select([self.raw], [], [], self.stall_s)
+        return self.raw.readinto(b) if ready else None
+
+
 def open_source(source: str, follow: bool = False, timeout_s: float = 10.0):
-    """An open PyAV input container for a path, `-` (stdin), a URL, or a growing file."""
+    """An open PyAV input container for a path, `-` (stdin), a URL, or a growing file, and
+    the `LiveReader` it reads through (None for files and URLs)."""
     try:
         if source == "-":
-            return av.open(sys.stdin.buffer, mode="r")
+            raw = getattr(sys.stdin.buffer, "raw", None)
+            reader = PipeReader(raw, timeout_s) if raw is not None else sys.stdin.buffer
+            return av.open(reader, mode="r"), reader if raw is not None else None
         if "://" in source:
-            return av.open(source, mode="r", timeout=(timeout_s, timeout_s))
+            return av.open(source, mode="r", timeout=(timeout_s, timeout_s)), None
         path = Path(source)
         if not path.is_file():
             raise DecodeError(source, "file not found")
         if follow:
-            return av.open(FollowFile(path, stall_s=timeout_s), mode="r")
-        return av.open(str(path), mode="r")
+            reader = FollowFile(path, stall_s=timeout_s)
+            return av.open(reader, mode="r"), reader
+        return av.open(str(path), mode="r"), None
     except DecodeError:
         raise
     except (av.FFmpegError, OSError, ValueError) as e:
@@ -141,116 +191,203 @@ def read_windows(
     stride_s: float,
     follow: bool = False,
     timeout_s: float = 10.0,
-) -> Iterator[Window]:
+) -> Windows:
     """Windows `[i * stride_s, i * stride_s + window_s)` of `source`, in order, each as soon
     as its last frame (and its audio) has been decoded; times are seconds from the
     stream's first frame. A source shorter than one window gives one window over all of it.
 
-    Raises `DecodeError` (naming the source) when it cannot be opened or holds no video.
+    Iterate the result; afterwards its `ended` says how the source ended. Raises
+    ValueError for a window or stride that is not a positive number of seconds, and
+    `DecodeError` (naming the source) when it cannot be opened, holds no video or is a
+    still image.
     """
-    if window_s <= 0 or stride_s <= 0:
-        raise ValueError(f"window and stride must be positive, got {window_s} and {stride_s}")
-    container = open_source(source, follow, timeout_s)
-    try:
-        if not container.streams.video:
-            raise DecodeError(source, "no video stream")
-        yield from _windows(container, source, video, audio, window_s, stride_s)
-    except (av.FFmpegError, OSError) as e:
-        raise DecodeError(source, f"cannot decode: {e}") from None
-    finally:
-        container.close()
+    return Windows(source, video, audio, window_s, stride_s, follow, timeout_s)
 
 
-def _windows(container, source, video, audio, window_s, stride_s) -> Iterator[Window]:
-    vs = container.streams.video[0]
-    require_decoder(vs, source)
-    vs.thread_type = "AUTO"
-    aus = container.streams.audio[0] if container.streams.audio else None
-    streams = [vs] + ([aus] if aus is not None else [])
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
-    buf = _Audio(audio.sample_rate)
-    scaler = thread_scaler()
-    t0 = None  # the stream's first video time: window times count from it
-    opened: list[_Open] = []
-    next_index = 0
-    prev, prev_t, prev_img = None, 0.0, None
-    first: list[tuple[float, av.VideoFrame]] = []  # frames until the first window is out
-    emitted = 0
-    bad = [0]  # packets the decoder refused (damage, a cut stream): skipped, as players do
+class Windows:
+    """The windows of one source (iterate once), and how the source ended.
 
-    def opening(upto: float) -> None:
-        nonlocal next_index
-        while next_index * stride_s <= upto:
-            s = next_index * stride_s
-            times = sample_times(s, s + window_s, video)
-            opened.append(
-                _Open(next_index, s, s + window_s, times, audio_window(s, s + window_s, audio))
+    After iteration: `ended` is "end", "stalled" (a live source that sent nothing for
+    `timeout_s`: stdin, a URL, a growing file) or "cut short" (a file whose video stops
+    well before the duration it states, as a truncated download does: `note` says
+    where); `duration` is the seconds of video seen.
+    """
+
+    def __init__(self, source, video, audio, window_s, stride_s, follow=False, timeout_s=10.0):
+        for name, value in (("window", window_s), ("stride", stride_s)):
+            if not 0 < value < float("inf"):  # NaN fails this too
+                raise ValueError(f"{name}: must be a positive number of seconds, got {value}")
+        self.source, self.video, self.audio = source, video, audio
+        self.window_s, self.stride_s, self.follow, self.timeout_s = (
+            window_s, stride_s, follow, timeout_s
+        )  # fmt: skip
+        self.ended: str | None = None
+        self.note = ""
+        self.duration: float | None = None
+        self._timed_out = False
+
+    def __iter__(self) -> Iterator[Window]:
+        container, reader = open_source(self.source, self.follow, self.timeout_s)
+        try:
+            yield from self._windows(container, reader)
+        except (av.FFmpegError, OSError) as e:
+            raise DecodeError(self.source, f"cannot decode: {e}") from None
+        finally:
+            container.close()
+
+    def _windows(self, container, reader: LiveReader | None) -> Iterator[Window]:
+        vs = require_video(container, self.source)
+        vs.thread_type = "AUTO"
+        aus = container.streams.audio[0] if container.streams.audio else None
+        asm = _Assembler(vs, aus, self.video, self.audio, self.window_s, self.stride_s)
+        for packet in self._packets(container, [vs] + ([aus] if aus is not None else [])):
+            asm.add(packet)
+            yield from asm.ready()
+        stalled = self._timed_out or (reader is not None and reader.stalled)
+        self.ended = "stalled" if stalled else "end"
+        if asm.prev is None:
+            raise DecodeError(self.source, "no decodable video frames")
+        self.duration = asm.duration()
+        self._check_cut_short(vs)
+        yield from asm.tail(self.duration)
+
+    def _packets(self, container, streams) -> Iterator[av.Packet]:
+        """The demuxed packets; a URL that sends nothing for `timeout_s` (PyAV's read
+        timeout interrupts FFmpeg) ends the stream there instead of failing it."""
+        packets = container.demux(streams)
+        while True:
+            try:
+                yield next(packets)
+            except StopIteration:
+                return
+            except av.ExitError:
+                self._timed_out = True
+                break
+        for stream in streams:  # PyAV flushes the decoders only at a clean end
+            flush = av.Packet()
+            flush.stream, flush.time_base = stream, stream.time_base
+            yield flush
+
+    def _check_cut_short(self, vs) -> None:
+        """`ended = "cut short"` when a file's video stops well before the duration its
+        index states (a truncated faststart mp4 still states the whole length)."""
+        live = self.follow or self.source == "-" or "://" in self.source
+        if live or self.ended != "end" or not (vs.duration and vs.time_base):
+            return
+        stated = float(vs.duration * vs.time_base)
+        rate = vs.guessed_rate or vs.average_rate
+        slack = max(1.0, 3.0 / float(rate)) if rate else 1.0
+        if stated - self.duration > slack:
+            self.ended = "cut short"
+            self.note = (
+                f"the file ends early: its video stops at {self.duration:.1f} s of the "
+                f"{stated:.1f} s it states"
             )
-            next_index += 1
 
-    def ready(w: _Open, ended: bool) -> bool:
+
+class _Assembler:
+    """Fills the open windows from one demux pass: each video frame is every target time
+    before the next frame's; audio is kept from the first open window's span on."""
+
+    def __init__(self, vs, aus, video: VideoSpec, audio: AudioSpec, window_s, stride_s):
+        self.vs, self.aus, self.video, self.audio = vs, aus, video, audio
+        self.window_s, self.stride_s = window_s, stride_s
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
+        self.buf = _Audio(audio.sample_rate)
+        self.scaler = thread_scaler()
+        self.t0 = None  # the stream's first video time: window times count from it
+        self.opened: list[_Open] = []
+        self.next_index = 0
+        self.prev, self.prev_t, self.prev_img = None, 0.0, None
+        self.first: list[tuple[float, av.VideoFrame]] = []  # frames until a window is out
+        self.emitted = 0
+        self.bad = [0]  # packets the decoder refused (damage, a cut stream): skipped
+
+    def add(self, packet: av.Packet) -> None:
+        """Decode one packet into the audio buffer or the open windows."""
+        if packet.stream.type == "audio":
+            for frame in _decoded(packet, self.bad):
+                for rs in to_mono(frame, self.resampler, self.audio.sample_rate):
+                    t = float(rs.time) if rs.time is not None else max(self.buf.end, 0.0)
+                    samples = np.frombuffer(rs.planes[0], np.float32, rs.samples).copy()
+                    self.buf.add(t - (self.t0 or 0.0), samples)
+            return
+        for frame in _decoded(packet, self.bad):
+            self._add_frame(frame)
+
+    def _add_frame(self, frame: av.VideoFrame) -> None:
+        if self.t0 is None:
+            self.t0 = float(frame.time) if frame.time is not None else 0.0
+            if self.buf.t0 is not None:
+                self.buf.t0 -= self.t0
+        # a frame without a timestamp shows where the previous one did
+        t = float(frame.time) - self.t0 if frame.time is not None else self.prev_t
+        self._open_upto(t)
+        if self.emitted == 0:
+            self.first.append((t, frame))
+        # the previous frame shows until this one: it is every target before `t`
+        for w in self.opened:
+            while len(w.frames) < len(w.times) and w.times[len(w.frames)] < t - 1e-6:
+                if self.prev_img is None:
+                    self.prev_img = self.resized(self.prev if self.prev is not None else frame)
+                w.frames.append(self.prev_img)
+        self.prev, self.prev_t, self.prev_img = frame, t, None
+
+    def _open_upto(self, upto: float) -> None:
+        while self.next_index * self.stride_s <= upto:
+            s = self.next_index * self.stride_s
+            e = s + self.window_s
+            times = sample_times(s, e, self.video)
+            self.opened.append(_Open(self.next_index, s, e, times, audio_window(s, e, self.audio)))
+            self.next_index += 1
+
+    def ready(self) -> Iterator[Window]:
+        """The windows complete now (frames, and audio up to their span's end)."""
+        while self.opened and self._complete(self.opened[0]):
+            yield self._finish(self.opened.pop(0))
+            self.emitted += 1
+            self.first.clear()
+        if self.opened and self.emitted:  # before the first window, a short source needs it all
+            self.buf.trim(self.opened[0].audio_span[0])
+
+    def _complete(self, w: _Open) -> bool:
         return len(w.frames) == len(w.times) and (
-            ended or aus is None or buf.end >= w.audio_span[1]
+            self.aus is None or self.buf.end >= w.audio_span[1]
         )
 
-    def finish(w: _Open) -> Window:
-        samples = buf.span(*w.audio_span) if aus is not None else np.zeros(0, np.float32)
-        return Window(w.index, w.start, w.end, np.stack(w.frames), fit_audio(samples, audio),
-                      aus is not None and buf.t0 is not None)  # fmt: skip
+    def _finish(self, w: _Open) -> Window:
+        has = self.aus is not None
+        samples = self.buf.span(*w.audio_span) if has else np.zeros(0, np.float32)
+        return Window(w.index, w.start, w.end, np.stack(w.frames), fit_audio(samples, self.audio),
+                      has and self.buf.t0 is not None)  # fmt: skip
 
-    def resized(frame) -> np.ndarray:
-        return resize(frame, video.size, video.resize, scaler)
+    def resized(self, frame: av.VideoFrame) -> np.ndarray:
+        """The frame as the model sees it (resized, upright)."""
+        return resize(frame, self.video.size, self.video.resize, self.scaler)
 
-    for packet in container.demux(streams):
-        if packet.stream.type == "audio":
-            for frame in _decoded(packet, bad):
-                for rs in to_mono(frame, resampler, audio.sample_rate):
-                    t = float(rs.time) if rs.time is not None else max(buf.end, 0.0)
-                    buf.add(
-                        t - (t0 or 0.0), np.frombuffer(rs.planes[0], np.float32, rs.samples).copy()
-                    )
-        else:
-            for frame in _decoded(packet, bad):
-                t = float(frame.time) if frame.time is not None else prev_t
-                if t0 is None:
-                    t0 = t
-                    if buf.t0 is not None:
-                        buf.t0 -= t0
-                t -= t0
-                opening(t)
-                if emitted == 0:
-                    first.append((t, frame))
-                # the previous frame shows until this one: it is every target before `t`
-                for w in opened:
-                    while len(w.frames) < len(w.times) and w.times[len(w.frames)] < t - 1e-6:
-                        if prev_img is None:
-                            prev_img = resized(prev if prev is not None else frame)
-                        w.frames.append(prev_img)
-                prev, prev_t, prev_img = frame, t, None
-        while opened and ready(opened[0], False):
-            yield finish(opened.pop(0))
-            emitted += 1
-            first.clear()
-        if opened and emitted:  # before the first window, a short source needs it all
-            buf.trim(opened[0].audio_span[0])
-    if prev is None:
-        raise DecodeError(source, "no decodable video frames")
-    duration = prev_t + (float(vs.average_rate and 1 / vs.average_rate) if vs.average_rate else 0.0)
-    if emitted == 0:  # shorter than a window: one window over all of it, as a clip
-        span = audio_window(0.0, max(duration, buf.end), audio)  # all the audio there is
-        w = _Open(0, 0.0, duration, sample_times(0.0, duration, video), span)
-        times = [t for t, _ in first]
-        for target in w.times:
-            i = max(int(np.searchsorted(times, target + 1e-6)) - 1, 0)
-            w.frames.append(resized(first[i][1]))
-        yield finish(w)
-        return
-    for w in opened:
-        if w.end > duration + 1e-3:
-            break  # a window the source ended inside is not a whole window
-        last = resized(prev)
-        w.frames += [last] * (len(w.times) - len(w.frames))
-        yield finish(w)
+    def duration(self) -> float:
+        """Seconds of video seen: the last frame's time plus one frame."""
+        rate = self.vs.average_rate
+        return self.prev_t + (float(1 / rate) if rate else 0.0)
+
+    def tail(self, duration: float) -> Iterator[Window]:
+        """The windows left when the source ended: those it covers whole (the last frame
+        holds to the end), or one window over all of a source shorter than a window."""
+        if self.emitted == 0:
+            span = audio_window(0.0, max(duration, self.buf.end), self.audio)  # all the audio
+            w = _Open(0, 0.0, duration, sample_times(0.0, duration, self.video), span)
+            times = [t for t, _ in self.first]
+            for target in w.times:
+                i = max(int(np.searchsorted(times, target + 1e-6)) - 1, 0)
+                w.frames.append(self.resized(self.first[i][1]))
+            yield self._finish(w)
+            return
+        for w in self.opened:
+            if w.end > duration + 1e-3:
+                break  # a window the source ended inside is not a whole window
+            last = self.resized(self.prev)
+            w.frames += [last] * (len(w.times) - len(w.frames))
+            yield self._finish(w)
 
 
 def _decoded(packet: av.Packet, bad: list[int]) -> list:

@@ -1,5 +1,6 @@
-"""Use a trained or exported model: evaluate it on a manifest (predict and streaming next)."""
+"""Use a trained or exported model: evaluate it on a manifest, predict on new or live video."""
 
 from vdg_tf.runtime.evaluate import evaluate, load_for_inference
+from vdg_tf.runtime.predict import Events, Predictor, PredictRun, predict
 
-__all__ = ["evaluate", "load_for_inference"]
+__all__ = ["Events", "PredictRun", "Predictor", "evaluate", "load_for_inference", "predict"]

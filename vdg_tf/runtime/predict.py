@@ -10,25 +10,30 @@ never queued without bound. A model that splits per frame (an `--incremental` `.
 or a Keras model with `model.video_frames: independent` or a video backbone) runs
 incrementally by default (`vdg_tf/runtime/incremental.py`): each frame is encoded once;
 other models fall back to whole windows with one line saying why.
+
+`predict` returns a `PredictRun` (records, one summary per source, what was skipped) and
+hands each record to `on_record` as it is made, which is how `vdg predict` streams them.
 """
 
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from vdg_tf.bundle import Bundle
 from vdg_tf.data.pipeline import fixed_features, model_inputs
 from vdg_tf.manifest import read_manifest
 from vdg_tf.media.decode import DecodeError
-from vdg_tf.media.windows import Window, read_windows
+from vdg_tf.media.windows import Window, Windows, read_windows
+from vdg_tf.results import Result
 from vdg_tf.runtime.evaluate import load_for_inference
 from vdg_tf.runtime.events import EventTracker
 from vdg_tf.runtime.incremental import (
@@ -37,6 +42,8 @@ from vdg_tf.runtime.incremental import (
     LiteRTParts,
     incremental_reason,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,16 +55,13 @@ class Job:
     start: float | None = None
     end: float | None = None
 
-
-@dataclass
-class PredictStats:
-    """What a prediction run saw: windows predicted, dropped (realtime), failed sources,
-    and per window the task's score series (for `--plot`)."""
-
-    windows: int = 0
-    dropped: int = 0
-    failed: list[str] = field(default_factory=list)
-    timeline: list[tuple[str, float, float, dict[str, float]]] = field(default_factory=list)
+    @property
+    def where(self) -> str:
+        """`clip.mp4`, or `clip.mp4 [100-110 s]` for a manifest row's span."""
+        if self.start is None and self.end is None:
+            return self.source
+        end = "end" if self.end is None else f"{self.end:g}"
+        return f"{self.source} [{self.start or 0:g}-{end} s]"
 
 
 @dataclass
@@ -80,16 +84,73 @@ class Events:
         return [EventTracker(w or "", on, off, self.smooth) for w in self.watch]
 
 
-class Predictor:
-    """A model (run folder, `.keras` or `.tflite`) that maps windows to task predictions.
-
-    `incremental`: None runs incrementally when the model splits per frame and says in
-    one line (stderr) when it cannot; True is the same but always says why not; False
-    always runs whole windows. `self.incremental` is the ring-buffer runner, or None.
+@dataclass
+class PredictRun(Result):
+    """What `predict` made: `records` (one per window, plus event records), in order, as
+    `vdg predict --json` prints them; per source a summary (`source`, `span`, `windows`,
+    `ended`: end, stalled, cut short, failed, no windows or interrupted; `note`);
+    `skipped`: one line per source or manifest row that gave no window, and why.
     """
 
-    def __init__(self, model: str | Path, top: int = 3, incremental: bool | None = None):
-        self.bundle, self._run = load_for_inference(model)
+    records: list[dict] = field(default_factory=list)
+    windows: int = 0
+    dropped: int = 0
+    sources: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    csv: str | None = None
+    plot: str | None = None
+    # per window: source, start, end and the task's score series (for the plot)
+    timeline: list = field(default_factory=list, metadata={"json": False})
+
+    @property
+    def failed(self) -> list[str]:
+        """The sources that could not be decoded, as one line each."""
+        return [s["note"] for s in self.sources if s["ended"] == "failed"]
+
+    def format(self) -> str:
+        """One summary line, then a line per source that did not simply end."""
+        line = f"predicted {self.windows} windows"
+        if self.dropped:
+            line += f"; dropped {self.dropped} that arrived while the model was busy (--realtime)"
+        if self.failed:
+            line += f"; {len(self.failed)} source(s) failed: " + "; ".join(self.failed[:3])
+        if self.interrupted:
+            line += "; stopped (Ctrl-C)"
+        lines = [line]
+        for s in self.sources:
+            if s["ended"] not in ("end", "failed"):
+                note = f" ({s['note']})" if s["note"] else ""
+                where = Job(s["source"], "", *(s["span"] or (None, None))).where
+                lines.append(f"  {where}: {s['windows']} windows, ended: {s['ended']}{note}")
+        return "\n".join(lines)
+
+
+class Predictor:
+    """A model (run folder, Bundle, `.keras` or `.tflite`) that maps windows to task
+    predictions.
+
+    `incremental`: None runs incrementally when the model splits per frame and says in
+    one line (the `vdg_tf` log) when it cannot; True is the same; False always runs whole
+    windows. `self.incremental` is the ring-buffer runner, or None. `trust_model`: load
+    a Keras format that can run code (see `Bundle.load`).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | Bundle,
+        top: int = 3,
+        incremental: bool | None = None,
+        trust_model: bool = False,
+    ):
+        if isinstance(model, Bundle):
+            from vdg_tf.models.builder import inference_model
+            from vdg_tf.training.evaluate import predict_dataset
+
+            keras_model = inference_model(model.model)
+            self.bundle, self._run = model, lambda ds: predict_dataset(keras_model, ds)
+        else:
+            self.bundle, self._run = load_for_inference(model, trust_model)
         self.incremental = None if incremental is False else self._incremental(model)
         self.task, self.labels, self.top = self.bundle.task, self.bundle.labels, top
         cfg, tok = self.bundle.config.data, self.bundle.tokenizer
@@ -101,15 +162,16 @@ class Predictor:
 
         self._features = features
 
-    def _incremental(self, model: str | Path) -> IncrementalRunner | None:
-        """The ring-buffer runner for `model`, or None after a one-line reason on stderr."""
-        tflite = Path(model).suffix == ".tflite"
+    def _incremental(self, model: str | Path | Bundle) -> IncrementalRunner | None:
+        """The ring-buffer runner for `model`, or None after a one-line reason (logged)."""
+        tflite = not isinstance(model, Bundle) and Path(model).suffix == ".tflite"
         reason = incremental_reason(model if tflite else self.bundle.model)
         if reason:
-            print(
-                f"{Path(model).name}: incremental inference off: {reason}; every window "
-                "runs the whole model",
-                file=sys.stderr,
+            name = Path(model).name if not isinstance(model, Bundle) else "model"
+            log.info(
+                "%s: incremental inference off: %s; every window runs the whole model",
+                name,
+                reason,
             )
             return None
         parts = LiteRTParts(model) if tflite else KerasParts(self.bundle.model)
@@ -148,24 +210,40 @@ class Predictor:
         ]
 
 
-def jobs_from(inputs: list[str], text: str = "") -> list[Job]:
+def jobs_from(inputs: list[str], text: str = "") -> tuple[list[Job], list[str]]:
     """Video files, URLs and `-` as they are; a `.jsonl` manifest gives one job per row
-    (its video, `start`/`end` and text; labels are not needed)."""
-    jobs = []
+    (its video, `start`/`end` and text; labels are not needed). Also the manifest's
+    problems, one line each."""
+    jobs, problems = [], []
     for item in inputs:
         if item.endswith(".jsonl"):
-            rows, problems = read_manifest(item)
-            for p in problems:
-                print(f"skipped {p}", file=sys.stderr)
+            rows, bad = read_manifest(item)
+            problems += [str(p) for p in bad]
             jobs += [Job(r.video, r.text, r.start, r.end) for r in rows]
         else:
             jobs.append(Job(item, text))
-    return jobs
+    return jobs, problems
+
+
+@dataclass
+class _Settings:
+    """How `predict` reads sources: window and stride in seconds, live or not, batch."""
+
+    window: float
+    stride: float
+    text: str = ""
+    stream: bool = False
+    realtime: bool = False
+    batch: int = 16
+    timeout_s: float = 10.0
+    events: Events | None = None
 
 
 def predict(
-    model: str | Path | Predictor,
-    inputs: list[str],
+    model: str | Path | Bundle | Predictor,
+    inputs: str | list[str],
+    *,
+    trust_model: bool = False,
     window: float | None = None,
     stride: float | None = None,
     text: str = "",
@@ -174,63 +252,147 @@ def predict(
     realtime: bool = False,
     batch: int = 16,
     timeout_s: float = 10.0,
-    stats: PredictStats | None = None,
     events: Events | None = None,
     incremental: bool | None = None,
-) -> Iterator[dict]:
-    """Prediction records, one per window of every input, in order.
+    csv: str | Path | None = None,
+    plot: str | Path | None = None,
+    on_record: Callable[[dict], None] | None = None,
+) -> PredictRun:
+    """Predict on every window of every input; returns the records and a summary.
 
     `window` defaults to the model's audio span (`data.audio.seconds`), `stride` to half
     a window. `stream`: sources are live (a growing file, `-`, a URL): windows are
-    predicted one at a time as they arrive; with `realtime`, windows that arrive while the
-    model is busy are dropped and counted in `stats.dropped`. A source that cannot be
-    decoded is skipped with a one-line message and listed in `stats.failed`. With
-    `events`, an event record `{source, event, start, end, peak}` follows the window that
-    closes it (and each source's open events come at its end). `incremental`: see
-    `Predictor` (None: incremental where the model splits, else whole windows).
+    predicted one at a time as they arrive, and a source that sends nothing for
+    `timeout_s` seconds ends there with every window it had (`ended: stalled`). With
+    `realtime`, windows that arrive while the model is busy are dropped (counted). A
+    source that cannot be decoded, and a manifest row that holds no whole window, are
+    skipped with one line (logged, and in `skipped`). With `events`, an event record
+    `{source, event, start, end, peak}` follows the window that closes it. `csv` and `plot`
+    write the records and a timeline PNG at the end (also after Ctrl-C). `on_record` gets
+    each record as it is made. `incremental`: see `Predictor`.
 
     Example:
-      for record in predict("runs/a", ["street.mp4"], window=2.0, stride=0.5):
-          print(record["start"], record["top"][0])
+      run = vdg.predict("runs/a", ["street.mp4"], window=2.0, stride=0.5, csv="w.csv")
+      best = run.records[0]["top"][0]  # {"label": ..., "score": ...}
     """
-    p = model if isinstance(model, Predictor) else Predictor(model, top, incremental)
+    _check_settings(window, stride, top, batch, timeout_s)
+    inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    jobs, problems = jobs_from([str(i) for i in inputs], text)
+    p = model if isinstance(model, Predictor) else Predictor(model, top, incremental, trust_model)
     cfg = p.bundle.config.data
     window = window or cfg.audio.seconds
-    stride = stride or window / 2
-    stats = stats if stats is not None else PredictStats()
-    for job in jobs_from(inputs, text):
-        windows = read_windows(
-            job.source, cfg.video, cfg.audio, window, stride, follow=stream, timeout_s=timeout_s
-        )
-        windows = _within(windows, job)
-        if realtime:
-            windows = _latest(windows, stats)
-        trackers = events.trackers(p.bundle.info.get("threshold")) if events else []
-        p.reset()
-        try:
-            for group in _groups(windows, 1 if stream else batch):
-                outputs = p.outputs(group, [job.text] * len(group))
-                stats.windows += len(group)
-                series = p.task.series(outputs, p.labels)
-                for i, (w, record) in enumerate(
-                    zip(group, p.records(job.source, group, outputs), strict=True)
-                ):
-                    scores = {k: float(v[i]) for k, v in series.items()}
-                    stats.timeline.append((job.source, w.start, w.end, scores))
-                    yield record
-                    for t in trackers:
-                        if not t.name and len(scores) == 1:
-                            t.name = next(iter(scores))  # e.g. "anomaly"
-                        done = t.feed(w.start, w.end, _watched(scores, t.name, p))
-                        if done:
-                            yield {"source": job.source, **done}
-        except DecodeError as e:
-            stats.failed.append(str(e))
-            print(f"skipped {e}", file=sys.stderr)
+    settings = _Settings(window, stride or window / 2, text, stream, realtime, batch, timeout_s,
+                         events)  # fmt: skip
+    run = PredictRun(skipped=[str(m) for m in problems])
+    for m in problems:
+        log.warning("skipped %s", m)
+    try:
+        for job in jobs:
+            for record in _job_records(p, job, settings, run):
+                run.records.append(record)
+                if on_record is not None:
+                    on_record(record)
+    except KeyboardInterrupt:
+        run.interrupted = True
+        log.info("stopped (Ctrl-C)")
+    _write_outputs(run, csv, plot)
+    return run
+
+
+def _check_settings(window, stride, top, batch, timeout_s) -> None:
+    """One-line ValueErrors for settings that would silently do something else (a NaN
+    stride gave one window, 0 fell back to the default, a negative top gave 4 labels)."""
+    for name, value in (("window", window), ("stride", stride), ("timeout", timeout_s)):
+        if value is not None and not (isinstance(value, int | float) and 0 < value < 1e300):
+            raise ValueError(f"{name}: must be a positive number of seconds, got {value}")
+    for name, value in (("top", top), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: must be a whole number of at least 1, got {value}")
+
+
+def _job_records(p: Predictor, job: Job, s: _Settings, run: PredictRun) -> Iterator[dict]:
+    """The records of one job (window records, then event records as events close), and
+    its summary in `run.sources`."""
+    cfg = p.bundle.config.data
+    summary = {"source": job.source, "span": None if job.start is None and job.end is None
+               else [job.start, job.end], "windows": 0, "ended": "end", "note": ""}  # fmt: skip
+    run.sources.append(summary)
+    trackers = s.events.trackers(p.task.decision_threshold(p.bundle.info)) if s.events else []
+    p.reset()
+    try:
+        ws = read_windows(job.source, cfg.video, cfg.audio, s.window, s.stride, follow=s.stream,
+                          timeout_s=s.timeout_s)  # fmt: skip
+        windows = _within(ws, job)
+        if s.realtime:
+            windows = _latest(windows, run)
+        for group in _groups(windows, 1 if s.stream else s.batch):
+            summary["windows"] += len(group)
+            yield from _group_records(p, job, group, trackers, run)
+    except DecodeError as e:
+        summary.update(ended="failed", note=str(e))
+        run.skipped.append(str(e))
+        log.warning("skipped %s", e)
+    except KeyboardInterrupt:
+        summary["ended"] = "interrupted"
+        raise
+    else:
+        _ended(job, ws, summary, s, run)
+    for t in trackers:
+        done = t.close()
+        if done:
+            yield {"source": job.source, **done}
+
+
+def _group_records(p, job: Job, group: list[Window], trackers, run: PredictRun) -> Iterator[dict]:
+    """The records of a batch of windows, each followed by the events it closes."""
+    outputs = p.outputs(group, [job.text] * len(group))
+    run.windows += len(group)
+    series = p.task.series(outputs, p.labels)
+    for i, (w, record) in enumerate(zip(group, p.records(job.source, group, outputs), strict=True)):
+        scores = {k: float(v[i]) for k, v in series.items()}
+        run.timeline.append((job.source, w.start, w.end, scores))
+        yield record
         for t in trackers:
-            done = t.close()
+            if not t.name and len(scores) == 1:
+                t.name = next(iter(scores))  # e.g. "anomaly"
+            done = t.feed(w.start, w.end, _watched(scores, t.name, p))
             if done:
                 yield {"source": job.source, **done}
+
+
+def _ended(job: Job, ws: Windows, summary: dict, s: _Settings, run: PredictRun) -> None:
+    """Record how a source ended, and say so when it is not the plain end: a live source
+    that stalled, a file cut short, a manifest row that held no whole window."""
+    summary["ended"] = ws.ended or "end"  # None: a manifest row's span ended first
+    summary["note"] = ws.note
+    if ws.ended == "stalled":  # the summary says it
+        summary["note"] = f"nothing arrived for {s.timeout_s:g} s"
+    elif ws.note:
+        log.warning("%s: %s", job.where, ws.note)
+    if summary["windows"]:
+        return
+    summary["ended"] = "no windows"
+    lo, hi = job.start or 0.0, job.end
+    if hi is not None and hi - lo < s.window:
+        why = f"its span ({hi - lo:g} s) is shorter than a window ({s.window:g} s)"
+    elif ws.duration is not None and lo >= ws.duration:
+        why = f"its span lies past the end of the video ({ws.duration:.2f} s)"
+    else:
+        why = f"it holds no whole window of {s.window:g} s"
+    summary["note"] = why
+    run.skipped.append(f"{job.where}: no window: {why}")
+    log.warning("skipped %s: no window: %s", job.where, why)
+
+
+def _write_outputs(run: PredictRun, csv: str | Path | None, plot: str | Path | None) -> None:
+    """The CSV of the records and the timeline plot, each written whatever the other does."""
+    from vdg_tf.runtime.report import plot_timeline
+
+    if csv:
+        run.csv = str(write_csv(run.records, csv))
+    if plot:
+        events = [r for r in run.records if "event" in r]
+        run.plot = str(plot_timeline(run.timeline, plot, events))
 
 
 def _within(windows: Iterator[Window], job: Job) -> Iterator[Window]:
@@ -255,7 +417,7 @@ def _groups(windows: Iterator[Window], size: int) -> Iterator[list[Window]]:
         yield group
 
 
-def _latest(windows: Iterator[Window], stats: PredictStats) -> Iterator[Window]:
+def _latest(windows: Iterator[Window], run: PredictRun) -> Iterator[Window]:
     """Decode in a thread; hand over only the newest window when the consumer is ready.
 
     Windows the consumer had no time for are dropped (counted), so a slow model falls
@@ -270,7 +432,7 @@ def _latest(windows: Iterator[Window], stats: PredictStats) -> Iterator[Window]:
             for w in windows:
                 with ready:
                     if slot:
-                        stats.dropped += 1
+                        run.dropped += 1
                     slot.append(w)
                     ready.notify()
         except BaseException as e:  # handed to the consumer, raised there
@@ -300,7 +462,11 @@ def write_csv(records: list[dict], path: str | Path) -> Path:
     from vdg_tf.files import atomic_path
 
     keys = list(dict.fromkeys(k for r in records for k in r))
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+    # a source name that is not UTF-8 (surrogate-escaped by Python) keeps its own bytes
+    with (
+        atomic_path(path) as tmp,
+        open(tmp, "w", encoding="utf-8", newline="", errors="surrogateescape") as f,
+    ):
         writer = csv.DictWriter(f, keys)
         writer.writeheader()
         for r in records:

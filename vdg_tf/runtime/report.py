@@ -1,7 +1,8 @@
-"""What `vdg predict` shows a person: a line per window or event, a summary, a timeline plot."""
+"""What `vdg predict` shows a person: a line per window or event, and a timeline plot."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +17,7 @@ from vdg_tf.runtime.events import clock, describe  # noqa: E402
 
 def format_record(record: dict) -> str:
     """`clip.mp4  00:02.0-00:04.0  dog 0.91, cat 0.05` (or the task's value, or an event)."""
-    where = Path(str(record["source"])).name
+    where = shown_name(record["source"])
     if "event" in record:
         return f"{where}  EVENT {describe(record)}"
     span = f"{clock(record['start'])}-{clock(record['end'])}"
@@ -31,14 +32,12 @@ def format_record(record: dict) -> str:
     return f"{where}  {span}  {what}"
 
 
-def summary(stats) -> str:
-    """One line: windows predicted, dropped in real-time mode, sources that failed."""
-    line = f"predicted {stats.windows} windows"
-    if stats.dropped:
-        line += f"; dropped {stats.dropped} that arrived while the model was busy (--realtime)"
-    if stats.failed:
-        line += f"; {len(stats.failed)} source(s) failed: " + "; ".join(stats.failed[:3])
-    return line
+def shown_name(source: str) -> str:
+    """The file name of `source` as text any terminal or font can show: a name that is not
+    UTF-8 (Python keeps its bytes as surrogates, which cannot be encoded) shows them as
+    `\\xff` escapes instead of failing the line or the plot."""
+    name = Path(str(source)).name or str(source)
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def plot_timeline(
@@ -68,7 +67,7 @@ def plot_timeline(
             ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("score")
-        ax.set_title(Path(source).name, fontsize=9)
+        ax.set_title(shown_name(source), fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
