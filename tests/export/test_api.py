@@ -26,7 +26,10 @@ def test_cli_json_equals_the_api_result(trained_run, capfd, tmp_path):
                           "--json")  # fmt: skip
     assert rc == 0, err
     cli = json.loads(stdout)
-    r = export(trained_run.out, "float32", out)  # replaces the file the command wrote
+    import vdg_tf
+
+    # the package called is the function: `vdg.export(...)` as README's Python section reads
+    r = vdg_tf.export(trained_run.out, "float32", out)  # replaces the file the command wrote
     assert isinstance(r, ExportResult) and export_model is export
     assert cli == r.to_dict()
     assert cli["bytes"] == out.stat().st_size and cli["target"] == "float32"

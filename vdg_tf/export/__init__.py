@@ -10,6 +10,8 @@ The names below load on first use (PEP 562), so reading the target table
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 _WHERE = {
     "export": "vdg_tf.export.api",
@@ -33,3 +35,14 @@ def __getattr__(name: str):
     if name not in _WHERE:
         raise AttributeError(f"module 'vdg_tf.export' has no attribute '{name}'")
     return getattr(importlib.import_module(_WHERE[name]), name)
+
+
+class _ExportPackage(types.ModuleType):
+    """`vdg_tf.export` is a package and, called, the export function itself, so
+    `vdg.export(model, target, out)` reads as every other API verb does."""
+
+    def __call__(self, *args, **kwargs):
+        return self.export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _ExportPackage
