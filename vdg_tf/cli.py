@@ -176,6 +176,13 @@ def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
     return None, None
 
 
+def cmd_benchmark_decode(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.bench.decode_cost import format_decode_cost, measure_decode_cost
+
+    r = measure_decode_cost(a.manifest, clips=a.clips, repeats=a.repeats, batches=a.batches)
+    return r, format_decode_cost(r)
+
+
 def cmd_benchmark_stream(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf.bench.stream import run_stream_benchmark
 
@@ -248,25 +255,36 @@ def _fraction(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="vdg",
-        description="Multimodal (video + audio + text) models: build, train, compress, export to TFLite.",
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that keeps the option strings it was given (`options`), so an
+    unknown option can be matched to the closest known one without argparse internals."""
+
+    def __init__(self, *args, **kwargs):
+        self.options: list[str] = []
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        self.options += action.option_strings
+        return action
+
+
+def _add_command(parent, name: str, fn, help_: str) -> _Parser:
+    """A subcommand with the options every command has (--json, --verbose), bound to `fn`."""
+    sp = parent.add_parser(name, help=help_, description=help_)
+    sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    sp.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show library logs (TensorFlow, absl, tfmot) and Keras' full epoch lines",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sp.set_defaults(fn=fn, parser=sp)
+    return sp
 
-    def add(parent, name, fn, help_):
-        sp = parent.add_parser(name, help=help_, description=help_)
-        sp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-        sp.add_argument(
-            "--verbose",
-            action="store_true",
-            help="show library logs (TensorFlow, absl, tfmot) and Keras' full epoch lines",
-        )
-        sp.set_defaults(fn=fn, parser=sp)
-        return sp
 
-    sp = add(
+def _add_make_sample_data(sub) -> None:
+    """`vdg make-sample-data`."""
+    sp = _add_command(
         sub,
         "make-sample-data",
         cmd_make_sample_data,
@@ -282,13 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="clip lengths, drawn uniformly between MIN and MAX",
     )  # fmt: skip
 
+
+def _add_manifest(sub) -> None:
+    """`vdg manifest from-folders` and `from-csv`."""
     msub = sub.add_parser(
         "manifest",
         help="write manifests from datasets laid out as class folders or a CSV",
         description="write manifests from datasets laid out as class folders or a CSV",
     ).add_subparsers(dest="what", required=True, metavar="WHAT")
     probe_help = "do not open each video to check it decodes (faster on a big tree)"
-    sp = add(
+    sp = _add_command(
         msub,
         "from-folders",
         cmd_manifest_from_folders,
@@ -303,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="which split")
     sp.add_argument("--no-probe", action="store_true", help=probe_help)
-    sp = add(
+    sp = _add_command(
         msub,
         "from-csv",
         cmd_manifest_from_csv,
@@ -314,7 +335,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="manifest to write (M.jsonl)")
     sp.add_argument("--no-probe", action="store_true", help=probe_help)
 
-    sp = add(sub, "train", cmd_train, "train a multimodal model into a run folder (a bundle)")
+
+def _add_train(sub) -> None:
+    """`vdg train`."""
+    sp = _add_command(
+        sub, "train", cmd_train, "train a multimodal model into a run folder (a bundle)"
+    )
     sp.add_argument(
         "--data",
         required=True,
@@ -330,7 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--out", required=True, help="run folder")
 
-    sp = add(sub, "evaluate", cmd_evaluate, "the task's metrics (and per-class table) of a model")
+
+def _add_evaluate(sub) -> None:
+    """`vdg evaluate`."""
+    sp = _add_command(
+        sub, "evaluate", cmd_evaluate, "the task's metrics (and per-class table) of a model"
+    )
     sp.add_argument(
         "model", help="run folder, model.keras, or FILE.tflite (labels/vocab beside it)"
     )
@@ -343,9 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_trust_model(sp)
 
+
+def _add_export(sub) -> None:
+    """`vdg export`."""
     from vdg_tf.export.targets import TARGETS
 
-    sp = add(sub, "export", cmd_export, "export a run folder to TFLite for a target")
+    sp = _add_command(sub, "export", cmd_export, "export a run folder to TFLite for a target")
     sp.add_argument("model", help="run folder or its model.keras")
     sp.add_argument(
         "--target",
@@ -388,7 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also the encode_frame, encode_audio and head signatures (ring-buffer inference)",
     )
 
-    sp = add(
+
+def _add_preprocess(sub) -> None:
+    """`vdg preprocess`."""
+    sp = _add_command(
         sub,
         "preprocess",
         cmd_preprocess,
@@ -399,13 +436,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help="YAML config: the data section sets frames, size, audio")
     sp.add_argument("--shards", type=int, default=4)
 
+
+def _add_benchmark(sub) -> None:
+    """`vdg benchmark pipeline` and `stream`."""
     bench = sub.add_parser(
         "benchmark",
         help="measure throughput side by side",
         description="measure throughput side by side",
     )
     bsub = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
-    sp = add(
+    sp = _add_command(
         bsub,
         "pipeline",
         cmd_benchmark,
@@ -424,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="stream this many epochs and report memory growth",
     )
-    sp = add(
+    sp = _add_command(
         bsub,
         "stream",
         cmd_benchmark_stream,
@@ -438,8 +478,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("video", help="a video file (the longer, the steadier the figures)")
     sp.add_argument("--window", type=float, help="window seconds (default: the model's audio span)")
     sp.add_argument("--stride", type=float, help="seconds between windows (default: window / 4)")  # fmt: skip
+    sp = _add_command(
+        bsub,
+        "decode",
+        cmd_benchmark_decode,
+        "Where a clip's CPU goes: bare decode vs our decoder, decode workers vs the training process",
+    )
+    sp.add_argument("manifest")
+    sp.add_argument("--clips", type=int, default=120, help="clips for the one-thread figures")
+    sp.add_argument("--repeats", type=int, default=3, help="passes per figure (median)")
+    sp.add_argument("--batches", type=int, default=60, help="batches timed while streaming")
 
-    sp = add(
+
+def _add_run(sub) -> None:
+    """`vdg run`."""
+    sp = _add_command(
         sub,
         "run",
         cmd_run,
@@ -458,16 +511,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validation(sp)
     sp.add_argument("--out", required=True, help="output folder (rerun to resume)")
 
-    sp = add(sub, "inspect", cmd_inspect, "ops, tensor dtypes and int8 coverage of a .tflite file")
+
+def _add_inspect(sub) -> None:
+    """`vdg inspect`."""
+    sp = _add_command(
+        sub, "inspect", cmd_inspect, "ops, tensor dtypes and int8 coverage of a .tflite file"
+    )
     sp.add_argument("file", help="FILE.tflite")
     sp.add_argument("--latency", action="store_true", help="also time it in LiteRT (XNNPACK)")
 
-    sp = add(sub, "demo", cmd_demo, "the whole product on generated sample data, end to end")
+
+def _add_demo(sub) -> None:
+    """`vdg demo`."""
+    sp = _add_command(
+        sub, "demo", cmd_demo, "the whole product on generated sample data, end to end"
+    )
     sp.add_argument("--out", default="saved_models/demo")
     sp.add_argument("--clips", type=int, default=320)
     sp.add_argument("--seed", type=int, default=0, help="sample-data seed")
     sp.add_argument("--epochs", type=int, help="override the training epochs (a quick run)")
-    sp = add(
+
+
+def _add_predict(sub) -> None:
+    """`vdg predict`."""
+    sp = _add_command(
         sub,
         "predict",
         cmd_predict,
@@ -528,6 +595,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="encode each frame once (ring buffer); default: when the model splits per frame",
     )
     _add_trust_model(sp)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `vdg` parser: one subcommand per API verb, each added by its `_add_*`."""
+    p = _Parser(
+        prog="vdg",
+        description="Multimodal (video + audio + text) models: build, train, compress, export to TFLite.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (
+        _add_make_sample_data, _add_manifest, _add_train, _add_evaluate, _add_export,
+        _add_preprocess, _add_benchmark, _add_run, _add_inspect, _add_demo, _add_predict,
+    ):  # fmt: skip
+        add(sub)
     return p
 
 
@@ -545,7 +626,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args, extra = parser.parse_known_args(argv)
     if extra:
         sp = args.parser
-        known = [o for action in sp._actions for o in action.option_strings]
+        known = sp.options
         flag = extra[0].split("=")[0]
         close = difflib.get_close_matches(flag, known, n=1, cutoff=0.5) if flag[:1] == "-" else []
         hint = f"; did you mean {close[0]}?" if close else ""

@@ -75,7 +75,7 @@ def test_events_open_and_close_with_hysteresis():
     scores = [0.1, 0.7, 0.9, 0.5, 0.45, 0.3, 0.2]
     done = [t.feed(i, i + 1, s) for i, s in enumerate(scores)]
     events = [e for e in done if e]
-    assert events == [{"event": "loitering", "start": 1, "end": 5, "peak": 0.9, "threshold": 0.6}]
+    assert events == [{"event": "loitering", "start": 1, "end": 5, "peak": 0.9, "on": 0.6}]
     assert describe(events[0]) == "loitering from 00:01.0 to 00:05.0, peak 0.90"
     t.feed(7, 8, 0.95)
     assert t.close()["start"] == 7  # an event still open at the end is reported

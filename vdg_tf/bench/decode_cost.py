@@ -1,7 +1,8 @@
 """Where a clip's CPU goes: bare decode vs our decoder, and worker vs training process.
 
-    python -m vdg_tf.bench.decode_cost data/manifest_train.jsonl [--json]
-    python tools/decode_cost.py data/manifest_train.jsonl [--json]     # the same
+    vdg benchmark decode data/manifest_train.jsonl [--json]
+    python -m vdg_tf.bench.decode_cost data/manifest_train.jsonl [--json]   # the same
+    python tools/decode_cost.py data/manifest_train.jsonl [--json]          # the same
 
 Prints CPU milliseconds per clip (process time, one thread, median of `--repeats` passes)
 for the bare decode (`decode_only`), `decode_clip` with and without frame skipping, and
@@ -12,9 +13,8 @@ workers and of the training process, and how busy the whole machine was (Linux /
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -76,52 +76,60 @@ def streaming_split(rows: list[ClipRow], cfg: DataConfig, batches: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("manifest")
-    ap.add_argument("--clips", type=int, default=120, help="clips for the one-thread figures")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--batches", type=int, default=60, help="batches timed while streaming")
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args(argv)
+def measure_decode_cost(
+    manifest: str | Path, *, clips: int = 120, repeats: int = 3, batches: int = 60
+) -> dict:
+    """The CPU split of decoding `manifest`'s clips (module doc): one-thread figures on the
+    first `clips` clips (median of `repeats` passes), then `batches` streamed batches."""
     pool_tensorflow_memory()  # the training process as `vdg train` runs it
     import_tensorflow_quietly()
     cfg = Config().data
-    rows, _ = read_manifest(a.manifest)
-    few = rows[: a.clips]
+    rows, _ = read_manifest(manifest)
+    few = rows[:clips]
 
     def clip(skip: bool):
         return lambda r: decode_clip(
             r.video, cfg.video, cfg.audio, r.start, r.end, r.audio, threads=1, skip_unneeded=skip
         )
 
-    out = {
+    return {
         "clips": len(few),
-        "bare_decode_ms": cpu_ms_per_clip(few, lambda r: decode_only(r, cfg, 1), a.repeats),
-        "decode_clip_no_skip_ms": cpu_ms_per_clip(few, clip(False), a.repeats),
-        "decode_clip_ms": cpu_ms_per_clip(few, clip(True), a.repeats),
+        "repeats": repeats,
+        "bare_decode_ms": cpu_ms_per_clip(few, lambda r: decode_only(r, cfg, 1), repeats),
+        "decode_clip_no_skip_ms": cpu_ms_per_clip(few, clip(False), repeats),
+        "decode_clip_ms": cpu_ms_per_clip(few, clip(True), repeats),
         # frame counts do not depend on threads: 0 decodes every frame, 1 skips
         "frames_decoded_no_skip": float(np.mean([decode_only(r, cfg, 0) for r in few])),
         "frames_decoded": float(np.mean([decode_only(r, cfg, 1) for r in few])),
-        "streaming": streaming_split(rows, cfg, a.batches),
+        "streaming": streaming_split(rows, cfg, batches),
     }
-    if a.json:
-        print(json.dumps(out, indent=2))
-        return
-    s = out["streaming"]
-    print(f"{out['clips']} clips, CPU ms per clip (one thread, median of {a.repeats})")
-    print(f"  bare decode (decode_only, skipping)   {out['bare_decode_ms']:6.2f}")
-    print(f"  decode_clip without frame skipping    {out['decode_clip_no_skip_ms']:6.2f}")
-    print(f"  decode_clip                           {out['decode_clip_ms']:6.2f}")
-    print(
-        f"  frames out of the decoder per clip    {out['frames_decoded']:.1f} "
-        f"(without skipping {out['frames_decoded_no_skip']:.1f})"
+
+
+def format_decode_cost(r: dict) -> str:
+    """The table a person reads of `measure_decode_cost`'s result."""
+    s = r["streaming"]
+    return "\n".join(
+        [
+            f"{r['clips']} clips, CPU ms per clip (one thread, median of {r['repeats']})",
+            f"  bare decode (decode_only, skipping)   {r['bare_decode_ms']:6.2f}",
+            f"  decode_clip without frame skipping    {r['decode_clip_no_skip_ms']:6.2f}",
+            f"  decode_clip                           {r['decode_clip_ms']:6.2f}",
+            f"  frames out of the decoder per clip    {r['frames_decoded']:.1f} "
+            f"(without skipping {r['frames_decoded_no_skip']:.1f})",
+            f"streaming, worker processes: {s['clips_per_s']:.0f} clips/s",
+            f"  decode workers                        {s['worker_ms_per_clip']:6.2f}",
+            f"  training process                      {s['training_process_ms_per_clip']:6.2f}",
+            f"  machine busy                          {s['machine_busy']:6.0%}",
+        ]
     )
-    print(f"streaming, worker processes: {s['clips_per_s']:.0f} clips/s")
-    print(f"  decode workers                        {s['worker_ms_per_clip']:6.2f}")
-    print(f"  training process                      {s['training_process_ms_per_clip']:6.2f}")
-    print(f"  machine busy                          {s['machine_busy']:6.0%}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vdg_tf.bench.decode_cost ARGS` is `vdg benchmark decode ARGS`."""
+    from vdg_tf.cli import main as vdg
+
+    return vdg(["benchmark", "decode", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -43,7 +43,7 @@ class EventTracker:
                 peak = max(s for _, s in self._recent)
                 self._open = {
                     "event": self.name, "start": began, "end": end, "peak": peak,
-                    "threshold": self.on,
+                    "on": self.on,  # the level the smoothed score rose to
                 }  # fmt: skip
             return None
         if level < self.off:
