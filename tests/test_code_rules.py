@@ -65,3 +65,19 @@ def test_only_tasks_read_task_report_keys():
         if isinstance(node, ast.Constant) and node.value in TASK_KEYS
     ]
     assert not found, f"task report keys used outside vdg_tf/tasks/: {found}"
+
+
+def test_readme_python_names_are_the_top_level_api():
+    """Every `vdg.NAME` in README's Python blocks is a name `import vdg_tf as vdg` has."""
+    import re
+
+    import vdg_tf
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    code = "\n".join(b for b in blocks if "import vdg_tf as vdg" in b)
+    names = set(re.findall(r"\bvdg\.([A-Za-z_]\w*)", code))
+    assert {"train", "evaluate", "export", "predict", "run"} <= names
+    missing = sorted(n for n in names if not hasattr(vdg_tf, n))
+    assert not missing, f"README uses vdg.{missing} that vdg_tf does not have"
+    assert callable(vdg_tf.export) and all(callable(getattr(vdg_tf, n)) for n in names)

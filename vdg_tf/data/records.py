@@ -46,18 +46,18 @@ def _example(clip: dict, names: list[str], value: float) -> bytes:
 
 def preprocess(
     manifest: str | Path,
-    out_dir: str | Path,
+    out: str | Path,
     cfg: DataConfig,
     shards: int = 4,
     progress: bool = True,
 ) -> dict:
-    """Decode every clip of `manifest` (in parallel) into `shards` TFRecord files under `out_dir`.
+    """Decode every clip of `manifest` (in parallel) into `shards` TFRecord files under `out`.
 
     Shards are written under temp names and renamed when complete. Returns the index.
-    `out_dir` must be new, empty or an earlier `vdg preprocess` folder. When no clip at
+    `out` must be new, empty or an earlier `vdg preprocess` folder. When no clip at
     all decodes, nothing is written and the error holds the skip summary.
     """
-    out = claim_dir(out_dir)
+    out = claim_dir(out)
     set_decode_log(out / "decode.log")
     skips = SkipLog()
     rows, problems = read_manifest(manifest, strict=cfg.strict)

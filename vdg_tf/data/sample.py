@@ -247,7 +247,7 @@ def sample_row(rng: np.random.Generator, video: str, k: int) -> dict:
 
 
 def make_sample_data(
-    out_dir: str | Path,
+    out: str | Path,
     clips: int = 240,
     seed: int = 0,
     eval_fraction: float = 0.25,
@@ -258,29 +258,29 @@ def make_sample_data(
 
     Deterministic for a seed: clip i uses its own generator seeded by (seed, i), and
     labels are balanced by cycling through the 8 classes (`class_cues`). The files are
-    written to a temp folder beside `out_dir` that then replaces it whole, so a rerun
+    written to a temp folder beside `out` that then replaces it whole, so a rerun
     leaves no clip of an earlier, larger run; a folder that holds anything else is refused.
     Returns {"manifest_train", "manifest_eval", "clips", "train_clips", "eval_clips",
     "labels"}.
     """
     spec = spec or SampleSpec()
-    final = Path(out_dir)
+    final = Path(out)
     _check_replaceable(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    out = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    out.chmod(0o755)  # mkdtemp's folder is private; the data is not
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    tmp.chmod(0o755)  # mkdtemp's folder is private; the data is not
     try:
-        rows = _write_clips(out, clips, seed, spec, progress)
+        rows = _write_clips(tmp, clips, seed, spec, progress)
         n_eval = max(1, int(round(clips * eval_fraction)))
         train, evaluation = rows[n_eval:], rows[:n_eval]
-        write_manifest(out / "manifest_train.jsonl", train)
-        write_manifest(out / "manifest_eval.jsonl", evaluation)
+        write_manifest(tmp / "manifest_train.jsonl", train)
+        write_manifest(tmp / "manifest_eval.jsonl", evaluation)
         labels = sorted({r["label"] for r in rows})
         info = {"made_by": MADE_BY, "clips": clips, "seed": seed, "labels": labels}
-        (out / INFO).write_text(json.dumps(info))
-        _swap_in(out, final)
+        (tmp / INFO).write_text(json.dumps(info))
+        _swap_in(tmp, final)
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {
         "manifest_train": str(final / "manifest_train.jsonl"),
