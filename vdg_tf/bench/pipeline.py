@@ -16,7 +16,7 @@ import os
 import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -249,71 +249,79 @@ def machine_ms_per_clip(pipeline: float, limit: float, cores: int) -> dict[str, 
     return ms | {"overhead": ms["pipeline"] - ms["decode_only"]}
 
 
-def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | None = None,
-                  memory_epochs: int = 0, wait_steps: int = 24, repeats: int = 3,
-                  log=print) -> dict:  # fmt: skip
-    """All measurements in one run; ratios are between figures taken here, on this machine.
+@dataclass(frozen=True)
+class _Inputs:
+    """The clips to measure and what the pipeline needs to turn them into batches."""
 
-    Each throughput is the median of `repeats` passes over the clips, every kind of pass
-    interleaved with the others (so that a slow spell of the machine hits every one
-    alike); a pipeline's pass is the second epoch of a repeated stream (`_stream_pass`).
-    """
-    cfg = cfg or Config()
+    rows: list[ClipRow]
+    dcfg: DataConfig
+    labels: list[str]
+    tokenizer: TextTokenizer
+
+
+def _read_inputs(manifest: str | Path, cfg: Config, clips: int | None) -> _Inputs:
+    """The first `clips` rows of the manifest, their labels and a tokenizer fitted on them;
+    the data settings of the throughput passes: no cache, no augmentation, any order."""
     dcfg = replace(cfg.data, cache=False, augment=None, deterministic=False)
     rows, _ = read_manifest(manifest)
     rows = rows[:clips] if clips else rows
     labels = label_vocabulary(rows)
     tokenizer = TextTokenizer.fit([r.text for r in rows], dcfg.text)
-    frames = dcfg.video.frames
-    cores = os.cpu_count() or 1
-    skips = SkipLog()
+    return _Inputs(rows, dcfg, labels, tokenizer)
 
-    # built and traced before the clock starts (as every epoch after a training run's
-    # first sees it); a rebuilt dataset re-traces its map functions, ~1 s here. The
-    # worker processes start here too: they live as long as the training process.
+
+def _warm_pipelines(data: _Inputs, skips: SkipLog) -> tuple[dict, dict]:
+    """Each decoder's pipeline (a new iterator per epoch) and repeated stream, built and traced
+    before the clock starts, as later epochs of training see them (a rebuilt dataset re-traces,
+    ~1 s); the worker processes start here too, living as long as the training process."""
     pipes, streams = {}, {}
     for decoder in ("threads", "processes"):
-        c = replace(dcfg, decoder=decoder)
-        # training order (no augmentation: the loop below computes the same features)
+        c = replace(data.dcfg, decoder=decoder)
+        # training order (no augmentation: the sequential loop computes the same features)
         decoded = decoded_dataset(
-            rows, c, labels, training=True, skips=skips if decoder == "threads" else None
+            data.rows, c, data.labels, training=True, skips=skips if decoder == "threads" else None
         )
-        pipes[decoder] = batched_features(decoded, c, tokenizer, training=True)
-        streams[decoder] = batched_features(decoded, c, tokenizer, training=True, repeat=True)
+        pipes[decoder] = batched_features(decoded, c, data.tokenizer, training=True)
+        streams[decoder] = batched_features(decoded, c, data.tokenizer, training=True, repeat=True)
         _count(pipes[decoder].take(1))
-    features = clip_features(dcfg, tokenizer)
-    sequential(rows[:2], dcfg, features)  # warm up: trace, kernels
-    log(f"{len(rows)} clips on {cores} cores, median of {repeats} passes")
+    return pipes, streams
+
+
+def _throughput_runs(data: _Inputs, pipes: dict, streams: dict, features,
+                     cores: int) -> dict[str, callable]:  # fmt: skip
+    """Every throughput pass for `_rates`, by name: the pipelines (streamed and with a new
+    iterator per epoch), the sequential loop and the decode-only limit in three settings."""
+    rows, dcfg = data.rows, data.dcfg
     steps = -(-len(rows) // dcfg.batch_size)
     processes = decode_pool(replace(dcfg, decoder="processes"))
     group, calls = decode_grouping(processes.workers)
-    passes = _rates(
-        {
-            "threads": lambda: _stream_pass(streams["threads"], steps),
-            "processes": lambda: _stream_pass(streams["processes"], steps),
-            "threads_new_iterator": _per_s(lambda: _count(pipes["threads"])),
-            "processes_new_iterator": _per_s(lambda: _count(pipes["processes"])),
-            "sequential": _per_s(lambda: sequential(rows, dcfg, features, threads=1)),
-            "sequential_ffmpeg_threads": _per_s(
-                lambda: sequential(rows, dcfg, features, threads=0)
-            ),
-            "decode_only": _per_s(
-                lambda: _decode_all(rows, lambda r: decode_only(r, dcfg, 1), cores)
-            ),
-            "decode_only_ffmpeg_threads": _per_s(
-                lambda: _decode_all(rows, lambda r: decode_only(r, dcfg, 0), cores)
-            ),
-            "decode_only_processes": _per_s(  # grouped and queued as the pipeline's
-                lambda: _decode_all(
-                    rows,
-                    lambda g: processes.decode_many([DecodeOnlyJob(r, dcfg) for r in g]),
-                    calls,
-                    group,
-                )
-            ),
-        },
-        repeats,
-    )
+    return {
+        "threads": lambda: _stream_pass(streams["threads"], steps),
+        "processes": lambda: _stream_pass(streams["processes"], steps),
+        "threads_new_iterator": _per_s(lambda: _count(pipes["threads"])),
+        "processes_new_iterator": _per_s(lambda: _count(pipes["processes"])),
+        "sequential": _per_s(lambda: sequential(rows, dcfg, features, threads=1)),
+        "sequential_ffmpeg_threads": _per_s(lambda: sequential(rows, dcfg, features, threads=0)),
+        "decode_only": _per_s(lambda: _decode_all(rows, lambda r: decode_only(r, dcfg, 1), cores)),
+        "decode_only_ffmpeg_threads": _per_s(
+            lambda: _decode_all(rows, lambda r: decode_only(r, dcfg, 0), cores)
+        ),
+        "decode_only_processes": _per_s(  # grouped and queued as the pipeline's
+            lambda: _decode_all(
+                rows,
+                lambda g: processes.decode_many([DecodeOnlyJob(r, dcfg) for r in g]),
+                calls,
+                group,
+            )
+        ),
+    }
+
+
+def _throughput_result(passes: dict[str, list[float]], data: _Inputs, cores: int, repeats: int,
+                       skipped: int) -> dict:  # fmt: skip
+    """The benchmark's throughput figures from every pass: medians, the faster decoder as
+    the pipeline's, the fastest decode-only setting as the limit, and the ratios between."""
+    frames = data.dcfg.video.frames
     rate = {name: float(np.median(r)) for name, r in passes.items()}
     best = max(("threads", "processes"), key=rate.get)
     settings = {
@@ -322,8 +330,8 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
         "worker_processes": rate["decode_only_processes"],
     }
     limit = max(settings.values())
-    result = {
-        "clips": len(rows),
+    return {
+        "clips": len(data.rows),
         "cores": cores,
         "frames_per_clip": frames,
         "repeats": repeats,
@@ -339,16 +347,38 @@ def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | 
         "decode_only_clips_per_s": limit,
         "decode_only_frames_per_s": limit * frames,
         "decode_only_by_setting": settings,
-        "skipped": skips.count,
+        "skipped": skipped,
         "passes_clips_per_s": {name: [round(x, 1) for x in r] for name, r in passes.items()},
+        "pipeline_vs_sequential": rate[best] / rate["sequential"],
+        "pipeline_vs_decode_only": rate[best] / limit,
+        "processes_vs_threads": rate["processes"] / rate["threads"],
+        "machine_ms_per_clip": machine_ms_per_clip(rate[best], limit, cores),
     }
-    result["pipeline_vs_sequential"] = rate[best] / rate["sequential"]
-    result["pipeline_vs_decode_only"] = rate[best] / limit
-    result["processes_vs_threads"] = rate["processes"] / rate["threads"]
-    result["machine_ms_per_clip"] = machine_ms_per_clip(rate[best], limit, cores)
+
+
+def run_benchmark(manifest: str | Path, cfg: Config | None = None, clips: int | None = None,
+                  memory_epochs: int = 0, wait_steps: int = 24, repeats: int = 3,
+                  log=print) -> dict:  # fmt: skip
+    """All measurements in one run; ratios are between figures taken here, on this machine.
+
+    Each throughput is the median of `repeats` passes over the clips, every kind of pass
+    interleaved with the others (so that a slow spell of the machine hits every one
+    alike); a pipeline's pass is the second epoch of a repeated stream (`_stream_pass`).
+    """
+    cfg = cfg or Config()
+    data = _read_inputs(manifest, cfg, clips)
+    cores = os.cpu_count() or 1
+    skips = SkipLog()
+    pipes, streams = _warm_pipelines(data, skips)
+    features = clip_features(data.dcfg, data.tokenizer)
+    sequential(data.rows[:2], data.dcfg, features)  # warm up: trace, kernels
+    log(f"{len(data.rows)} clips on {cores} cores, median of {repeats} passes")
+    passes = _rates(_throughput_runs(data, pipes, streams, features, cores), repeats)
+    result = _throughput_result(passes, data, cores, repeats, skips.count)
+    rows, labels, tokenizer = data.rows, data.labels, data.tokenizer
     if memory_epochs:
         log(f"memory over {memory_epochs} streamed epochs")
-        result["memory"] = memory_growth(
+        result["memory"] = memory_growth(  # with training's augmentation, unlike the passes
             rows, replace(cfg.data, augment=cfg.data.augment), labels, tokenizer, memory_epochs
         )
     if wait_steps:
