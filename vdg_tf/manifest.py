@@ -33,6 +33,8 @@ class ClipRow:
     start: float | None = None
     end: float | None = None
     manifest: str = ""
+    # localisation: (start, end, label) of each action in an untrimmed video; None: no key
+    segments: tuple[tuple[float, float, str], ...] | None = None
 
     @property
     def where(self) -> str:
@@ -89,7 +91,31 @@ def parse_row(obj: object, line: int, root: Path, manifest: str = "") -> ClipRow
         start=start,
         end=end,
         manifest=manifest,
+        segments=_segments(obj, line),
     )
+
+
+def _segments(obj: dict, line: int) -> tuple[tuple[float, float, str], ...] | None:
+    """`obj["segments"]` as (start, end, label) tuples in time order; a segment that is
+    not `{"start", "end", "label"}` with 0 <= start < end is a row problem naming it."""
+    value = obj.get("segments")
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ManifestError(f"line {line}: 'segments' must be a list, got {_shown(value)}")
+    out = []
+    for i, seg in enumerate(value):
+        if not isinstance(seg, dict):
+            raise ManifestError(f"line {line}: segments[{i}] must be an object, got {_shown(seg)}")
+        where = f"line {line}: segments[{i}]"
+        start, end = (_number(seg, k, line) for k in ("start", "end"))
+        label = seg.get("label")
+        if start is None or end is None or not isinstance(label, str) or not label:
+            raise ManifestError(f"{where}: needs 'start', 'end' (seconds) and a 'label'")
+        if start < 0 or end <= start:
+            raise ManifestError(f"{where}: needs 0 <= start < end, got {start:g}-{end:g}")
+        out.append((start, end, label))
+    return tuple(sorted(out))
 
 
 def _string(obj: dict, key: str, line: int, default: str | None = None) -> str | None:

@@ -27,7 +27,7 @@ from vdg_tf.data.augment import (
 )
 from vdg_tf.data.features import TextTokenizer, log_mel
 from vdg_tf.manifest import ClipRow
-from vdg_tf.media.decode import DecodeError
+from vdg_tf.media.decode import DecodeError, video_duration
 from vdg_tf.media.workers import DecodeJob, DecodePool, run_or_error, shared_pool
 from vdg_tf.tasks import get_task
 
@@ -98,9 +98,27 @@ def usable_rows(
             if cfg.strict:
                 raise ValueError(problem)
             skips.add(row.key, problem)
+        elif task.untrimmed:
+            keep += _windows_of(row, task, cfg, skips)
         elif not training or task.trains_on(row):
             keep.append(row)
     return keep
+
+
+def _windows_of(row: ClipRow, task, cfg: DataConfig, skips: SkipLog) -> list[ClipRow]:
+    """An untrimmed row's labelled windows (`Task.clips`); a video with no duration to cut,
+    or too short for one window, is skipped and counted."""
+    try:
+        duration = video_duration(row.video)
+    except DecodeError as e:
+        skips.add(row.key, f"{row.place}: {e}")
+        return []
+    clips = task.clips(row, duration, cfg.audio.seconds)
+    if not clips:
+        skips.add(
+            row.key, f"{row.place}: no whole {cfg.audio.seconds:g} s window in {duration:.1f} s"
+        )
+    return clips
 
 
 def decoded_dataset(

@@ -103,6 +103,23 @@ def stated_duration(container: av.container.InputContainer) -> float | None:
     return None
 
 
+def video_duration(path: str) -> float:
+    """The seconds of video `path` holds: what its container states, else measured by
+    demuxing it (`probe_duration`). DecodeError when it cannot be opened or has no video."""
+    try:
+        with av.open(str(path)) as container:
+            require_video(container, path)
+            stated = stated_duration(container)
+    except (av.FFmpegError, OSError) as e:
+        raise DecodeError(path, f"cannot open: {e}") from None
+    if stated:
+        return stated
+    measured, _ = probe_duration(str(path))
+    if not measured:
+        raise DecodeError(path, "no video frames to measure")
+    return measured
+
+
 def probe_duration(path: str) -> tuple[float | None, int]:
     """The video stream's end time in seconds and its packet count, by demuxing the whole
     file without decoding (a fraction of a decode's cost).

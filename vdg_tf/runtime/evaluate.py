@@ -125,6 +125,8 @@ def evaluate(
             report["ablation"] = modality_ablation(
                 predict, ds, cfg.model.modalities, task, bundle.labels
             )
+        if task.untrimmed:
+            report.update(segment_figures(model, bundle, data_path, trust_model))
     name = _name(model)
     title = f"{name} on {Path(data).name}"
     drawn = task.plot_report(report, bundle.labels, Path(plot), title) if plot else None
@@ -133,6 +135,25 @@ def evaluate(
         report, skips.count, skips.reasons, f"{_where(model)} on {data}",
         Path(plot) if drawn else None, drawn or "",
     )  # fmt: skip
+
+
+def segment_figures(
+    model: str | Path | Bundle, bundle: Bundle, manifest: Path, trust_model: bool = False
+) -> dict:
+    """An untrimmed task's figures (`Task.segment_report`): the segments `vdg predict
+    --segments` finds along each whole video of `manifest`, against the rows' own."""
+    from vdg_tf.manifest import read_manifest
+    from vdg_tf.runtime.predict import predict
+
+    if Path(manifest).is_dir():
+        raise ValueError(f"{manifest}: segments are found along whole videos: pass a manifest")
+    rows = [r for r in read_manifest(manifest)[0] if r.segments is not None]
+    truth = [{"video": r.video, "start": s, "end": e, "label": label}
+             for r in rows for s, e, label in r.segments]  # fmt: skip
+    videos = list(dict.fromkeys(r.video for r in rows))
+    run = predict(bundle if isinstance(model, Bundle) else model, videos,
+                  trust_model=trust_model, incremental=False, segments=True)  # fmt: skip
+    return bundle.task.segment_report(truth, run.records)  # records name their `source`
 
 
 def _name(model: str | Path | Bundle) -> str:

@@ -42,6 +42,7 @@ from vdg_tf.runtime.incremental import (
     LiteRTParts,
     incremental_reason,
 )
+from vdg_tf.runtime.segments import find_segments, is_segment
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ class _Settings:
     batch: int = 16
     timeout_s: float = 10.0
     events: Events | None = None
+    segments: float | None = None  # the score threshold of segments; None: window records
 
 
 def predict(
@@ -257,6 +259,8 @@ def predict(
     csv: str | Path | None = None,
     plot: str | Path | None = None,
     on_record: Callable[[dict], None] | None = None,
+    segments: bool = False,
+    segment_threshold: float = 0.5,
 ) -> PredictRun:
     """Predict on every window of every input; returns the records and a summary.
 
@@ -269,20 +273,25 @@ def predict(
     skipped with one line (logged, and in `skipped`). With `events`, an event record
     `{source, event, start, end, peak}` follows the window that closes it. `csv` and `plot`
     write the records and a timeline PNG at the end (also after Ctrl-C). `on_record` gets
-    each record as it is made. `incremental`: see `Predictor`.
+    each record as it is made. `incremental`: see `Predictor`. `segments`: in place of
+    window records, each source's action segments `{source, start, end, label, score}`
+    once it ends (`runtime.segments.find_segments` on the window scores, a window in a
+    segment when its score is >= `segment_threshold`; the plot shades them).
 
     Example:
       run = vdg.predict("runs/a", ["street.mp4"], window=2.0, stride=0.5, csv="w.csv")
       best = run.records[0]["top"][0]  # {"label": ..., "score": ...}
     """
     _check_settings(window, stride, top, batch, timeout_s)
+    if segments and not 0.0 < segment_threshold < 1.0:
+        raise ValueError(f"segment threshold: must be between 0 and 1, got {segment_threshold}")
     inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     jobs, problems = jobs_from([str(i) for i in inputs], text)
     p = model if isinstance(model, Predictor) else Predictor(model, top, incremental, trust_model)
     cfg = p.bundle.config.data
     window = window or cfg.audio.seconds
     settings = _Settings(window, stride or window / 2, text, stream, realtime, batch, timeout_s,
-                         events)  # fmt: skip
+                         events, segment_threshold if segments else None)  # fmt: skip
     run = PredictRun(skipped=[str(m) for m in problems])
     for m in problems:
         log.warning("skipped %s", m)
@@ -318,6 +327,7 @@ def _job_records(p: Predictor, job: Job, s: _Settings, run: PredictRun) -> Itera
                else [job.start, job.end], "windows": 0, "ended": "end", "note": ""}  # fmt: skip
     run.sources.append(summary)
     trackers = s.events.trackers(p.task.decision_threshold(p.bundle.info)) if s.events else []
+    first = len(run.timeline)
     p.reset()
     try:
         ws = read_windows(job.source, cfg.video, cfg.audio, s.window, s.stride, follow=s.stream,
@@ -327,7 +337,8 @@ def _job_records(p: Predictor, job: Job, s: _Settings, run: PredictRun) -> Itera
             windows = _latest(windows, run)
         for group in _groups(windows, 1 if s.stream else s.batch):
             summary["windows"] += len(group)
-            yield from _group_records(p, job, group, trackers, run)
+            records = _group_records(p, job, group, trackers, run)
+            yield from (records if s.segments is None else _events_only(records))
     except DecodeError as e:
         summary.update(ended="failed", note=str(e))
         run.skipped.append(str(e))
@@ -341,6 +352,23 @@ def _job_records(p: Predictor, job: Job, s: _Settings, run: PredictRun) -> Itera
         done = t.close()
         if done:
             yield {"source": job.source, **done}
+    if s.segments is not None:
+        yield from _segments(job.source, run.timeline[first:], s.segments)
+
+
+def _events_only(records: Iterator[dict]) -> Iterator[dict]:
+    return (r for r in records if "event" in r)
+
+
+def _segments(source: str, timeline: list, threshold: float) -> list[dict]:
+    """The action segments of one source's windows (`find_segments` on its score series)."""
+    if not timeline:
+        return []
+    names = list(timeline[0][3])
+    scores = np.array([[t[3][n] for n in names] for t in timeline], dtype=float)
+    starts, ends = [t[1] for t in timeline], [t[2] for t in timeline]
+    found = find_segments(starts, ends, scores, names, source=source, threshold=threshold)
+    return [{**r, "start": round(r["start"], 3), "end": round(r["end"], 3)} for r in found]
 
 
 def _group_records(p, job: Job, group: list[Window], trackers, run: PredictRun) -> Iterator[dict]:
@@ -391,7 +419,7 @@ def _write_outputs(run: PredictRun, csv: str | Path | None, plot: str | Path | N
     if csv:
         run.csv = str(write_csv(run.records, csv))
     if plot:
-        events = [r for r in run.records if "event" in r]
+        events = [r for r in run.records if "event" in r or is_segment(r)]
         run.plot = str(plot_timeline(run.timeline, plot, events))
 
 

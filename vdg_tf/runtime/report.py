@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 from vdg_tf.files import atomic_path  # noqa: E402
 from vdg_tf.runtime.events import clock, describe  # noqa: E402
+from vdg_tf.runtime.segments import is_segment  # noqa: E402
 
 
 def format_record(record: dict) -> str:
@@ -21,6 +22,8 @@ def format_record(record: dict) -> str:
     if "event" in record:
         return f"{where}  EVENT {describe(record)}"
     span = f"{clock(record['start'])}-{clock(record['end'])}"
+    if is_segment(record):
+        return f"{where}  {span}  SEGMENT {record['label']} {record['score']:.2f}"
     if "top" in record:
         what = ", ".join(f"{t['label']} {t['score']:.2f}" for t in record["top"])
         if "labels" in record:

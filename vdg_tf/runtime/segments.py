@@ -104,6 +104,14 @@ def find_segments(
     return sorted(kept, key=lambda r: (r["start"], r["label"]))
 
 
+SEGMENT_KEYS = frozenset({"source", "start", "end", "label", "score"})
+
+
+def is_segment(record: Mapping) -> bool:
+    """Whether a `vdg predict` record is a segment (`{source, start, end, label, score}`)."""
+    return set(record) == SEGMENT_KEYS
+
+
 def segments_from_windows(
     windows: Iterable[Mapping], labels: Sequence[str] | None = None, **options
 ) -> list[dict]:

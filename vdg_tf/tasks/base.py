@@ -58,6 +58,9 @@ class Task:
     only_series: ClassVar[str | None] = None
     # the file name of the plot `plot_report` draws in a run folder (None: no plot)
     report_plot: ClassVar[str | None] = None
+    # whether a row is a whole untrimmed video that `clips` cuts into training windows
+    # and `segment_report` scores by the segments found along it
+    untrimmed: ClassVar[bool] = False
 
     @classmethod
     def from_config(cls, data: DataConfig) -> Task:
@@ -97,6 +100,16 @@ class Task:
         return True
 
     # -- targets inside tf.data ------------------------------------------------------
+    def clips(self, row: ClipRow, duration: float, window: float) -> list[ClipRow]:
+        """The clips a row trains and is scored on: the row itself, or (an `untrimmed`
+        task) labelled windows of `window` seconds over the `duration` of its video."""
+        return [row]
+
+    def segment_report(self, truth: list[dict], found: list[dict]) -> dict:
+        """An `untrimmed` task's figures of the segments `found` along whole videos
+        against the rows' `truth` ({} for a task whose rows are clips)."""
+        return {}
+
     def target_encoder(self, labels: list[str], training: bool = False) -> TargetEncoder:
         """A tf function `(names [k] string, value float32 []) -> target`."""
         raise NotImplementedError

@@ -1,0 +1,92 @@
+"""Temporal localisation: when each action starts and ends in an untrimmed video.
+
+A row is a whole video with `segments: [{"start", "end", "label"}]`; time outside every
+segment is background. The model is a window classifier over the actions plus
+`background`, and segments come from its scores along the video (`runtime.segments`:
+threshold, half-peak boundary refinement, per-class temporal NMS).
+
+Why window classification rather than a per-timestep head (ActionFormer): the window is
+the unit every other task trains, exports (int8, fp16) and streams on (`vdg predict`, the
+incremental ring buffer), so localisation inherits all of it unchanged, and the half-peak
+refinement recovers boundaries finer than the stride from the same scores at no model
+cost (measured in BENCHMARKS.md, "Localisation").
+
+Training windows (`clips`): windows of `data.audio.seconds` every half window over the
+whole video. A window is an action's when it covers at least half of that action's segment
+or half of the window is that action; background when no action covers more than a tenth
+of it; otherwise it is ambiguous (a boundary half in view) and is not trained on, so the
+model never learns a label for a window that is half background.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from vdg_tf.manifest import ClipRow
+from vdg_tf.tasks.classification import Classification
+from vdg_tf.tasks.registry import register_task
+from vdg_tf.tasks.temporal_map import evaluate_segments
+
+BACKGROUND = "background"
+ACTION_SHARE = 0.5  # of the window, or of the action's segment when it is shorter
+BACKGROUND_SHARE = 0.1  # at most this much of a background window is any action
+
+
+@register_task
+class Localisation(Classification):
+    """Untrimmed `segments` -> labelled windows; reports window accuracy and temporal mAP."""
+
+    name = "localisation"
+    key = "segments"
+    untrimmed = True
+
+    def labels(self, rows: list[ClipRow]) -> list[str]:
+        actions = {s[2] for r in rows for s in (r.segments or ())}
+        actions |= {r.label for r in rows if r.label is not None}
+        return [BACKGROUND] + sorted(actions - {BACKGROUND})
+
+    def names(self, row: ClipRow) -> list[str]:
+        # an untrimmed row has no one name: validation holds out whole videos, unstratified
+        return [row.label] if row.label is not None else []
+
+    def problem(self, row: ClipRow, labels: list[str]) -> str | None:
+        if row.segments is None and row.label is None:
+            return f"{row.where}: missing key 'segments' for task localisation"
+        unknown = sorted({s[2] for s in row.segments or ()} - set(labels))
+        if unknown:
+            return f"{row.where}: segment label {unknown[0]!r} is not one of the model's labels"
+        return None
+
+    def clips(self, row: ClipRow, duration: float, window: float) -> list[ClipRow]:
+        """The labelled training windows of an untrimmed row (rules: module doc)."""
+        if row.segments is None:
+            return [row]
+        stride, out, i = window / 2, [], 0
+        while i * stride + window <= duration + 1e-6:
+            s = i * stride
+            label = window_label(s, s + window, row.segments)
+            if label is not None:
+                out.append(replace(row, start=s, end=s + window, label=label, segments=None))
+            i += 1
+        return out
+
+    def segment_report(self, truth: list[dict], found: list[dict]) -> dict:
+        """Temporal mAP of `found` segments against the rows' `truth` (ActivityNet's
+        protocol, `temporal_map`): `tmap_30` ... `tmap_70`, `average_map`, AP per class."""
+        return evaluate_segments(truth, found)
+
+
+def window_label(start: float, end: float, segments) -> str | None:
+    """The label a window [start, end) trains on: an action, `background`, or None
+    (ambiguous: an action's boundary half in view)."""
+    length, best, share_of_window = end - start, None, 0.0
+    for s, e, label in segments:
+        overlap = min(end, e) - max(start, s)
+        if overlap <= 0:
+            continue
+        share_of_window = max(share_of_window, overlap / length)
+        if overlap >= ACTION_SHARE * min(length, e - s) and (best is None or overlap > best[0]):
+            best = (overlap, label)
+    if best is not None:
+        return best[1]
+    return BACKGROUND if share_of_window <= BACKGROUND_SHARE else None
