@@ -25,6 +25,8 @@ from vdg_tf.media.heap import pool_tensorflow_memory
 def cmd_make_sample_data(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf.data.sample import SampleSpec, make_sample_data
 
+    if a.task == "localisation":
+        return _untrimmed_sample(a)
     width, height = _frame_size(a.size)
     if not 0 < a.seconds[0] <= a.seconds[1]:
         raise ValueError(f"--seconds: need 0 < MIN <= MAX, got {a.seconds[0]} {a.seconds[1]}")
@@ -39,6 +41,27 @@ def cmd_make_sample_data(a: argparse.Namespace) -> tuple[dict, str]:
             ("labels", f"{len(r['labels'])}: {', '.join(r['labels'][:3])}, ..."),
         ],
     )
+
+
+def _untrimmed_sample(a: argparse.Namespace) -> tuple[dict, str]:
+    """`make-sample-data --task localisation`: untrimmed videos with known segments."""
+    from vdg_tf.data.sample_untrimmed import UntrimmedSpec, make_untrimmed_sample
+
+    width, height = _frame_size(a.size if a.size != "96x96" else "320x240")
+    if not a.length > 0:
+        raise ValueError(f"--length: must be a positive number of seconds, got {a.length}")
+    spec = UntrimmedSpec(width, height, a.fps)
+    r = make_untrimmed_sample(a.out, a.clips, a.length, a.seed, spec=spec, progress=True)
+    return r, _table(
+        f"untrimmed sample data in {a.out}",
+        [
+            ("videos", f"{r['videos']} of {a.length:g} s ({width}x{height}, {a.fps} fps), "
+                       f"{r['segments']} action segments"),
+            ("training", f"{r['train_videos']} videos  {r['manifest_train']}"),
+            ("evaluation", f"{r['eval_videos']} videos  {r['manifest_eval']}"),
+            ("labels", ", ".join(r["labels"])),
+        ],
+    )  # fmt: skip
 
 
 def _table(title: str, rows: list[tuple[str, str]]) -> str:
@@ -169,6 +192,7 @@ def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
         a.model, a.inputs, trust_model=a.trust_model, window=a.window, stride=a.stride,
         text=a.text or "", top=a.top, stream=a.stream, realtime=a.realtime, timeout_s=a.timeout,
         events=events, incremental=a.incremental, csv=a.csv, plot=a.plot, on_record=show,
+        segments=a.segments is not None, segment_threshold=a.segments or 0.5,
     )  # fmt: skip
     print(run.format(), file=sys.stderr)
     if not run.windows and run.skipped and not run.interrupted:
@@ -228,6 +252,26 @@ def cmd_manifest_from_csv(a: argparse.Namespace) -> tuple[dict, str]:
 
     r = from_csv(a.csv, a.videos, a.out, probe=not a.no_probe)
     return r, _import_table(r)
+
+
+def cmd_manifest_from_activitynet(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.data.activitynet import from_activitynet
+
+    r = from_activitynet(a.annotations, a.videos, a.out, probe=not a.no_probe)
+    rows = [
+        ("manifest", f"{r['manifest']}  ({r['rows']} videos, {r['segments']} segments)"),
+        ("labels", f"{len(r['labels'])}: {', '.join(r['labels'][:5])}"
+                   f"{' ...' if len(r['labels']) > 5 else ''}"),
+    ]  # fmt: skip
+    rows += [(name, f"{s['manifest']}  ({s['rows']} videos)") for name, s in r["splits"].items()]
+    rows.append(("segments", f"{r['merged']} overlaps merged, {r['clipped']} cut at the video's "
+                             f"end, {r['unannotated']} videos unannotated"))  # fmt: skip
+    if r["skipped"]:
+        rows.append(("skipped videos", f"{r['skipped']}: {'; '.join(r['skipped_files'][:3])}"))
+    if r["skipped_segments"]:
+        shown = "; ".join(r["segment_problems"][:3])
+        rows.append(("skipped segments", f"{r['skipped_segments']}: {shown}"))
+    return r, _table(f"imported {r['manifest']}", rows)
 
 
 def _add_validation(sp: argparse.ArgumentParser) -> None:
@@ -299,6 +343,12 @@ def _add_make_sample_data(sub) -> None:
         "--seconds", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
         help="clip lengths, drawn uniformly between MIN and MAX",
     )  # fmt: skip
+    sp.add_argument(
+        "--task", choices=["clips", "localisation"], default="clips",
+        help="clips: one labelled clip per file; localisation: --clips untrimmed videos of "
+        "--length seconds (320x240 unless --size) with known action segments",
+    )  # fmt: skip
+    sp.add_argument("--length", type=float, default=60.0, help="seconds per untrimmed video")
 
 
 def _add_manifest(sub) -> None:
@@ -333,6 +383,16 @@ def _add_manifest(sub) -> None:
     sp.add_argument("csv", help="the CSV file")
     sp.add_argument("--videos", required=True, help="folder holding the downloaded videos")
     sp.add_argument("--out", required=True, help="manifest to write (M.jsonl)")
+    sp.add_argument("--no-probe", action="store_true", help=probe_help)
+    sp = _add_command(
+        msub,
+        "from-activitynet",
+        cmd_manifest_from_activitynet,
+        "ActivityNet/THUMOS JSON (database -> id -> subset, annotations) -> localisation manifest",
+    )
+    sp.add_argument("annotations", help="the annotation JSON file")
+    sp.add_argument("--videos", required=True, help="folder holding the videos (any depth)")
+    sp.add_argument("--out", required=True, help="manifest to write (M.jsonl; M_<subset>.jsonl)")
     sp.add_argument("--no-probe", action="store_true", help=probe_help)
 
 
@@ -587,6 +647,12 @@ def _add_predict(sub) -> None:
         "on validation data, else 0.5",
     )
     sp.add_argument("--smooth", type=int, default=3, help="moving average over this many windows")
+    sp.add_argument(
+        "--segments", type=float, nargs="?", const=0.5, metavar="THRESHOLD",
+        help="print each source's action segments (start, end, label, score) instead of its "
+        "windows: runs of windows scoring >= THRESHOLD (default 0.5), boundaries refined, "
+        "per-class temporal NMS (a localisation model's task)",
+    )  # fmt: skip
     sp.add_argument("--plot", help="write a timeline PNG (scores over time, events shaded)")
     sp.add_argument("--csv", help="also write the window records as CSV")  # fmt: skip
     sp.add_argument(

@@ -12,9 +12,9 @@ refinement recovers boundaries finer than the stride from the same scores at no 
 cost (measured in BENCHMARKS.md, "Localisation").
 
 Training windows (`clips`): windows of `data.audio.seconds` every half window over the
-whole video. A window is an action's when it covers at least half of that action's segment
-or half of the window is that action; background when no action covers more than a tenth
-of it; otherwise it is ambiguous (a boundary half in view) and is not trained on, so the
+whole video. An action's share of a window is their overlap over the shorter of the two:
+a window is the action's with the largest share when that share is at least a half, and
+background when no action's share is over a tenth; otherwise it is ambiguous (a boundary half in view) and is not trained on, so the
 model never learns a label for a window that is half background.
 """
 
@@ -78,15 +78,18 @@ class Localisation(Classification):
 
 def window_label(start: float, end: float, segments) -> str | None:
     """The label a window [start, end) trains on: an action, `background`, or None
-    (ambiguous: an action's boundary half in view)."""
-    length, best, share_of_window = end - start, None, 0.0
+    (ambiguous: an action's boundary half in view). An action's share of a window is its
+    overlap over the shorter of the window and the action (a short action wholly inside
+    a window fills it)."""
+    best, most = None, 0.0
     for s, e, label in segments:
         overlap = min(end, e) - max(start, s)
         if overlap <= 0:
             continue
-        share_of_window = max(share_of_window, overlap / length)
-        if overlap >= ACTION_SHARE * min(length, e - s) and (best is None or overlap > best[0]):
-            best = (overlap, label)
+        share = overlap / min(end - start, e - s)
+        most = max(most, share)
+        if share >= ACTION_SHARE - 1e-9 and (best is None or share > best[0]):
+            best = (share, label)
     if best is not None:
         return best[1]
-    return BACKGROUND if share_of_window <= BACKGROUND_SHARE else None
+    return BACKGROUND if most <= BACKGROUND_SHARE else None
