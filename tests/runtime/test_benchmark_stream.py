@@ -20,6 +20,8 @@ def _check_passes(r: StreamBenchmark, kinds: set[str], main: str = "edge-int8") 
         assert (p["model_ms_per_window"] > 0) == (not name.startswith("decode_only"))
     assert r.full_ms_per_window == r.passes[f"{main}_1core"]["ms_per_window"]
     assert "real time" in r.format()
+    # the cost of segments from the pass's window scores is measured and shown
+    assert r.segments_ms_per_window > 0 and "--segments adds" in r.format()
     return r.passes
 
 

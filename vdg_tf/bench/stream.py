@@ -40,6 +40,7 @@ from vdg_tf.models.serving import OUTPUT_NAME
 from vdg_tf.results import Result
 from vdg_tf.runtime.incremental import IncrementalRunner, LiteRTParts, incremental_reason
 from vdg_tf.runtime.predict import Predictor
+from vdg_tf.runtime.segments import find_segments
 
 Run = Callable[[dict, Window], np.ndarray]
 log = logging.getLogger(__name__)
@@ -153,6 +154,8 @@ class StreamBenchmark(Result):
         `float32_incremental_1core`, `tflite_1core`, ...): windows, seconds of video, wall
         time, ms a window, model ms a window (median), real-time factor.
       incremental_vs_full: per export, the model-time ratio and agreement of the two.
+      segments_ms_per_window: what `vdg predict --segments` adds a window: finding the
+        segments in the main pass's window scores (median of 5), beside its whole loop.
     """
 
     model: str
@@ -165,6 +168,7 @@ class StreamBenchmark(Result):
     incremental_ms_per_window: float | None
     passes: dict[str, dict] = field(default_factory=dict)
     incremental_vs_full: dict[str, dict] = field(default_factory=dict)
+    segments_ms_per_window: float = 0.0
 
     def format(self) -> str:
         return format_stream_benchmark(self)
@@ -213,7 +217,27 @@ def run_stream_benchmark(
         incremental_ms_per_window=inc["ms_per_window"] if inc else None,
         passes=passes,
         incremental_vs_full=_comparisons(passes, outputs, paths, predictor) if inc else {},
+        segments_ms_per_window=_segments_cost(predictor, outputs[f"{main}_1core"], window, stride),
     )
+
+
+def _segments_cost(
+    predictor: Predictor, outputs: np.ndarray, window: float, stride: float
+) -> float:
+    """Milliseconds a window that `--segments` adds: `find_segments` over a pass's window
+    scores (every series of the task), the median of 5 runs, per window."""
+    series = predictor.task.series(outputs, predictor.labels)
+    names = list(series)
+    if not len(outputs) or not names:
+        return 0.0
+    scores = np.stack([np.asarray(series[n], float) for n in names], 1)
+    starts = np.arange(len(scores)) * stride
+    runs = []
+    for _ in range(5):
+        t = time.perf_counter()
+        find_segments(starts, starts + window, scores, names)
+        runs.append((time.perf_counter() - t) * 1000)
+    return statistics.median(runs) / len(scores)
 
 
 def _check_features_model(path: Path) -> None:
@@ -297,6 +321,12 @@ def format_stream_benchmark(r: StreamBenchmark) -> str:
             lines.append(f"  {'':<36} ms a window by signature: {', '.join(split)}")
     if r.incremental != "on":
         lines.append(f"  incremental (ring-buffer) inference: off, {r.incremental}")
+    main = r.passes.get("tflite_1core") or r.passes.get("edge-int8_1core")
+    if main and r.segments_ms_per_window:
+        lines.append(
+            f"  --segments adds {r.segments_ms_per_window:.4f} ms a window "
+            f"({r.segments_ms_per_window / main['ms_per_window']:.2%} of the 1-core loop)"
+        )
     for name, c in r.incremental_vs_full.items():
         lines.append(
             f"  {name} incremental / full model time (1 core): {c['model_ms_ratio']:.2f}x "
