@@ -12,10 +12,13 @@ refinement recovers boundaries finer than the stride from the same scores at no 
 cost (measured in BENCHMARKS.md, "Localisation").
 
 Training windows (`clips`): windows of `data.audio.seconds` every half window over the
-whole video. An action's share of a window is their overlap over the shorter of the two:
-a window is the action's with the largest share when that share is at least a half, and
-background when no action's share is over a tenth; otherwise it is ambiguous (a boundary half in view) and is not trained on, so the
-model never learns a label for a window that is half background.
+whole video. An action's share of a window is their overlap over the shorter of the two
+(a short action wholly inside a window fills it). A window is the action's with the
+largest share when that share is at least 0.7, background when no action's share is over
+0.3, and otherwise ambiguous and not trained on. The band is centred on 0.5, where a long
+action's boundary sits on the window's centre: the score then crosses half its peak there,
+which is where `find_segments` puts the boundary (a band of 0.1-0.5 pushed every boundary
+outward by ~0.4 s and halved ActivityNet's average mAP: BENCHMARKS.md, "Localisation").
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ from vdg_tf.tasks.registry import register_task
 from vdg_tf.tasks.temporal_map import evaluate_segments
 
 BACKGROUND = "background"
-ACTION_SHARE = 0.5  # of the window, or of the action's segment when it is shorter
-BACKGROUND_SHARE = 0.1  # at most this much of a background window is any action
+ACTION_SHARE = 0.7  # of the window, or of the action's segment when it is shorter
+BACKGROUND_SHARE = 0.3  # no action has more than this share of a background window
 
 
 @register_task
