@@ -55,6 +55,20 @@ def test_clips_cut_an_untrimmed_row_into_labelled_windows():
     assert task.labels([row]) == [BACKGROUND, "jump"]
 
 
+def test_segments_past_the_video_or_overlapping_are_named():
+    task = get_task("localisation")
+    late = parse_row({"video": "v.mp4", "segments": [{"start": 8, "end": 14, "label": "a"}]},
+                     2, Path("/d"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"segment 8-14 s \(a\) ends after the video \(12.00 s\)"):
+        task.clips(late, duration=12.0, window=2.0)
+    assert task.clips(late, duration=13.5, window=2.0)  # within the 1 s annotations drift
+    twice = parse_row({"video": "v.mp4", "segments": [{"start": 1, "end": 4, "label": "a"},
+                       {"start": 3, "end": 6, "label": "a"}, {"start": 2, "end": 5, "label": "b"}]},
+                      3, Path("/d"))  # fmt: skip
+    assert "segments 1-4 and 3-6 s of 'a' overlap" in task.problem(twice, ["background", "a", "b"])
+    assert task.problem(late, ["background", "a"]) is None
+
+
 @pytest.mark.parametrize(
     ("segments", "message"),
     [

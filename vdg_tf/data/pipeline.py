@@ -113,7 +113,11 @@ def _windows_of(row: ClipRow, task, cfg: DataConfig, skips: SkipLog) -> list[Cli
     except DecodeError as e:
         skips.add(row.key, f"{row.place}: {e}")
         return []
-    clips = task.clips(row, duration, cfg.audio.seconds)
+    try:
+        clips = task.clips(row, duration, cfg.audio.seconds)
+    except ValueError as e:  # the row does not fit its video
+        skips.add(row.key, str(e))
+        return []
     if not clips:
         skips.add(
             row.key, f"{row.place}: no whole {cfg.audio.seconds:g} s window in {duration:.1f} s"

@@ -33,6 +33,7 @@ from vdg_tf.tasks.temporal_map import evaluate_segments
 BACKGROUND = "background"
 ACTION_SHARE = 0.7  # of the window, or of the action's segment when it is shorter
 BACKGROUND_SHARE = 0.3  # no action has more than this share of a background window
+SLACK_S = 1.0  # a segment may end this far past the video (annotations and files disagree)
 
 
 @register_task
@@ -58,12 +59,18 @@ class Localisation(Classification):
         unknown = sorted({s[2] for s in row.segments or ()} - set(labels))
         if unknown:
             return f"{row.where}: segment label {unknown[0]!r} is not one of the model's labels"
-        return None
+        return _overlap(row)
 
     def clips(self, row: ClipRow, duration: float, window: float) -> list[ClipRow]:
         """The labelled training windows of an untrimmed row (rules: module doc)."""
         if row.segments is None:
             return [row]
+        late = [s for s in row.segments if s[1] > duration + SLACK_S]
+        if late:
+            raise ValueError(
+                f"{row.where}: segment {late[0][0]:g}-{late[0][1]:g} s ({late[0][2]}) ends "
+                f"after the video ({duration:.2f} s)"
+            )
         stride, out, i = window / 2, [], 0
         while i * stride + window <= duration + 1e-6:
             s = i * stride
@@ -77,6 +84,21 @@ class Localisation(Classification):
         """Temporal mAP of `found` segments against the rows' `truth` (ActivityNet's
         protocol, `temporal_map`): `tmap_30` ... `tmap_70`, `average_map`, AP per class."""
         return evaluate_segments(truth, found)
+
+
+def _overlap(row: ClipRow) -> str | None:
+    """A row problem when two segments of one class overlap (one action twice would teach
+    and score it twice); None when none do."""
+    last: dict[str, tuple[float, float]] = {}
+    for s, e, label in row.segments or ():  # sorted by start
+        if label in last and s < last[label][1]:
+            a, b = last[label]
+            return (
+                f"{row.where}: segments {a:g}-{b:g} and {s:g}-{e:g} s of {label!r} overlap: "
+                "merge them into one"
+            )
+        last[label] = (s, e)
+    return None
 
 
 def window_label(start: float, end: float, segments) -> str | None:
