@@ -124,7 +124,7 @@ def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
             a.model, a.target, a.out, data=a.data, trust_model=a.trust_model, force=a.force,
             calibration_samples=a.calibration_samples, saved_model=a.saved_model,
             embed_metadata=a.embed_metadata, batch=None if a.batch == "dynamic" else int(a.batch),
-            preprocess=a.preprocess, incremental=a.incremental,
+            preprocess=a.preprocess, incremental=a.incremental, tolerance=a.tolerance,
         )  # fmt: skip
     return r.to_dict(), r.format()
 
@@ -444,10 +444,17 @@ def _add_export(sub) -> None:
     sp.add_argument(
         "--target",
         required=True,
-        choices=list(TARGETS),
-        help="; ".join(f"{t.name}: {t.help}" for t in TARGETS.values()),
+        choices=[*TARGETS, "auto"],
+        help="; ".join(f"{t.name}: {t.help}" for t in TARGETS.values())
+        + "; auto: the fastest on this machine of float32, gpu-fp16, cpu-dynamic and "
+        "edge-int8 that agrees with float32 on --data within --tolerance",
     )
     sp.add_argument("--out", required=True, help="FILE.tflite")
+    sp.add_argument(
+        "--tolerance", type=float, default=0.99,
+        help="--target auto: the least agreement with float32 a candidate needs (top-1 "
+        "agreement, or the task's own measure)",
+    )  # fmt: skip
     sp.add_argument(
         "--force",
         action="store_true",

@@ -63,6 +63,9 @@ class ExportResult(Result):
     incremental: bool = False
     saved_model: Path | None = None
     sidecars: list[Path] = field(default_factory=list)
+    # `--target auto`: every candidate measured (target, ms, bytes, agreement,
+    # within_tolerance); `target` is the one chosen
+    candidates: list[dict] = field(default_factory=list)
     source: str = field(default="", metadata={"json": False})
 
     def format(self) -> str:
@@ -75,6 +78,11 @@ class ExportResult(Result):
         ]
         if self.saved_model:
             rows.append(("SavedModel", str(self.saved_model)))
+        for c in self.candidates:
+            mark = "chosen" if c["target"] == self.target else (
+                "" if c["within_tolerance"] else "below tolerance")  # fmt: skip
+            rows.append((f"  {c['target']}", f"{c['ms']:.3f} ms, {_size(c['bytes'])}, "
+                                             f"agreement {c['agreement']:.3f}  {mark}"))  # fmt: skip
         width = max(len(k) for k, _ in rows) + 2
         return "\n".join([f"exported {self.source}", *(f"  {k:<{width}}{v}" for k, v in rows)])
 
@@ -101,13 +109,16 @@ def export(
     batch: int | None = 1,
     preprocess: bool = False,
     incremental: bool = False,
+    tolerance: float = 0.99,
 ) -> ExportResult:
     """Convert `model` for `target`, write it to `out` with its metadata, load it in LiteRT.
 
     Args:
       model: a run folder, its `model.keras`, or a `Bundle` (its `model` may be any Keras
         model: pruned, QAT-wrapped, int4-aware).
-      target: a name from `vdg_tf.export.targets.TARGETS`.
+      target: a name from `vdg_tf.export.targets.TARGETS`, or `auto`: the fastest of
+        float32, gpu-fp16, cpu-dynamic and edge-int8 measured on this machine whose
+        agreement with float32 on `data` is >= `tolerance` (`export/auto.py`).
       out: the `.tflite` to write. It and its sidecars (`out`'s stem + `.labels.txt`,
         `.config.yaml`, `.vocab.txt`, `.bundle.json`) replace only files an earlier vdg
         export wrote (`vdg_tf.export.ownership`); `force` replaces any file.
@@ -130,6 +141,9 @@ def export(
       import vdg_tf as vdg
       r = vdg.export("runs/a", "edge-int8", "exports/model.tflite", data="data/train.jsonl")
     """
+    if target == "auto":
+        return _export_auto(model, out, data, trust_model, force, tolerance, calibration_samples,
+                            (saved_model, embed_metadata, batch, preprocess, incremental))  # fmt: skip
     t = get_target(target, "--target")
     _check_options(t.calibrated, data, preprocess, incremental, saved_model)
     out = Path(out)
@@ -170,6 +184,29 @@ def export(
 
 
 export_model = export  # the name this function had before `vdg.export`
+
+
+def _export_auto(model, out, data, trust_model, force, tolerance, samples, options) -> ExportResult:
+    """`target="auto"`: measure the candidates, then export the chosen one to `out`."""
+    from vdg_tf.export.auto import choose, measure_candidates
+
+    saved_model, embed_metadata, batch, preprocess, incremental = options
+    if preprocess or incremental:
+        raise ValueError("--target auto: not with --preprocess or --incremental")
+    if not data:
+        raise ValueError("--data: --target auto measures agreement on data (a manifest)")
+    if not 0.0 < tolerance <= 1.0:
+        raise ValueError(f"--tolerance: must be in (0, 1], got {tolerance}")
+    bundle = _bundle(model, trust_model)
+    check_export_paths(Path(out), {n: sidecar_path(Path(out), n) for n in bundle.texts()}, force)
+    candidates = measure_candidates(bundle, data, calibration_samples=samples)
+    chosen = choose(candidates, tolerance)
+    log.info("--target auto: %s is the fastest within tolerance %g", chosen, tolerance)
+    result = export(bundle, chosen, out, data=data, force=force, calibration_samples=samples,
+                    saved_model=saved_model, embed_metadata=embed_metadata, batch=batch)  # fmt: skip
+    result.candidates = candidates
+    result.source = str(model if not isinstance(model, Bundle) else model.path or "a Bundle")
+    return result
 
 
 def _check_options(
