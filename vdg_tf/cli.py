@@ -23,10 +23,14 @@ from vdg_tf.media.heap import pool_tensorflow_memory
 
 
 def cmd_make_sample_data(a: argparse.Namespace) -> tuple[dict, str]:
+    """The sample data `--task` names: labelled clips, or untrimmed videos with segments."""
+    return {"clips": _clip_sample, "localisation": _untrimmed_sample}[a.task](a)
+
+
+def _clip_sample(a: argparse.Namespace) -> tuple[dict, str]:
+    """`make-sample-data`: one labelled clip per file, with the manifests."""
     from vdg_tf.data.sample import SampleSpec, make_sample_data
 
-    if a.task == "localisation":
-        return _untrimmed_sample(a)
     width, height = _frame_size(a.size)
     if not 0 < a.seconds[0] <= a.seconds[1]:
         raise ValueError(f"--seconds: need 0 < MIN <= MAX, got {a.seconds[0]} {a.seconds[1]}")
