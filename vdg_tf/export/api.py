@@ -168,17 +168,22 @@ def export(
     written = [atomic_write_text(p, texts[name]) for name, p in sidecars.items()]
     if saved_model:
         write_saved_model(bundle, saved_model, keras_model)
-    info = inspect_tflite(path)  # loads the file in LiteRT: what a device will run
+    return _result(model, target, path, written, saved_model, preprocess, incremental)
+
+
+def _result(model, target, path: Path, sidecars, saved_model, preprocess, incremental):
+    """The ExportResult of a written file, read back through LiteRT (what a device runs)."""
+    info = inspect_tflite(path)
     return ExportResult(
         path=path,
-        bytes=len(tflite),
+        bytes=path.stat().st_size,
         target=target,
         gzip_bytes=info["gzip_bytes"],
         int8_op_fraction=info["int8_op_fraction"],
         preprocess=preprocess,
         incremental=incremental,
         saved_model=Path(saved_model) if saved_model else None,
-        sidecars=written,
+        sidecars=sidecars,
         source=str(model if not isinstance(model, Bundle) else model.path or "a Bundle"),
     )
 
