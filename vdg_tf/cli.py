@@ -31,11 +31,12 @@ def _clip_sample(a: argparse.Namespace) -> tuple[dict, str]:
     """`make-sample-data`: one labelled clip per file, with the manifests."""
     from vdg_tf.data.sample import SampleSpec, make_sample_data
 
-    width, height = _frame_size(a.size)
+    width, height = _frame_size(a.size or "96x96")
     if not 0 < a.seconds[0] <= a.seconds[1]:
         raise ValueError(f"--seconds: need 0 < MIN <= MAX, got {a.seconds[0]} {a.seconds[1]}")
     spec = SampleSpec(width, height, a.fps, min_seconds=a.seconds[0], max_seconds=a.seconds[1])
-    r = make_sample_data(a.out, a.clips, a.seed, spec=spec, progress=True)
+    r = make_sample_data(a.out, 240 if a.clips is None else a.clips, a.seed, spec=spec,
+                         progress=True)  # fmt: skip
     return r, _table(
         f"sample data in {a.out}",
         [
@@ -51,11 +52,12 @@ def _untrimmed_sample(a: argparse.Namespace) -> tuple[dict, str]:
     """`make-sample-data --task localisation`: untrimmed videos with known segments."""
     from vdg_tf.data.sample_untrimmed import UntrimmedSpec, make_untrimmed_sample
 
-    width, height = _frame_size(a.size if a.size != "96x96" else "320x240")
+    width, height = _frame_size(a.size or "320x240")
     if not a.length > 0:
         raise ValueError(f"--length: must be a positive number of seconds, got {a.length}")
     spec = UntrimmedSpec(width, height, a.fps)
-    r = make_untrimmed_sample(a.out, a.clips, a.length, a.seed, spec=spec, progress=True)
+    videos = 8 if a.clips is None else a.clips
+    r = make_untrimmed_sample(a.out, videos, a.length, a.seed, spec=spec, progress=True)
     return r, _table(
         f"untrimmed sample data in {a.out}",
         [
@@ -196,7 +198,7 @@ def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
         a.model, a.inputs, trust_model=a.trust_model, window=a.window, stride=a.stride,
         text=a.text or "", top=a.top, stream=a.stream, realtime=a.realtime, timeout_s=a.timeout,
         events=events, incremental=a.incremental, csv=a.csv, plot=a.plot, on_record=show,
-        segments=a.segments is not None, segment_threshold=a.segments or 0.5,
+        segments=a.segments, segment_threshold=a.segment_threshold,
     )  # fmt: skip
     print(run.format(), file=sys.stderr)
     if not run.windows and run.skipped and not run.interrupted:
@@ -339,9 +341,11 @@ def _add_make_sample_data(sub) -> None:
         "write the sample dataset: mp4 clips + manifests",
     )
     sp.add_argument("out", help="output folder")
-    sp.add_argument("--clips", type=int, default=240)
+    sp.add_argument("--clips", type=int, help="clips (default 240), or videos with --task "
+                    "localisation (default 8)")  # fmt: skip
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--size", default="96x96", help="frame WIDTHxHEIGHT (320x240: UCF101's)")
+    sp.add_argument("--size", help="frame WIDTHxHEIGHT (default 96x96; 320x240, UCF101's, "
+                    "with --task localisation)")  # fmt: skip
     sp.add_argument("--fps", type=int, default=12, help="frames per second (UCF101: 25)")
     sp.add_argument(
         "--seconds", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
@@ -659,10 +663,14 @@ def _add_predict(sub) -> None:
     )
     sp.add_argument("--smooth", type=int, default=3, help="moving average over this many windows")
     sp.add_argument(
-        "--segments", type=float, nargs="?", const=0.5, metavar="THRESHOLD",
+        "--segments", action="store_true",
         help="print each source's action segments (start, end, label, score) instead of its "
-        "windows: runs of windows scoring >= THRESHOLD (default 0.5), boundaries refined, "
+        "windows: runs of windows scoring >= --segment-threshold, boundaries refined, "
         "per-class temporal NMS (a localisation model's task)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--segment-threshold", type=float, default=0.5,
+        help="--segments: the window score a segment needs (default 0.5)",
     )  # fmt: skip
     sp.add_argument("--plot", help="write a timeline PNG (scores over time, events shaded)")
     sp.add_argument("--csv", help="also write the window records as CSV")  # fmt: skip

@@ -180,11 +180,12 @@ def _object_problem(node: dict) -> str | None:
     module = node.get("module")
     if class_name in CODE_CLASSES:
         return f"a {class_name} (Python code run when the model loads or runs)"
-    if module == "builtins" and class_name == "function":
-        name = node.get("config")
-        if not isinstance(name, str) or not name.isidentifier() or hasattr(builtins, name):
-            return f"the Python builtin {str(name)[:80]!r} as a function"
-    elif module is not None:
+    if class_name == "function":
+        problem = _function_problem(node)
+        if problem:
+            return problem
+    # a function under `builtins` is a name Keras looks up (checked above), not a module
+    if module is not None and not (module == "builtins" and class_name == "function"):
         if not isinstance(module, str) or not _within(module, ALLOWED_MODULES):
             return f"an object from module {str(module)[:80]!r} (allowed: {', '.join(ALLOWED_MODULES)})"
         if class_name == "function" and not _within(module, FUNCTION_MODULES):
@@ -193,6 +194,21 @@ def _object_problem(node: dict) -> str | None:
         op = (node.get("config") or {}).get("function")
         if not isinstance(op, str) or not _pure_op(op):
             return f"a {class_name} calling tf.{str(op)[:80]} (not a pure tensor op)"
+    return None
+
+
+def _function_problem(node: dict) -> str | None:
+    """Why a bare function object is refused: its name must be one plain identifier (tf_keras
+    follows `outer.inner` names into any module attribute, `os.system` among them), and one
+    named under `builtins` must not be Python's own builtin, by `config` or by the
+    `registered_name` tf_keras falls back to."""
+    name, registered = node.get("config"), node.get("registered_name")
+    if not isinstance(name, str) or not name.isidentifier():
+        return f"a function named {str(name)[:80]!r} (not one plain name)"
+    if node.get("module") == "builtins":
+        for n in (name, registered):
+            if n not in (None, "function") and (not isinstance(n, str) or hasattr(builtins, n)):
+                return f"the Python builtin {str(n)[:80]!r} as a function"
     return None
 
 

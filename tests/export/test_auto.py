@@ -35,6 +35,12 @@ def test_float32_always_qualifies_and_ties_go_to_the_smaller_file():
     )
 
 
+def test_a_candidate_that_failed_is_never_chosen():
+    table = _table(("float32", 1.0, 900, 1.0), ("gpu-fp16", 0.9, 500, 1.0))
+    table.append({"target": "edge-int8", "error": "an op with no int8 kernel"})
+    assert choose(table, 0.99) == "gpu-fp16" and table[2]["within_tolerance"] is False
+
+
 def test_agreement_is_the_tasks_own_measure():
     ref = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     other = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.3, 0.7]])  # one top-1 flips

@@ -55,6 +55,18 @@ def test_clips_cut_an_untrimmed_row_into_labelled_windows():
     assert task.labels([row]) == [BACKGROUND, "jump"]
 
 
+def test_a_window_two_actions_fill_is_not_trained_on():
+    both = ((2.0, 6.0, "jump"), (3.0, 7.0, "wave"))
+    assert window_label(3.5, 5.5, both) is None
+    assert window_label(2.0, 4.0, both) == "jump"  # jump fills it; wave has only half
+
+
+def test_a_row_with_segments_and_a_span_is_a_row_problem():
+    row = parse_row({"video": "v.mp4", "start": 10, "end": 20,
+                     "segments": [{"start": 12, "end": 14, "label": "a"}]}, 4, Path("/d"))  # fmt: skip
+    assert "a whole video: drop 'start'/'end'" in get_task("localisation").problem(row, ["a"])
+
+
 def test_segments_past_the_video_or_overlapping_are_named():
     task = get_task("localisation")
     late = parse_row({"video": "v.mp4", "segments": [{"start": 8, "end": 14, "label": "a"}]},

@@ -79,6 +79,9 @@ class ExportResult(Result):
         if self.saved_model:
             rows.append(("SavedModel", str(self.saved_model)))
         for c in self.candidates:
+            if "error" in c:
+                rows.append((f"  {c['target']}", f"left out: {c['error']}"))
+                continue
             mark = "chosen" if c["target"] == self.target else (
                 "" if c["within_tolerance"] else "below tolerance")  # fmt: skip
             rows.append((f"  {c['target']}", f"{c['ms']:.3f} ms, {_size(c['bytes'])}, "
@@ -204,6 +207,8 @@ def _export_auto(model, out, data, trust_model, force, tolerance, samples, optio
         raise ValueError(f"--tolerance: must be in (0, 1], got {tolerance}")
     bundle = _bundle(model, trust_model)
     check_export_paths(Path(out), {n: sidecar_path(Path(out), n) for n in bundle.texts()}, force)
+    if saved_model:
+        check_replaceable(saved_model)  # before the measuring, not after it
     candidates = measure_candidates(bundle, data, calibration_samples=samples)
     chosen = choose(candidates, tolerance)
     log.info("--target auto: %s is the fastest within tolerance %g", chosen, tolerance)

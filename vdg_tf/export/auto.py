@@ -43,9 +43,11 @@ def agreement_score(reference: np.ndarray, other: np.ndarray, task) -> float:
 
 def choose(candidates: list[dict], tolerance: float) -> str:
     """The target of the fastest candidate (`ms`) whose `agreement` >= `tolerance`;
-    float32, the reference, always qualifies. Marks each candidate's `within_tolerance`."""
+    float32, the reference, always qualifies and one with an `error` never does. Marks
+    each candidate's `within_tolerance`."""
     for c in candidates:
-        c["within_tolerance"] = c["target"] == REFERENCE or c["agreement"] >= tolerance
+        ok = "error" not in c and (c["target"] == REFERENCE or c["agreement"] >= tolerance)
+        c["within_tolerance"] = ok
     kept = [c for c in candidates if c["within_tolerance"]]
     if not kept:
         raise ValueError("--target auto: no candidate, not even float32, could be measured")
@@ -58,26 +60,42 @@ def measure_candidates(
     targets: tuple[str, ...] = CANDIDATES,
     *,
     calibration_samples: int = 64,
-    threads: int | None = None,
+    samples: int = 256,
 ) -> list[dict]:
-    """Each target exported to a temp folder and measured: {target, ms, bytes, agreement}."""
-    from vdg_tf.export.api import export  # the one export path (api imports this module)
-
+    """Each target exported to a temp folder and measured on up to `samples` clips of
+    `data`: {target, ms, bytes, agreement}; a target that fails to convert or run is kept
+    with its `error` and never chosen."""
     targets = (REFERENCE, *(t for t in targets if t != REFERENCE))
-    out, outputs = [], {}
+    out, reference = [], None
     with tempfile.TemporaryDirectory(prefix="vdg-auto-") as work:
         manifest = resolve_data(data, work, "--data")
         ds = dataset_from(manifest, bundle.config.data, bundle.labels, bundle.tokenizer)
+        ds = ds.take(-(-samples // bundle.config.data.batch_size))
         for target in targets:
-            path = Path(work) / f"{target}.tflite"
-            r = export(bundle, target, path, data=manifest,
-                       calibration_samples=calibration_samples)  # fmt: skip
-            log.info("timing %s and running it over the data", target)
-            outputs[target] = predict_tflite(path, ds)[1]
-            out.append({
-                "target": target,
-                "ms": latency_ms(path, threads=threads),
-                "bytes": r.bytes,
-                "agreement": agreement_score(outputs[REFERENCE], outputs[target], bundle.task),
-            })  # fmt: skip
+            try:
+                row, outputs = _measure(bundle, target, Path(work), manifest, ds,
+                                        calibration_samples)  # fmt: skip
+            except (ValueError, RuntimeError) as e:  # a converter or LiteRT refusal
+                if target == REFERENCE:
+                    raise
+                log.warning("--target auto: %s left out: %s", target, e)
+                out.append({"target": target, "error": " ".join(str(e).split())[:300]})
+                continue
+            if reference is None:
+                if not len(outputs):
+                    raise ValueError(f"--data {data}: no clip could be decoded to measure on")
+                reference = outputs
+            row["agreement"] = agreement_score(reference, outputs, bundle.task)
+            out.append(row)
     return out
+
+
+def _measure(bundle, target: str, work: Path, manifest, ds, calibration_samples: int):
+    """One target exported into `work`, timed, and run over `ds`: (row, outputs)."""
+    from vdg_tf.export.api import export  # the one export path (api imports this module)
+
+    path = work / f"{target}.tflite"
+    r = export(bundle, target, path, data=manifest, calibration_samples=calibration_samples)
+    log.info("timing %s and running it over the data", target)
+    outputs = predict_tflite(path, ds)[1]
+    return {"target": target, "ms": latency_ms(path), "bytes": r.bytes}, outputs

@@ -141,19 +141,55 @@ def segment_figures(
     model: str | Path | Bundle, bundle: Bundle, manifest: Path, trust_model: bool = False
 ) -> dict:
     """An untrimmed task's figures (`Task.segment_report`): the segments `vdg predict
-    --segments` finds along each whole video of `manifest`, against the rows' own."""
-    from vdg_tf.manifest import read_manifest
+    --segments` finds along each whole video of `manifest`, against the rows' own. Rows
+    the task skips (`_scored_rows`) and videos predict could not decode are left out and
+    counted in `segment_skipped`; no row with segments gives no figures ({})."""
     from vdg_tf.runtime.predict import predict
 
     if Path(manifest).is_dir():
-        raise ValueError(f"{manifest}: segments are found along whole videos: pass a manifest")
-    rows = [r for r in read_manifest(manifest)[0] if r.segments is not None]
+        return {}  # a preprocessed folder holds windows, not whole videos
+    rows, skipped = _scored_rows(manifest, bundle)
+    if not rows:
+        return {}
+    run = predict(bundle if isinstance(model, Bundle) or _names_keras(model) else model,
+                  list(dict.fromkeys(r.video for r in rows)), trust_model=trust_model,
+                  incremental=False, segments=True)  # fmt: skip
+    failed = {s["source"] for s in run.sources if s["ended"] == "failed"}
+    skipped += [f"{s['source']}: {s['note']}" for s in run.sources if s["ended"] == "failed"]
     truth = [{"video": r.video, "start": s, "end": e, "label": label}
-             for r in rows for s, e, label in r.segments]  # fmt: skip
-    videos = list(dict.fromkeys(r.video for r in rows))
-    run = predict(bundle if isinstance(model, Bundle) else model, videos,
-                  trust_model=trust_model, incremental=False, segments=True)  # fmt: skip
-    return bundle.task.segment_report(truth, run.records)  # records name their `source`
+             for r in rows if r.video not in failed for s, e, label in r.segments]  # fmt: skip
+    if not truth:
+        return {"segment_skipped": skipped}
+    return {**bundle.task.segment_report(truth, run.records), "segment_skipped": skipped}
+
+
+def _names_keras(model: str | Path | Bundle) -> bool:
+    """Whether `model` names a Keras model (its bundle is already loaded) rather than a `.tflite`."""
+    return Path(str(model)).suffix != ".tflite"
+
+
+def _scored_rows(manifest: Path, bundle: Bundle) -> tuple[list, list[str]]:
+    """The manifest's rows with segments that the task would train and score on, and one
+    line per row left out (a row problem, a segment past the video's end)."""
+    from vdg_tf.manifest import read_manifest
+    from vdg_tf.media.decode import DecodeError, video_duration
+
+    task, window = bundle.task, bundle.config.data.audio.seconds
+    kept, skipped = [], []
+    for row in read_manifest(manifest)[0]:
+        if row.segments is None:
+            continue
+        problem = task.problem(row, bundle.labels)
+        try:
+            if problem is None:
+                task.clips(row, video_duration(row.video), window)
+        except (ValueError, DecodeError) as e:  # DecodeError is a ValueError
+            problem = str(e)
+        if problem:
+            skipped.append(problem)
+        else:
+            kept.append(row)
+    return kept, skipped
 
 
 def _name(model: str | Path | Bundle) -> str:

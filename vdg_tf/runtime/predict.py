@@ -304,6 +304,11 @@ def predict(
     except KeyboardInterrupt:
         run.interrupted = True
         log.info("stopped (Ctrl-C)")
+        if settings.segments is not None:  # the source it stopped in still has its segments
+            for record in _interrupted_segments(run, settings.segments):
+                run.records.append(record)
+                if on_record is not None:
+                    on_record(record)
     _write_outputs(run, csv, plot)
     return run
 
@@ -354,6 +359,15 @@ def _job_records(p: Predictor, job: Job, s: _Settings, run: PredictRun) -> Itera
             yield {"source": job.source, **done}
     if s.segments is not None:
         yield from _segments(job.source, run.timeline[first:], s.segments)
+
+
+def _interrupted_segments(run: PredictRun, threshold: float) -> list[dict]:
+    """The segments of the source a Ctrl-C stopped in: its windows at the timeline's end."""
+    if not run.sources or run.sources[-1]["ended"] != "interrupted":
+        return []
+    source, n = run.sources[-1]["source"], run.sources[-1]["windows"]
+    tail = run.timeline[len(run.timeline) - n :] if n else []
+    return _segments(source, [t for t in tail if t[0] == source], threshold)
 
 
 def _events_only(records: Iterator[dict]) -> Iterator[dict]:

@@ -56,6 +56,8 @@ class Localisation(Classification):
     def problem(self, row: ClipRow, labels: list[str]) -> str | None:
         if row.segments is None and row.label is None:
             return f"{row.where}: missing key 'segments' for task localisation"
+        if row.segments is not None and (row.start is not None or row.end is not None):
+            return f"{row.where}: a row with 'segments' is a whole video: drop 'start'/'end'"
         unknown = sorted({s[2] for s in row.segments or ()} - set(labels))
         if unknown:
             return f"{row.where}: segment label {unknown[0]!r} is not one of the model's labels"
@@ -103,18 +105,21 @@ def _overlap(row: ClipRow) -> str | None:
 
 def window_label(start: float, end: float, segments) -> str | None:
     """The label a window [start, end) trains on: an action, `background`, or None
-    (ambiguous: an action's boundary half in view). An action's share of a window is its
-    overlap over the shorter of the window and the action (a short action wholly inside
+    (ambiguous: a boundary near its centre, or two actions filling it). An action's share
+    of a window is their overlap over the shorter of the two (a short action wholly inside
     a window fills it)."""
-    best, most = None, 0.0
+    actions: set[str] = set()
+    most = 0.0
     for s, e, label in segments:
         overlap = min(end, e) - max(start, s)
         if overlap <= 0:
             continue
         share = overlap / min(end - start, e - s)
         most = max(most, share)
-        if share >= ACTION_SHARE - 1e-9 and (best is None or share > best[0]):
-            best = (share, label)
-    if best is not None:
-        return best[1]
+        if share >= ACTION_SHARE - 1e-9:
+            actions.add(label)
+    if len(actions) > 1:
+        return None  # two actions fill the window: neither label is its truth
+    if actions:
+        return actions.pop()
     return BACKGROUND if most <= BACKGROUND_SHARE else None
