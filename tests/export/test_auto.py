@@ -53,12 +53,12 @@ def test_auto_export_measures_every_candidate_and_keeps_its_choice(
     trained_run, sample_data, capfd, tmp_path
 ):
     out, few = tmp_path / "auto.tflite", tmp_path / "few.jsonl"
-    lines = Path(sample_data["manifest_eval"]).read_text().splitlines()[:16]
+    lines = Path(sample_data["manifest_eval"]).read_text().splitlines()[:8]
     root = Path(sample_data["manifest_eval"]).parent
     few.write_text("".join(json.dumps({**json.loads(x), "video": str(root / json.loads(x)["video"])})
                            + "\n" for x in lines))  # fmt: skip
     rc, stdout, err = vdg(capfd, "export", trained_run.out, "--target", "auto", "--out", out,
-                          "--data", few, "--calibration-samples", "8", "--json")  # fmt: skip
+                          "--data", few, "--calibration-samples", "4", "--json")  # fmt: skip
     assert rc == 0, err
     r = json.loads(stdout)
     table = r["candidates"]

@@ -113,10 +113,16 @@ def loc_run(untrimmed, tmp_path_factory):
     return train(cfg, untrimmed["manifest_train"], out, val_split=0.2, progress=False)
 
 
-def test_localisation_trains_and_evaluate_reports_temporal_map(loc_run, untrimmed):
+@pytest.fixture(scope="module")
+def loc_report(loc_run, untrimmed):
+    """`vdg.evaluate` of the trained localisation run on the evaluation videos."""
     import vdg_tf as vdg_api
 
-    report = vdg_api.evaluate(loc_run.out, untrimmed["manifest_eval"])
+    return vdg_api.evaluate(loc_run.out, untrimmed["manifest_eval"])
+
+
+def test_localisation_trains_and_evaluate_reports_temporal_map(loc_report, untrimmed):
+    report = loc_report
     r = report.to_dict()
     for key in ("tmap_30", "tmap_50", "tmap_70", "average_map", "class_ap_50", "accuracy"):
         assert key in r, key
@@ -150,14 +156,14 @@ def test_predict_segments_cli_equals_the_api(loc_run, untrimmed, capfd, tmp_path
     assert rc == 0 and "SEGMENT" in out, err
 
 
-def test_int8_export_localises_in_litert(loc_run, untrimmed, tmp_path):
+def test_int8_export_localises_in_litert(loc_run, loc_report, untrimmed, tmp_path):
     import vdg_tf as vdg_api
 
     out = tmp_path / "loc.tflite"
     vdg_api.export(loc_run.out, "edge-int8", out, data=untrimmed["manifest_train"],
                    calibration_samples=16)  # fmt: skip
     lite = vdg_api.evaluate(out, untrimmed["manifest_eval"]).to_dict()
-    keras = vdg_api.evaluate(loc_run.out, untrimmed["manifest_eval"]).to_dict()
+    keras = loc_report.to_dict()
     # the same segments from LiteRT's int8 scores: mAP within a segment's worth of float
     assert lite["n_ground_truth"] == keras["n_ground_truth"]
     assert abs(lite["tmap_50"] - keras["tmap_50"]) <= 0.25, (lite["tmap_50"], keras["tmap_50"])
