@@ -359,6 +359,15 @@ def _add_make_sample_data(sub) -> None:
     sp.add_argument("--length", type=float, default=60.0, help="seconds per untrimmed video")
 
 
+def _add_file_importer(msub, name, fn, help_, source, videos_help, out_help, probe_help) -> None:
+    """A `vdg manifest` importer of one annotation file plus a folder of videos."""
+    sp = _add_command(msub, name, fn, help_)
+    sp.add_argument(source[0], help=source[1])
+    sp.add_argument("--videos", required=True, help=videos_help)
+    sp.add_argument("--out", required=True, help=f"manifest to write ({out_help})")
+    sp.add_argument("--no-probe", action="store_true", help=probe_help)
+
+
 def _add_manifest(sub) -> None:
     """`vdg manifest from-folders` and `from-csv`."""
     msub = sub.add_parser(
@@ -382,26 +391,17 @@ def _add_manifest(sub) -> None:
     )
     sp.add_argument("--split", type=int, default=1, choices=[1, 2, 3], help="which split")
     sp.add_argument("--no-probe", action="store_true", help=probe_help)
-    sp = _add_command(
-        msub,
-        "from-csv",
-        cmd_manifest_from_csv,
+    _add_file_importer(
+        msub, "from-csv", cmd_manifest_from_csv,
         "Kinetics-style CSV (youtube_id,time_start,time_end,label,split) -> manifest",
-    )
-    sp.add_argument("csv", help="the CSV file")
-    sp.add_argument("--videos", required=True, help="folder holding the downloaded videos")
-    sp.add_argument("--out", required=True, help="manifest to write (M.jsonl)")
-    sp.add_argument("--no-probe", action="store_true", help=probe_help)
-    sp = _add_command(
-        msub,
-        "from-activitynet",
-        cmd_manifest_from_activitynet,
+        ("csv", "the CSV file"), "folder holding the downloaded videos", "M.jsonl", probe_help,
+    )  # fmt: skip
+    _add_file_importer(
+        msub, "from-activitynet", cmd_manifest_from_activitynet,
         "ActivityNet/THUMOS JSON (database -> id -> subset, annotations) -> localisation manifest",
-    )
-    sp.add_argument("annotations", help="the annotation JSON file")
-    sp.add_argument("--videos", required=True, help="folder holding the videos (any depth)")
-    sp.add_argument("--out", required=True, help="manifest to write (M.jsonl; M_<subset>.jsonl)")
-    sp.add_argument("--no-probe", action="store_true", help=probe_help)
+        ("annotations", "the annotation JSON file"), "folder holding the videos (any depth)",
+        "M.jsonl; M_<subset>.jsonl", probe_help,
+    )  # fmt: skip
 
 
 def _add_train(sub) -> None:
