@@ -280,6 +280,36 @@ def cmd_manifest_from_activitynet(a: argparse.Namespace) -> tuple[dict, str]:
     return r, _table(f"imported {r['manifest']}", rows)
 
 
+def cmd_manifest_from_coco_video(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.data.box_importers import from_coco_video
+
+    r = from_coco_video(a.annotations, a.videos, a.out, fps=a.fps, probe=not a.no_probe)
+    return r, _box_import_table(r)
+
+
+def cmd_manifest_from_ava(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.data.box_importers import from_ava
+
+    r = from_ava(a.csv, a.videos, a.out, label_map=a.label_map, time_offset=a.time_offset,
+                 probe=not a.no_probe)  # fmt: skip
+    return r, _box_import_table(r)
+
+
+def _box_import_table(r: dict) -> str:
+    """The people's view of a box import: rows, labels, boxes kept and skipped by reason."""
+    rows = [
+        ("manifest", f"{r['manifest']}  ({r['rows']} videos, {r['boxes']} boxes)"),
+        ("labels", f"{len(r['labels'])}: {', '.join(r['labels'][:5])}"
+                   f"{' ...' if len(r['labels']) > 5 else ''}"),
+    ]  # fmt: skip
+    if r["skipped"]:
+        rows.append(("skipped videos", f"{r['skipped']}: {'; '.join(r['skipped_files'][:3])}"))
+    if r["skipped_boxes"]:
+        why = ", ".join(f"{n} {k}" for k, n in r["skipped_box_reasons"].items())
+        rows.append(("skipped boxes", f"{r['skipped_boxes']} ({why})"))
+    return _table(f"imported {r['manifest']}", rows)
+
+
 def _add_validation(sp: argparse.ArgumentParser) -> None:
     """`--val-data` / `--val-split`: the data that picks the checkpoint and stops early."""
     val = sp.add_mutually_exclusive_group()
@@ -359,13 +389,17 @@ def _add_make_sample_data(sub) -> None:
     sp.add_argument("--length", type=float, default=60.0, help="seconds per untrimmed video")
 
 
-def _add_file_importer(msub, name, fn, help_, source, videos_help, out_help, probe_help) -> None:
-    """A `vdg manifest` importer of one annotation file plus a folder of videos."""
+def _add_file_importer(
+    msub, name, fn, help_, source, videos_help, out_help, probe_help
+) -> argparse.ArgumentParser:
+    """A `vdg manifest` importer of one annotation file plus a folder of videos (returned,
+    for an importer's own options)."""
     sp = _add_command(msub, name, fn, help_)
     sp.add_argument(source[0], help=source[1])
     sp.add_argument("--videos", required=True, help=videos_help)
     sp.add_argument("--out", required=True, help=f"manifest to write ({out_help})")
     sp.add_argument("--no-probe", action="store_true", help=probe_help)
+    return sp
 
 
 def _add_manifest(sub) -> None:
@@ -402,6 +436,28 @@ def _add_manifest(sub) -> None:
         ("annotations", "the annotation JSON file"), "folder holding the videos (any depth)",
         "M.jsonl; M_<subset>.jsonl", probe_help,
     )  # fmt: skip
+    _add_box_importers(msub, probe_help)
+
+
+def _add_box_importers(msub, probe_help: str) -> None:
+    """`vdg manifest from-coco-video` and `from-ava`: box-annotated video -> detection rows."""
+    sp = _add_file_importer(
+        msub, "from-coco-video", cmd_manifest_from_coco_video,
+        "YouTube-VIS / TAO JSON (videos, categories, per-frame bboxes) -> detection manifest",
+        ("annotations", "the annotation JSON file"), "folder holding the videos (any depth)",
+        "M.jsonl", probe_help,
+    )  # fmt: skip
+    sp.add_argument("--fps", type=float, help="annotated frames per second of the video files "
+                    "(default: the file's own rate)")  # fmt: skip
+    sp = _add_file_importer(
+        msub, "from-ava", cmd_manifest_from_ava,
+        "AVA CSV (video_id,timestamp,x1,y1,x2,y2,action_id,person_id) -> detection manifest",
+        ("csv", "the CSV file"), "folder holding <video_id>.* files (any depth)", "M.jsonl",
+        probe_help,
+    )  # fmt: skip
+    sp.add_argument("--label-map", help="AVA's action list .pbtxt (default: action ids as labels)")
+    sp.add_argument("--time-offset", type=float, default=0.0, help="seconds subtracted from each "
+                    "timestamp (900 for AVA's 15-minute cuts)")  # fmt: skip
 
 
 def _add_train(sub) -> None:
