@@ -131,6 +131,7 @@ def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
             calibration_samples=a.calibration_samples, saved_model=a.saved_model,
             embed_metadata=a.embed_metadata, batch=None if a.batch == "dynamic" else int(a.batch),
             preprocess=a.preprocess, incremental=a.incremental, tolerance=a.tolerance,
+            frame_detector=a.frame_detector,
         )  # fmt: skip
     return r.to_dict(), r.format()
 
@@ -552,6 +553,11 @@ def _add_export(sub) -> None:
         action="store_true",
         help="also the encode_frame, encode_audio and head signatures (ring-buffer inference)",
     )
+    sp.add_argument(
+        "--frame-detector", action="store_true",
+        help="a detection run: input `image` [1,H,W,3] (one RGB frame) instead of `video` "
+        "[1,1,H,W,3]; MediaPipe's ObjectDetector runs it as it is",
+    )  # fmt: skip
 
 
 def _add_preprocess(sub) -> None:

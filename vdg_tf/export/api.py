@@ -21,8 +21,10 @@ from vdg_tf._progress import bar
 from vdg_tf.bundle import Bundle, sidecar_path
 from vdg_tf.data.inputs import INDEX, resolve_data
 from vdg_tf.data.sources import dataset_from
+from vdg_tf.export.detection import DetectorExport, detector_export, find_frame_detector
 from vdg_tf.export.incremental import convert_incremental
 from vdg_tf.export.inspect import inspect_tflite
+from vdg_tf.export.model_metadata import standard_metadata
 from vdg_tf.export.ownership import RECORD_KEY, check_export_paths, export_record
 from vdg_tf.export.preprocess import (
     convert_preprocessed,
@@ -113,6 +115,7 @@ def export(
     preprocess: bool = False,
     incremental: bool = False,
     tolerance: float = 0.99,
+    frame_detector: bool = False,
 ) -> ExportResult:
     """Convert `model` for `target`, write it to `out` with its metadata, load it in LiteRT.
 
@@ -136,6 +139,13 @@ def export(
         raw waveform; an int8 export keeps the preprocessing float.
       incremental: one `.tflite` with the `encode_frame`, `encode_audio`, `head` and
         `serving_default` signatures (`export/incremental.py`).
+      frame_detector: a detection run only: input `image` [1, H, W, 3] (one RGB frame, what
+        MediaPipe's ObjectDetector runs) in place of `video` [1, 1, H, W, 3]. A detection
+        run always exports its frame detector ending in `TFLite_Detection_PostProcess`
+        (`export/detection.py`).
+
+    Every export but `incremental` also carries standard TFLite Model Metadata (labels,
+    input normalisation, output roles; `export/model_metadata.py`).
 
     Returns:
       An ExportResult (its `to_dict()` is what `vdg export --json` prints).
@@ -146,32 +156,52 @@ def export(
     """
     if target == "auto":
         return _export_auto(model, out, data, trust_model, force, tolerance, calibration_samples,
-                            (saved_model, embed_metadata, batch, preprocess, incremental))  # fmt: skip
+                            (saved_model, embed_metadata, batch, preprocess, incremental,
+                             frame_detector))  # fmt: skip
     t = get_target(target, "--target")
     _check_options(t.calibrated, data, preprocess, incremental, saved_model)
     out = Path(out)
     bundle = _bundle(model, trust_model)
+    detector = _detector(bundle, frame_detector, preprocess, incremental, batch)
     texts = bundle.texts()
     sidecars = {name: sidecar_path(out, name) for name in texts}
     check_export_paths(out, sidecars, force)  # before the conversion, not after it
     if saved_model:
         check_replaceable(saved_model)
-    keras_model = inference_model(bundle.model)
+    keras_model = None if detector else inference_model(bundle.model)
     if preprocess:
         keras_model = preprocessing_model(keras_model, bundle.config.data)
     meta = {**(texts if embed_metadata else {}), RECORD_KEY: export_record(target, texts)}
-    with tempfile.TemporaryDirectory(prefix="vdg-export-") as work:
-        rep = None
-        if t.calibrated:
-            rep = _representative(bundle, keras_model, data, work, calibration_samples, preprocess)
-        cfg = ExportConfig(target, rep, metadata=meta, batch=batch)
-        log.info("converting to %s", target)
-        tflite = _convert(bundle, keras_model, cfg, preprocess, incremental)
+    tflite = _tflite(bundle, detector, keras_model, (target, meta, batch), data,
+                     calibration_samples, preprocess, incremental)  # fmt: skip
     path = atomic_write_bytes(out, tflite)
     written = [atomic_write_text(p, texts[name]) for name, p in sidecars.items()]
     if saved_model:
         write_saved_model(bundle, saved_model, keras_model)
     return _result(model, target, path, written, saved_model, preprocess, incremental)
+
+
+def _tflite(bundle, detector, keras_model, settings, data, samples: int, preprocess: bool,
+            incremental: bool) -> bytes:  # fmt: skip
+    """The exported flatbuffer of `settings` (target, vdg_tf metadata, batch): calibrated
+    on `data` for an int8 target, with standard Model Metadata (a detector writes its own;
+    an incremental export has none)."""
+    target, meta, batch = settings
+    with tempfile.TemporaryDirectory(prefix="vdg-export-") as work:
+        rep = None
+        if get_target(target).calibrated and detector:
+            rep = detector.representative(resolve_data(data, work, "--data"), samples)
+        elif get_target(target).calibrated:
+            rep = _representative(bundle, keras_model, data, work, samples, preprocess)
+        cfg = ExportConfig(target, rep, metadata=meta, batch=batch)
+        log.info("converting to %s", target)
+        if detector:
+            return detector.convert(cfg, name=f"vdg_tf {bundle.task.name}")
+        tflite = _convert(bundle, keras_model, cfg, preprocess, incremental)
+    if incremental:
+        return tflite
+    width = int(keras_model.outputs[0].shape[-1])
+    return standard_metadata(tflite, bundle, preprocess=preprocess, output_width=width)
 
 
 def _result(model, target, path: Path, sidecars, saved_model, preprocess, incremental):
@@ -198,9 +228,9 @@ def _export_auto(model, out, data, trust_model, force, tolerance, samples, optio
     """`target="auto"`: measure the candidates, then export the chosen one to `out`."""
     from vdg_tf.export.auto import choose, measure_candidates
 
-    saved_model, embed_metadata, batch, preprocess, incremental = options
-    if preprocess or incremental:
-        raise ValueError("--target auto: not with --preprocess or --incremental")
+    saved_model, embed_metadata, batch, preprocess, incremental, frame_detector = options
+    if preprocess or incremental or frame_detector:
+        raise ValueError("--target auto: not with --preprocess, --incremental or --frame-detector")
     if not data:
         raise ValueError("--data: --target auto measures agreement on data (a manifest)")
     if not 0.0 < tolerance <= 1.0:
@@ -209,6 +239,9 @@ def _export_auto(model, out, data, trust_model, force, tolerance, samples, optio
     check_export_paths(Path(out), {n: sidecar_path(Path(out), n) for n in bundle.texts()}, force)
     if saved_model:
         check_replaceable(saved_model)  # before the measuring, not after it
+    if find_frame_detector(bundle.model) is not None:
+        raise ValueError("--target auto: not for a detection model (verify its exports by "
+                         "mAP: vdg benchmark detection)")  # fmt: skip
     candidates = measure_candidates(bundle, data, calibration_samples=samples)
     chosen = choose(candidates, tolerance)
     log.info("--target auto: %s is the fastest within tolerance %g", chosen, tolerance)
@@ -234,6 +267,27 @@ def _check_options(
             f"--data {data}: a --preprocess export calibrates on decoded video; give the "
             "manifest, not a preprocessed folder"
         )
+
+
+def _detector(
+    bundle: Bundle, frame_detector: bool, preprocess: bool, incremental: bool, batch
+) -> DetectorExport | None:
+    """The detection export of a run whose model has a `frame_detector` (None for other
+    runs), after refusing the options a detector cannot take."""
+    detector = detector_export(bundle, image_input=frame_detector)
+    if detector is None:
+        if frame_detector:
+            raise ValueError(
+                f"--frame-detector: the model of {bundle.path or 'this bundle'} has no "
+                "frame_detector (only a detection run exports one)"
+            )
+        return None
+    for flag, on in (("--preprocess", preprocess), ("--incremental", incremental),
+                     ("--batch dynamic", batch is None)):  # fmt: skip
+        if on:
+            raise ValueError(f"{flag}: not for a detection model (its NMS op takes batch 1, "
+                             "one frame per call)")  # fmt: skip
+    return detector
 
 
 def _bundle(model: str | Path | Bundle, trust_model: bool) -> Bundle:
