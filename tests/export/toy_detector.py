@@ -40,12 +40,17 @@ def frame_detector() -> keras.Model:
 
 
 def video_model(frames: int = 2) -> keras.Model:
-    """video [B, T, 32, 32, 3] -> box_encodings [B, T, 64, 4], class_scores [B, T, 64, 2]."""
+    """video [B, T, 32, 32, 3] -> box_encodings [B, T, 64, 4], class_scores [B, T, 64, 2]:
+    the frame detector on every frame (time folded into the batch)."""
+    import tensorflow as tf
+
     det = frame_detector()
     video = keras.Input((frames, SIZE, SIZE, 3), name="video")
-    enc, scores = keras.layers.TimeDistributed(det, name="per_frame")(video), None
-    enc, scores = enc
-    return keras.Model(video, {"box_encodings": enc, "class_scores": scores}, name="toy")
+    flat = keras.layers.Lambda(lambda v: tf.reshape(v, [-1, SIZE, SIZE, 3]))(video)
+    enc, scores = det(flat)
+    unfold = keras.layers.Lambda(lambda x: tf.reshape(x[0], [-1, frames, 64, x[1]]))
+    outputs = {"box_encodings": unfold([enc, 4]), "class_scores": unfold([scores, 2])}
+    return keras.Model(video, outputs, name="toy")
 
 
 def square_frame(color: int, x: int, y: int, side: int = 8, size: int = SIZE) -> np.ndarray:

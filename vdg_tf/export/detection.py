@@ -24,7 +24,8 @@ scores boxes from the frame alone.
 
 Int8: the converter calibrates the frame detector on frames of `data`; a QAT run (its
 `frame_detector` wrapped as `quant_frame_detector`) converts with the ranges it learned.
-The PostProcess op dequantizes its inputs itself, so the whole detector stays int8.
+Every op but the fused NMS op runs int8; the converter dequantizes the op's two inputs
+(the NMS, on a few thousand anchors, is not where a detector spends its time).
 """
 
 from __future__ import annotations
@@ -92,11 +93,15 @@ class PostProcess:
 
 
 def find_frame_detector(model: keras.Model) -> keras.Model | None:
-    """The nested `frame_detector` sub-model of a detection model (`quant_frame_detector`
-    in a QAT clone), or None: how an export knows a model detects boxes."""
+    """The nested `frame_detector` sub-model of a detection model (a layer, or the model a
+    TimeDistributed wraps; `quant_frame_detector` in a QAT clone), or None: how an export
+    knows a model detects boxes."""
     for layer in model.layers:
-        if layer.name.removeprefix("quant_") == FRAME_DETECTOR and isinstance(layer, keras.Model):
-            return layer
+        inner = getattr(layer, "layer", None)  # a wrapper (TimeDistributed, a QAT wrapper)
+        for candidate in (layer, inner):
+            name = getattr(candidate, "name", "").removeprefix("quant_")
+            if name == FRAME_DETECTOR and isinstance(candidate, keras.Model):
+                return candidate
     return None
 
 
