@@ -8,10 +8,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.export.toy_detector import ANCHORS, LABELS, SIZE, frame_detector, square_frame
-from tests.export.toy_detector import video_model
-from vdg_tf.export.detection import PostProcess, convert_detector, find_frame_detector
-from vdg_tf.export.detection import frame_representative
+from tests.export.toy_detector import (
+    ANCHORS,
+    LABELS,
+    SIZE,
+    frame_detector,
+    square_frame,
+    video_model,
+)
+from vdg_tf.export.detection import (
+    PostProcess,
+    convert_detector,
+    find_frame_detector,
+    frame_representative,
+)
 from vdg_tf.export.inspect import inspect_tflite
 from vdg_tf.export.litert_detector import LiteRTDetector, is_detector
 from vdg_tf.export.tflite import ExportConfig
@@ -32,7 +42,9 @@ def exports(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("det")
     det, out = frame_detector(), {}
     for target in ("float32", "gpu-fp16", "edge-int8"):
-        rep = frame_representative(_calibration, image_input=True) if target == "edge-int8" else None
+        rep = (
+            frame_representative(_calibration, image_input=True) if target == "edge-int8" else None
+        )
         data = convert_detector(det, ANCHORS, ExportConfig(target, rep), labels=LABELS,
                                 image_input=True)  # fmt: skip
         (folder / f"{target}.tflite").write_bytes(data)
