@@ -66,8 +66,9 @@ class VideoSpec:
     size: int = field(default=64, metadata={"min": 8})
     # None: spread `frames` uniformly over the clip
     fps: float | None = field(default=None, metadata={"above": 0.0})
-    # "crop": short side + centre crop; "pad": letterbox
-    resize: str = field(default="crop", metadata={"choices": ("crop", "pad")})
+    # "crop": short side + centre crop; "pad": letterbox; "stretch": the whole frame,
+    # aspect not kept (detection: a relative box stays the same box)
+    resize: str = field(default="crop", metadata={"choices": ("crop", "pad", "stretch")})
 
 
 @dataclass

@@ -35,6 +35,10 @@ class ClipRow:
     manifest: str = ""
     # localisation: (start, end, label) of each action in an untrimmed video; None: no key
     segments: tuple[tuple[float, float, str], ...] | None = None
+    # detection: (t, box, label) as written (checked by the task, which skips and counts
+    # bad boxes), and every annotated frame time; None: no key
+    boxes: tuple[tuple[object, object, object], ...] | None = None
+    times: tuple[float, ...] | None = None
 
     @property
     def where(self) -> str:
@@ -92,7 +96,39 @@ def parse_row(obj: object, line: int, root: Path, manifest: str = "") -> ClipRow
         end=end,
         manifest=manifest,
         segments=_segments(obj, line),
+        boxes=_boxes(obj, line),
+        times=_times(obj, line),
     )
+
+
+def _boxes(obj: dict, line: int) -> tuple[tuple[object, object, object], ...] | None:
+    """`obj["boxes"]` as (t, box, label) triples, values as written (lists as tuples): a
+    bad box is the detection task's to skip and count, not a row problem; a list that is
+    not of objects is."""
+    value = obj.get("boxes")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(b, dict) for b in value):
+        raise ManifestError(f"line {line}: 'boxes' must be a list of objects {{t, box, label}}")
+    return tuple(
+        (b.get("t"), tuple(b["box"]) if isinstance(b.get("box"), list) else b.get("box"),
+         b.get("label"))
+        for b in value
+    )  # fmt: skip
+
+
+def _times(obj: dict, line: int) -> tuple[float, ...] | None:
+    """`obj["times"]`: annotated frame times in seconds (>= 0), sorted and distinct."""
+    value = obj.get("times")
+    if value is None:
+        return None
+    ok = isinstance(value, list) and all(
+        isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t) and t >= 0
+        for t in value
+    )
+    if not ok:
+        raise ManifestError(f"line {line}: 'times' must be a list of seconds >= 0")
+    return tuple(sorted({float(t) for t in value}))
 
 
 def _segments(obj: dict, line: int) -> tuple[tuple[float, float, str], ...] | None:

@@ -39,12 +39,15 @@ import av
 
 from vdg_tf.data.importers import VIDEO_SUFFIXES, _relative
 from vdg_tf.manifest import write_manifest
+from vdg_tf.tasks.boxes import (  # noqa: F401  the importers' names for the shared rule
+    EMPTY,
+    NOT_A_BOX,
+    OUTSIDE,
+    TIME,
+    UNKNOWN_LABEL,
+    box_problem,
+)
 
-NOT_A_BOX = "not four numbers"
-OUTSIDE = "outside [0, 1]"
-EMPTY = "x2 <= x1 or y2 <= y1"
-TIME = "time outside the clip"
-UNKNOWN_LABEL = "unknown label"
 EXAMPLES = 20  # bad boxes named one by one in the summary; the rest are only counted
 DIGITS = 6  # relative coordinates are rounded here: float noise, not a clip
 
@@ -106,30 +109,6 @@ class _Row:
         times = sorted(t for t in self.times if t in kept or t not in self.bad_times)
         boxes = sorted(self.boxes.values(), key=lambda b: (b["t"], b["label"], b["box"]))
         return {"video": _relative(self.video, base), "boxes": boxes, "times": times}
-
-
-def box_problem(
-    box: object, t: object, duration: float | None = None, label: str | None = ""
-) -> tuple[str, str] | None:
-    """Why a relative box at time `t` cannot be a target, as (reason, detail), or None.
-
-    `duration` (seconds, None when unknown) bounds `t`; a `label` of None is unknown.
-    """
-    if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(_number(v) for v in box):
-        return NOT_A_BOX, f"box {box!r}"
-    if not _number(t):
-        return TIME, f"t {t!r} is not a number"
-    x1, y1, x2, y2 = (float(v) for v in box)
-    if label is None:
-        return UNKNOWN_LABEL, f"box {[x1, y1, x2, y2]}"
-    if not all(0.0 <= v <= 1.0 for v in (x1, y1, x2, y2)):
-        return OUTSIDE, f"box {[x1, y1, x2, y2]}"
-    if x2 <= x1 or y2 <= y1:
-        return EMPTY, f"box {[x1, y1, x2, y2]}"
-    if t < 0 or (duration is not None and t >= duration):
-        end = f"{duration:g} s" if duration is not None else "?"
-        return TIME, f"t {float(t):g} s, clip 0-{end}"
-    return None
 
 
 def probe_video(path: str | Path) -> tuple[VideoFacts | None, str | None]:

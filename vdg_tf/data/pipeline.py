@@ -45,6 +45,8 @@ class SkipLog:
 
     skipped: dict[tuple, str] = field(default_factory=dict)
     damaged: dict[tuple, int] = field(default_factory=dict)
+    # parts of kept rows left out (detection's bad boxes): one message per part, by key
+    parts: dict[tuple, tuple[str, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, key: tuple, reason: str) -> None:
@@ -56,6 +58,20 @@ class SkipLog:
         each names its manifest and line, so the text itself is the key."""
         for p in problems:
             self.add(("problem", p), p)
+
+    def skip_part(self, key: tuple, reason: str, message: str) -> None:
+        """A part of a kept row left out (a bad box), counted by `reason`; `key` names
+        the part, so a row read again (another epoch) counts it once."""
+        with self._lock:
+            self.parts.setdefault(key, (reason, message))
+
+    @property
+    def part_reasons(self) -> dict[str, int]:
+        """Parts left out, counted by reason."""
+        counts: dict[str, int] = {}
+        for reason, _ in self.parts.values():
+            counts[reason] = counts.get(reason, 0) + 1
+        return dict(sorted(counts.items()))
 
     def kept_damaged(self, key: tuple, bad_packets: int) -> None:
         """A clip used although `bad_packets` of its packets failed (and were skipped)."""
@@ -99,25 +115,30 @@ def usable_rows(
                 raise ValueError(problem)
             skips.add(row.key, problem)
         elif task.untrimmed:
-            keep += _windows_of(row, task, cfg, skips)
+            keep += _windows_of(row, task, cfg, skips, labels)
         elif not training or task.trains_on(row):
             keep.append(row)
     return keep
 
 
-def _windows_of(row: ClipRow, task, cfg: DataConfig, skips: SkipLog) -> list[ClipRow]:
-    """An untrimmed row's labelled windows (`Task.clips`); a video with no duration to cut,
-    or too short for one window, is skipped and counted."""
+def _windows_of(
+    row: ClipRow, task, cfg: DataConfig, skips: SkipLog, labels: list[str]
+) -> list[ClipRow]:
+    """An untrimmed row's labelled windows (`Task.parts`); a video with no duration to cut,
+    or too short for one window, is skipped and counted, and so is each part of a row the
+    task leaves out (a bad box), by reason."""
     try:
         duration = video_duration(row.video)
     except DecodeError as e:
         skips.add(row.key, f"{row.place}: {e}")
         return []
     try:
-        clips = task.clips(row, duration, cfg.audio.seconds)
+        clips, left_out = task.parts(row, duration, cfg.audio.seconds, labels or None)
     except ValueError as e:  # the row does not fit its video
         skips.add(row.key, str(e))
         return []
+    for i, (reason, message) in enumerate(left_out):
+        skips.skip_part((*row.key, i), reason, message)
     if not clips:
         skips.add(
             row.key, f"{row.place}: no whole {cfg.audio.seconds:g} s window in {duration:.1f} s"
@@ -153,6 +174,9 @@ def checked_dataset(
 ) -> tf.data.Dataset:
     """`decoded_dataset` of rows that `usable_rows` has already checked (each row once a run)."""
     task = get_task(cfg)
+    targets = task.row_targets(rows, labels)
+    if targets is not None:
+        return decode_rows(rows, cfg, training, skips, shard, carry=targets)
     encode_target = task.target_encoder(labels, training)
     per_row = [task.names(r) for r in rows]
     names = tf.RaggedTensor.from_row_lengths(

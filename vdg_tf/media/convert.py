@@ -16,7 +16,8 @@ from vdg_tf.config import AudioSpec
 
 
 def resize(frame: av.VideoFrame, size: int, mode: str, scaler: VideoReformatter) -> np.ndarray:
-    """Short-side resize + centre crop (`crop`) or long-side resize + black pad (`pad`),
+    """Short-side resize + centre crop (`crop`), long-side resize + black pad (`pad`), or
+    the whole frame resized to a square (`stretch`, aspect not kept: detection's boxes),
     upright as players show it: phones store portrait video as landscape frames plus a
     display rotation (degrees counter-clockwise), which is applied here.
 
@@ -27,6 +28,11 @@ def resize(frame: av.VideoFrame, size: int, mode: str, scaler: VideoReformatter)
     bilinear's 27 (96x96 -> 64x64, PyAV 18).
     """
     w, h = frame.width, frame.height
+    if mode == "stretch":
+        img = scaler.reformat(frame, size, size, "rgb24", interpolation="AREA", threads=1)
+        out = img.to_ndarray()
+        turns = round(frame.rotation / 90) % 4
+        return np.rot90(out, turns) if turns else out
     scale = size / min(w, h) if mode == "crop" else size / max(w, h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     img = scaler.reformat(frame, nw, nh, "rgb24", interpolation="AREA", threads=1).to_ndarray()

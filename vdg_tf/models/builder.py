@@ -75,6 +75,11 @@ def build_classifier(
       model = build_classifier(Config(), num_classes=8, vocab_size=400, spec_frames=200)
     """
     mc = cfg.model
+    task = task or get_task(cfg.data)
+    if task.per_frame:  # boxes per frame: the frame detector on every frame
+        from vdg_tf.models.detector import build_detector
+
+        return build_detector(cfg, num_classes)
     inputs = model_inputs(cfg, spec_frames)
     feats = encode(cfg, inputs, vocab_size)
     masks = {m: inputs[f"{m}_mask"] for m in mc.modalities}
@@ -95,7 +100,7 @@ def build_classifier(
         rank=mc.fusion_rank,
     )
     fused = keras.layers.Dropout(mc.dropout, name="fusion_dropout")(fused)
-    task, reg = task or get_task(cfg.data), regularizer(mc.weight_decay)
+    reg = regularizer(mc.weight_decay)
     outputs = {"fused": task.head(fused, num_classes, "fused", reg)}
     for m, f in feats.items():
         outputs[f"{m}_head"] = task.head(f, num_classes, f"{m}_head", reg)
@@ -138,12 +143,15 @@ def random_init_note(mc: ModelConfig) -> str | None:
 def inference_model(model: keras.Model) -> keras.Model:
     """The deployable model: same inputs, only the `fused` output (auxiliary heads dropped).
 
-    Works on QAT clones too, whose output layers are renamed `quant_<name>`.
+    Works on QAT clones too, whose output layers are renamed `quant_<name>`. A model with
+    no `fused` output (detection's per-frame boxes and scores) is deployed as it is.
     """
     out = model.output
+    names = [n.removeprefix("quant_") for n in model.output_names]
+    if "fused" not in names and not (isinstance(out, dict) and "fused" in out):
+        return model
     if isinstance(out, dict):
         out = out["fused"]
     elif isinstance(out, list | tuple):
-        names = [n.removeprefix("quant_") for n in model.output_names]
         out = model.outputs[names.index("fused")]
     return keras.Model(model.inputs, out, name="vdg_inference")

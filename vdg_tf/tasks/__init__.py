@@ -7,6 +7,7 @@ Adding a task is one module with a `@register_task` class, imported below.
 from vdg_tf.tasks import (  # noqa: F401  each module registers its task
     anomaly,
     classification,
+    detection,
     localisation,
     multilabel,
     ordinal,

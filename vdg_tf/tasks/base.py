@@ -61,6 +61,9 @@ class Task:
     # whether a row is a whole untrimmed video that `clips` cuts into training windows
     # and `segment_report` scores by the segments found along it
     untrimmed: ClassVar[bool] = False
+    # whether the model answers per frame (detection: boxes on every frame, built by
+    # `models/detector.py`) rather than once per clip from the fused embedding
+    per_frame: ClassVar[bool] = False
 
     @classmethod
     def from_config(cls, data: DataConfig) -> Task:
@@ -105,6 +108,18 @@ class Task:
         task) labelled windows of `window` seconds over the `duration` of its video."""
         return [row]
 
+    def parts(
+        self, row: ClipRow, duration: float, window: float, labels: list[str] | None
+    ) -> tuple[list[ClipRow], list[tuple[str, str]]]:
+        """`clips` of an untrimmed row, and each part of the row left out of them as
+        (reason, message) (detection: a bad box), counted by reason in the skip log."""
+        return self.clips(row, duration, window), []
+
+    def row_targets(self, rows: list[ClipRow], labels: list[str]) -> tf.Tensor | None:
+        """Every row's target at once, for a task whose target is not one made from
+        names and a value (detection: each frame's padded boxes); None: `target_encoder`."""
+        return None
+
     def segment_report(self, truth: list[dict], found: list[dict]) -> dict:
         """An `untrimmed` task's figures of the segments `found` along whole videos
         against the rows' `truth` ({} for a task whose rows are clips)."""
@@ -141,6 +156,16 @@ class Task:
         """(log key, 'max' or 'min') that picks the best checkpoint."""
         key = f"fused_{self.primary}"
         return (f"val_{key}" if validation else key), ("max" if self.higher_is_better else "min")
+
+    def epoch_callbacks(self, val_ds: tf.data.Dataset | None, labels: list[str]) -> list:
+        """Callbacks that put the task's validation figures into the epoch logs before
+        the checkpoint reads them (detection's mAP); none by default."""
+        return []
+
+    def model_info(self) -> dict:
+        """What a run's bundle stores for the model to be read back (detection's anchor
+        layout), beside what it chose on validation; {} by default."""
+        return {}
 
     def prepare(self, model: keras.Model, ds: tf.data.Dataset) -> None:
         """Set up a freshly built model before training (nothing by default)."""

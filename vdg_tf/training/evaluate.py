@@ -12,8 +12,12 @@ from vdg_tf.tasks import Task
 
 
 def fused_probs(outputs) -> np.ndarray:
-    """The `fused` output of a training model, or the single output of an inference model."""
+    """The `fused` output of a training model, or the single output of an inference model;
+    a model with named outputs and no `fused` (detection) gives them joined on the last
+    axis in name order (`box_encodings` then `class_scores`)."""
     if isinstance(outputs, dict):
+        if "fused" not in outputs:
+            return np.concatenate([np.asarray(outputs[k]) for k in sorted(outputs)], axis=-1)
         return np.asarray(outputs["fused"])
     return np.asarray(outputs)
 

@@ -170,6 +170,9 @@ def compile_classifier(
     keys = output_keys(model)
     task = task or get_task(cfg.data)
     loss = task.loss(tc.label_smoothing)
+    if isinstance(loss, dict):  # a loss per output (detection), all weighed alike
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss)
+        return
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss={k: loss for k in keys},
@@ -268,7 +271,7 @@ class Trainer:
         self.data, self.val_data, self.eval_data = data, val_data, eval_data
         self.val_split, self.out = val_split, Path(out)
         self.held: HeldOut | None = None
-        self.info: dict = {}  # what the model ships with, chosen on validation
+        self.info: dict = {}  # what the model ships with: the task's, chosen on validation
 
     @cached_property
     def task(self) -> Task:
@@ -289,6 +292,7 @@ class Trainer:
         """Check the data (before anything is written), hold out validation rows, claim
         the run folder, open the splits and fit the tokenizer."""
         self._check_inputs()
+        self.info = self.task.model_info()
         if self.val_split and not class_folders(self.data):  # a bad split writes nothing
             self.held = hold_out(self.data, self.val_split, self.config.data.seed, self.task)
         self.out = claim_dir(self.out)  # a new folder, or a vdg run: never other files
@@ -430,6 +434,7 @@ class Trainer:
         keep = {"best": self.best, "early_stopping": self.early}
         backup = ResumableBackup(self.out / "backup", identity, keep)
         return [
+            *self.task.epoch_callbacks(self.val_ds if self.validates else None, self.labels),
             self.best,
             keras.callbacks.CSVLogger(str(self.out / "history.csv"), append=backup.resuming),
             keras.callbacks.TensorBoard(str(self.out / "logs"), profile_batch=0),
@@ -470,7 +475,7 @@ class Trainer:
         if self.val_ds is not None:
             validation = evaluate_model(self.model, self.val_ds, self.labels, self.task)
             metrics["val"] = self.val_info | validation
-            self.info = self.task.chosen_on_validation(validation)
+            self.info |= self.task.chosen_on_validation(validation)
         if self.eval_ds is not None:
             report = evaluate_model(
                 self.model, self.eval_ds, self.labels, self.task, validation=validation
