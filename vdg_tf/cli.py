@@ -199,7 +199,8 @@ def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
         a.model, a.inputs, trust_model=a.trust_model, window=a.window, stride=a.stride,
         text=a.text or "", top=a.top, stream=a.stream, realtime=a.realtime, timeout_s=a.timeout,
         events=events, incremental=a.incremental, csv=a.csv, plot=a.plot, on_record=show,
-        segments=a.segments, segment_threshold=a.segment_threshold,
+        segments=a.segments, segment_threshold=a.segment_threshold, draw=a.draw, track=a.track,
+        box_threshold=a.box_threshold,
     )  # fmt: skip
     print(run.format(), file=sys.stderr)
     if not run.windows and run.skipped and not run.interrupted:
@@ -736,12 +737,23 @@ def _add_predict(sub) -> None:
     )  # fmt: skip
     sp.add_argument("--plot", help="write a timeline PNG (scores over time, events shaded)")
     sp.add_argument("--csv", help="also write the window records as CSV")  # fmt: skip
+    _add_box_options(sp)
     sp.add_argument(
         "--incremental",
         action=argparse.BooleanOptionalAction,
         help="encode each frame once (ring buffer); default: when the model splits per frame",
     )
     _add_trust_model(sp)
+
+
+def _add_box_options(sp: argparse.ArgumentParser) -> None:
+    """`vdg predict` options of a detection model (records per frame: source, t, boxes)."""
+    sp.add_argument("--draw", metavar="OUT.mp4", help="a detection model: write the video "
+                    "with its boxes and labels drawn (one source)")  # fmt: skip
+    sp.add_argument("--track", action="store_true", help="a detection model: link boxes "
+                    "across frames (IoU, Hungarian assignment) and give each a track id")  # fmt: skip
+    sp.add_argument("--box-threshold", type=float, default=0.3,
+                    help="a detection model: the least score of a box (default 0.3)")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -60,8 +60,8 @@ class PostProcess:
     filter further (`vdg predict --score-threshold`, MediaPipe's `score_threshold`).
     """
 
-    max_detections: int = 20
-    score_threshold: float = 0.05
+    max_detections: int = 25
+    score_threshold: float = 0.05  # tasks.detection.REPORT_SCORE: what mAP is computed on
     iou_threshold: float = 0.5
 
     def __post_init__(self) -> None:
@@ -74,12 +74,13 @@ class PostProcess:
 
     def implements(self, num_classes: int) -> str:
         """The `experimental_implements` text: the op name and its attributes (SSD box
-        scales 10, 10, 5, 5 as `tasks/anchors.py` encodes; one class per box, fast NMS)."""
+        scales 10, 10, 5, 5 as `tasks/anchors.py` encodes; per-class NMS, one class per
+        box, as `tasks.detection.boxes_from_outputs` does in Keras)."""
         attrs = {
             "max_detections": f"i: {self.max_detections}",
             "max_classes_per_detection": "i: 1",
             "detections_per_class": f"i: {self.max_detections}",
-            "use_regular_nms": "b: false",
+            "use_regular_nms": "b: true",
             "nms_score_threshold": f"f: {self.score_threshold}",
             "nms_iou_threshold": f"f: {self.iou_threshold}",
             "num_classes": f"i: {num_classes}",

@@ -2,7 +2,7 @@
 it was): what detection runs on, frame by frame.
 
 Frames are resized exactly as training resizes them (`media.convert.resize`: short side +
-centre crop, or long side + black pad), so a box a detector finds in that square view maps
+centre crop, long side + black pad, or the whole frame stretched: detection's), so a box a detector finds in that square view maps
 back to the original frame with `view_to_frame` (and `frame_to_view` is the inverse used
 to compare with annotations given on the original frame).
 """
@@ -63,7 +63,10 @@ def iter_frames(
 
 def _placement(width: int, height: int, size: int, mode: str) -> tuple[float, float, float]:
     """(scale, x offset, y offset) of the original frame inside the square view, in view
-    pixels (negative offsets: the crop cut that much away)."""
+    pixels (negative offsets: the crop cut that much away); `stretch` maps each axis alone,
+    so relative boxes need no change (scale 1 marks it)."""
+    if mode == "stretch":  # the whole frame: relative boxes are the same boxes
+        return 1.0, 0.0, 0.0
     scale = size / min(width, height) if mode == "crop" else size / max(width, height)
     nw, nh = max(1, round(width * scale)), max(1, round(height * scale))
     if mode == "crop":
@@ -74,6 +77,8 @@ def _placement(width: int, height: int, size: int, mode: str) -> tuple[float, fl
 def view_to_frame(box: list[float], width: int, height: int, size: int, mode: str) -> list[float]:
     """A relative `[x1, y1, x2, y2]` box of the square view -> relative to the original
     frame, clipped to it (a crop's box may reach past the view's edge only by rounding)."""
+    if mode == "stretch":
+        return [min(max(float(v), 0.0), 1.0) for v in box]
     scale, ox, oy = _placement(width, height, size, mode)
     x1, y1, x2, y2 = (float(v) * size for v in box)
     out = [(x1 - ox) / scale / width, (y1 - oy) / scale / height,
@@ -84,6 +89,8 @@ def view_to_frame(box: list[float], width: int, height: int, size: int, mode: st
 def frame_to_view(box: list[float], width: int, height: int, size: int, mode: str) -> list[float]:
     """A relative `[x1, y1, x2, y2]` box of the original frame -> relative to the view
     (not clipped: a crop may cut part of it away)."""
+    if mode == "stretch":
+        return [float(v) for v in box]
     scale, ox, oy = _placement(width, height, size, mode)
     x1, y1, x2, y2 = box
     return [(x1 * width * scale + ox) / size, (y1 * height * scale + oy) / size,

@@ -34,6 +34,7 @@ from vdg_tf.manifest import read_manifest
 from vdg_tf.media.decode import DecodeError
 from vdg_tf.media.windows import Window, Windows, read_windows
 from vdg_tf.results import Result
+from vdg_tf.runtime.detect import is_box_model
 from vdg_tf.runtime.evaluate import load_for_inference
 from vdg_tf.runtime.events import EventTracker
 from vdg_tf.runtime.incremental import (
@@ -101,6 +102,8 @@ class PredictRun(Result):
     interrupted: bool = False
     csv: str | None = None
     plot: str | None = None
+    frames: int = 0  # frames a detection model found boxes in (one record each)
+    video: str | None = None  # the video written with boxes drawn (`draw`)
     # per window: source, start, end and the task's score series (for the plot)
     timeline: list = field(default_factory=list, metadata={"json": False})
 
@@ -112,6 +115,9 @@ class PredictRun(Result):
     def format(self) -> str:
         """One summary line, then a line per source that did not simply end."""
         line = f"predicted {self.windows} windows"
+        if self.frames:
+            line = f"found boxes in {self.frames} frames" + (f"; drew {self.video}" if self.video
+                                                              else "")  # fmt: skip
         if self.dropped:
             line += f"; dropped {self.dropped} that arrived while the model was busy (--realtime)"
         if self.failed:
@@ -261,6 +267,9 @@ def predict(
     on_record: Callable[[dict], None] | None = None,
     segments: bool = False,
     segment_threshold: float = 0.5,
+    draw: str | Path | None = None,
+    track: bool = False,
+    box_threshold: float = 0.3,
 ) -> PredictRun:
     """Predict on every window of every input; returns the records and a summary.
 
@@ -278,10 +287,17 @@ def predict(
     once it ends (`runtime.segments.find_segments` on the window scores, a window in a
     segment when its score is >= `segment_threshold`; the plot shades them).
 
+    A detection model predicts per frame (`runtime/predict_boxes.py`): `{source, t, boxes}`
+    scoring >= `box_threshold`; `track` adds track ids, `draw` writes a video with boxes.
+
     Example:
       run = vdg.predict("runs/a", ["street.mp4"], window=2.0, stride=0.5, csv="w.csv")
       best = run.records[0]["top"][0]  # {"label": ..., "score": ...}
     """
+    if not isinstance(model, Predictor) and is_box_model(model):
+        return _predict_boxes(model, inputs, trust_model, (box_threshold, track, draw), on_record)
+    if draw is not None or track:
+        raise ValueError("--draw/--track: only for a detection model (boxes per frame)")
     _check_settings(window, stride, top, batch, timeout_s)
     if segments and not 0.0 < segment_threshold < 1.0:
         raise ValueError(f"segment threshold: must be between 0 and 1, got {segment_threshold}")
@@ -311,6 +327,16 @@ def predict(
                     on_record(record)
     _write_outputs(run, csv, plot)
     return run
+
+
+def _predict_boxes(model, inputs, trust_model: bool, settings, on_record) -> PredictRun:
+    """`predict` of a detection model: (score threshold, track, draw) `settings`."""
+    from vdg_tf.runtime.predict_boxes import predict_boxes
+
+    threshold, track, draw = settings
+    inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+    return predict_boxes(model, inputs, trust_model=trust_model, score_threshold=threshold,
+                         track=track, draw=draw, on_record=on_record)  # fmt: skip
 
 
 def _check_settings(window, stride, top, batch, timeout_s) -> None:
