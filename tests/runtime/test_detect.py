@@ -25,8 +25,12 @@ W, H, FRAMES, FPS = 64, 64, 8, 8
 
 
 def _bundle() -> Bundle:
-    data = DataConfig(task="detection", video=VideoSpec(frames=2, size=SIZE, resize="stretch"),
-                      text=TextSpec(tokenizer="byte"), augment=None)
+    data = DataConfig(
+        task="detection",
+        video=VideoSpec(frames=2, size=SIZE, resize="stretch"),
+        text=TextSpec(tokenizer="byte"),
+        augment=None,
+    )
     cfg = Config(data=data)
     return Bundle(cfg, list(LABELS), TextTokenizer(cfg.data.text, None), video_model(),
                   info={"anchors": SPEC.to_dict()})  # fmt: skip
@@ -62,7 +66,7 @@ def test_predict_gives_per_frame_boxes_and_tracks(files):
         centre = ((x1 + x2) / 2 * W, (y1 + y2) / 2 * H)
         assert centre == pytest.approx((16 + 4 * i, 32), abs=6)  # within a 4 px cell + coding
     # the toy's boxes are its anchors: a box found where one was a frame before keeps its id
-    for before, now in zip(run.records, run.records[1:]):
+    for before, now in zip(run.records, run.records[1:], strict=False):
         ids = {tuple(b["box"]): b["track"] for b in before["boxes"]}
         kept = [(ids[tuple(b["box"])], b["track"]) for b in now["boxes"] if tuple(b["box"]) in ids]
         assert kept and all(a == b for a, b in kept)
