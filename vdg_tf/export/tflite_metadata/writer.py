@@ -129,11 +129,14 @@ def write_metadata(
     if input_norm is not None and not {"image", "video"} & set(in_kinds):
         raise ValueError(f"input_norm: no image or video input to normalise (inputs: {in_kinds})")
     subgraph = fb.SubGraphMetadataT()
+    sig = _signature_names(model)
     subgraph.inputTensorMetadata = [
-        _input_metadata(t, k, input_norm) for t, k in zip(ins, in_kinds, strict=True)
+        _input_metadata(t, k, input_norm, sig.get(int(i), _tensor_name(t)))
+        for i, t, k in zip(graph.inputs, ins, in_kinds, strict=True)
     ]
     subgraph.outputTensorMetadata = [
-        _output_metadata(t, k, labels) for t, k in zip(outs, out_kinds, strict=True)
+        _output_metadata(t, k, labels, sig.get(int(i), _tensor_name(t)))
+        for i, t, k in zip(graph.outputs, outs, out_kinds, strict=True)
     ]
     if {"boxes", "classes", "scores"} <= set(out_kinds):
         group = fb.TensorGroupT()
@@ -214,10 +217,22 @@ def _output_kinds(count: int, kinds: Sequence[str] | None, labels: Sequence[str]
     return kinds
 
 
-def _input_metadata(tensor, kind: str, norm: tuple | None) -> fb.TensorMetadataT:
+def _signature_names(model) -> dict[int, str]:
+    """{tensor index: name} of the first subgraph's signature inputs and outputs (`video`,
+    `probs`): what a caller feeds and reads by, better than a converted tensor's name."""
+    names: dict[int, str] = {}
+    for sig in model.signatureDefs or []:
+        if sig.subgraphIndex not in (0, None):
+            continue
+        for entry in [*(sig.inputs or []), *(sig.outputs or [])]:
+            names[int(entry.tensorIndex)] = _tensor_name(entry)
+    return names
+
+
+def _input_metadata(tensor, kind: str, norm: tuple | None, name: str) -> fb.TensorMetadataT:
     """One input's metadata: image/video content, normalisation, value range."""
     meta = fb.TensorMetadataT()
-    meta.name = "image" if kind == "image" else _tensor_name(tensor)
+    meta.name = "image" if kind == "image" else name
     meta.content = fb.ContentT()
     if kind == "image":
         meta.description = "Input image (RGB)."
@@ -249,11 +264,13 @@ def _input_metadata(tensor, kind: str, norm: tuple | None) -> fb.TensorMetadataT
     return meta
 
 
-def _output_metadata(tensor, kind: str, labels: Sequence[str] | None) -> fb.TensorMetadataT:
+def _output_metadata(
+    tensor, kind: str, labels: Sequence[str] | None, name: str
+) -> fb.TensorMetadataT:
     """One output's metadata: name, content (boxes or features), labels file."""
     spec = OUTPUT_KINDS[kind]
     meta = fb.TensorMetadataT()
-    meta.name = spec.name or _tensor_name(tensor)
+    meta.name = spec.name or name
     meta.description = spec.description or None
     meta.content = fb.ContentT()
     if spec.boxes:
