@@ -24,7 +24,9 @@ from vdg_tf.media.heap import pool_tensorflow_memory
 
 def cmd_make_sample_data(a: argparse.Namespace) -> tuple[dict, str]:
     """The sample data `--task` names: labelled clips, or untrimmed videos with segments."""
-    return {"clips": _clip_sample, "localisation": _untrimmed_sample}[a.task](a)
+    samples = {"clips": _clip_sample, "localisation": _untrimmed_sample,
+               "detection": _detection_sample}  # fmt: skip
+    return samples[a.task](a)
 
 
 def _clip_sample(a: argparse.Namespace) -> tuple[dict, str]:
@@ -34,13 +36,15 @@ def _clip_sample(a: argparse.Namespace) -> tuple[dict, str]:
     width, height = _frame_size(a.size or "96x96")
     if not 0 < a.seconds[0] <= a.seconds[1]:
         raise ValueError(f"--seconds: need 0 < MIN <= MAX, got {a.seconds[0]} {a.seconds[1]}")
-    spec = SampleSpec(width, height, a.fps, min_seconds=a.seconds[0], max_seconds=a.seconds[1])
+    spec = SampleSpec(
+        width, height, (a.fps or 12), min_seconds=a.seconds[0], max_seconds=a.seconds[1]
+    )
     r = make_sample_data(a.out, 240 if a.clips is None else a.clips, a.seed, spec=spec,
                          progress=True)  # fmt: skip
     return r, _table(
         f"sample data in {a.out}",
         [
-            ("clips", f"{r['clips']} ({width}x{height}, {a.fps} fps, mp4 H.264 + AAC)"),
+            ("clips", f"{r['clips']} ({width}x{height}, {(a.fps or 12)} fps, mp4 H.264 + AAC)"),
             ("training", f"{r['train_clips']} clips  {r['manifest_train']}"),
             ("evaluation", f"{r['eval_clips']} clips  {r['manifest_eval']}"),
             ("labels", f"{len(r['labels'])}: {', '.join(r['labels'][:3])}, ..."),
@@ -55,16 +59,37 @@ def _untrimmed_sample(a: argparse.Namespace) -> tuple[dict, str]:
     width, height = _frame_size(a.size or "320x240")
     if not a.length > 0:
         raise ValueError(f"--length: must be a positive number of seconds, got {a.length}")
-    spec = UntrimmedSpec(width, height, a.fps)
+    spec = UntrimmedSpec(width, height, (a.fps or 12))
     videos = 8 if a.clips is None else a.clips
     r = make_untrimmed_sample(a.out, videos, a.length, a.seed, spec=spec, progress=True)
     return r, _table(
         f"untrimmed sample data in {a.out}",
         [
-            ("videos", f"{r['videos']} of {a.length:g} s ({width}x{height}, {a.fps} fps), "
+            ("videos", f"{r['videos']} of {a.length:g} s ({width}x{height}, {(a.fps or 12)} fps), "
                        f"{r['segments']} action segments"),
             ("training", f"{r['train_videos']} videos  {r['manifest_train']}"),
             ("evaluation", f"{r['eval_videos']} videos  {r['manifest_eval']}"),
+            ("labels", ", ".join(r["labels"])),
+        ],
+    )  # fmt: skip
+
+
+def _detection_sample(a: argparse.Namespace) -> tuple[dict, str]:
+    """`make-sample-data --task detection`: clips of moving shapes with their boxes."""
+    from vdg_tf.data.sample_detection import DetectionSpec, make_detection_sample
+
+    width, height = _frame_size(a.size or "320x240")
+    spec = DetectionSpec(width, height, a.fps or 8)
+    clips = 80 if a.clips is None else a.clips
+    r = make_detection_sample(a.out, clips, a.seed, spec=spec, progress=True)
+    return r, _table(
+        f"detection sample data in {a.out}",
+        [
+            ("clips", f"{r['clips']} of {spec.seconds:g} s ({width}x{height}, {spec.fps} fps), "
+                      f"{r['frames']} annotated frames ({r['empty_frames']} without objects), "
+                      f"{r['boxes']} boxes"),
+            ("training", f"{r['train_clips']} clips  {r['manifest_train']}"),
+            ("evaluation", f"{r['eval_clips']} clips  {r['manifest_eval']}"),
             ("labels", ", ".join(r["labels"])),
         ],
     )  # fmt: skip
@@ -378,15 +403,17 @@ def _add_make_sample_data(sub) -> None:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--size", help="frame WIDTHxHEIGHT (default 96x96; 320x240, UCF101's, "
                     "with --task localisation)")  # fmt: skip
-    sp.add_argument("--fps", type=int, default=12, help="frames per second (UCF101: 25)")
+    sp.add_argument("--fps", type=int, help="frames per second (default 12; 8 with --task "
+                    "detection; UCF101: 25)")  # fmt: skip
     sp.add_argument(
         "--seconds", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
         help="clip lengths, drawn uniformly between MIN and MAX",
     )  # fmt: skip
     sp.add_argument(
-        "--task", choices=["clips", "localisation"], default="clips",
+        "--task", choices=["clips", "localisation", "detection"], default="clips",
         help="clips: one labelled clip per file; localisation: --clips untrimmed videos of "
-        "--length seconds (320x240 unless --size) with known action segments",
+        "--length seconds (320x240 unless --size) with known action segments; detection: "
+        "--clips (default 80) 2 s clips (320x240, 8 fps) of moving shapes with their boxes",
     )  # fmt: skip
     sp.add_argument("--length", type=float, default=60.0, help="seconds per untrimmed video")
 
