@@ -247,6 +247,31 @@ def cmd_benchmark_stream(a: argparse.Namespace) -> tuple[dict, str]:
     return r.to_dict(), r.format()
 
 
+def cmd_benchmark_detection(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.bench.detection import run_detection_benchmark
+
+    r = run_detection_benchmark(a.model, a.data, calibration_data=a.calibration_data or a.data,
+                                out=a.out, calibration_samples=a.calibration_samples,
+                                max_frames=a.max_frames, trust_model=a.trust_model)  # fmt: skip
+    return r.to_dict(), r.format()
+
+
+def _add_benchmark_detection(bsub) -> None:
+    """`vdg benchmark detection`."""
+    sp = _add_command(
+        bsub, "detection", cmd_benchmark_detection,
+        "a detection run's float32/gpu-fp16/edge-int8 exports scored by mAP in LiteRT beside "
+        "Keras, and the int8 detector's ms per frame beside an int8 classifier's",
+    )  # fmt: skip
+    sp.add_argument("model", help="detection run folder (a QAT run exports its learned ranges)")
+    sp.add_argument("--data", required=True, help="evaluation manifest with boxes")
+    sp.add_argument("--calibration-data", help="manifest int8 calibrates on (default: --data)")
+    sp.add_argument("--calibration-samples", type=int, default=64)
+    sp.add_argument("--out", help="keep the exported files in this folder")
+    sp.add_argument("--max-frames", type=int, help="score at most this many annotated frames")
+    _add_trust_model(sp)
+
+
 def _add_trust_model(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--trust-model",
@@ -653,6 +678,7 @@ def _add_benchmark(sub) -> None:
     sp.add_argument("--clips", type=int, default=120, help="clips for the one-thread figures")
     sp.add_argument("--repeats", type=int, default=3, help="passes per figure (median)")
     sp.add_argument("--batches", type=int, default=60, help="batches timed while streaming")
+    _add_benchmark_detection(bsub)
 
 
 def _add_run(sub) -> None:

@@ -134,3 +134,27 @@ def test_tracks_end_after_missed_frames_and_ids_are_not_reused():
     other = tracker.update([_box(0.1, 0.1, "person")])
     assert other[0]["track"] == 3  # a box of another label starts its own track
     assert PALETTE[0] != PALETTE[1]
+
+
+def _manifest(files) -> str:
+    """The square clip with its true box at every frame, one bad box and one empty time."""
+    boxes = [{"t": i / FPS, "box": [(8 + 4 * i) / W, 24 / H, (24 + 4 * i) / W, 40 / H],
+              "label": "red"} for i in range(FRAMES - 1)]  # fmt: skip
+    boxes.append({"t": 0.5, "box": [0.5, 0.5, 0.4, 0.6], "label": "red"})  # x2 <= x1
+    row = {"video": "square.mp4", "boxes": boxes, "times": [i / FPS for i in range(FRAMES)]}
+    path = files["folder"] / "boxes.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    return str(path)
+
+
+def test_box_map_of_the_export_equals_the_keras_models(files):
+    from vdg_tf.runtime.box_map import box_map
+
+    data = _manifest(files)
+    lite, keras = box_map(files["model"], data), box_map(_bundle(), data)
+    assert lite["frames"] == FRAMES and lite["skipped_box_reasons"] == {"x2 <= x1 or y2 <= y1": 1}
+    # the toy finds the square with 4-6 anchor boxes of equal score that NMS keeps (IoU 0.33
+    # to each other), one of them a true positive: a low AP, but the same in LiteRT and Keras
+    assert lite["map_50"] > 0.15
+    assert lite["map_50"] == pytest.approx(keras["map_50"], abs=1e-3)
+    assert lite["per_class_ap"]["blue"] is None  # no blue box in the truth
