@@ -158,3 +158,11 @@ def test_box_map_of_the_export_equals_the_keras_models(files):
     assert lite["map_50"] > 0.15
     assert lite["map_50"] == pytest.approx(keras["map_50"], abs=1e-3)
     assert lite["per_class_ap"]["blue"] is None  # no blue box in the truth
+
+
+def test_stride_detects_fewer_frames_and_draws_them_all(files, tmp_path):
+    out = tmp_path / "strided.mp4"
+    run = predict(files["model"], [str(files["video"])], stride=0.25, draw=out)
+    assert [r["t"] for r in run.records] == pytest.approx([0.0, 0.25, 0.5, 0.75])
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == FRAMES

@@ -116,19 +116,25 @@ def detect_frames(
     source: str,
     *,
     tracker: IoUTracker | None = None,
-    every: int = 1,
+    stride: float | None = None,
     original: bool = False,
-) -> Iterator[tuple[dict, Frame]]:
-    """(record, frame) for every `every`-th frame of `source`: `{"source", "t", "boxes"}`,
-    boxes with `track` ids when a tracker is given. Raises DecodeError naming the source."""
-    for i, frame in enumerate(iter_frames(source, detector.size, detector.resize,
-                                          original=original)):  # fmt: skip
-        if i % every:
+) -> Iterator[tuple[dict | None, Frame, list[dict]]]:
+    """(record, frame, boxes) for every frame of `source`. The detector runs on every frame,
+    or with `stride` on frames at least that many seconds apart: a frame in between has no
+    record (None) and keeps the last boxes (for drawing). A record is `{"source", "t",
+    "boxes"}`, boxes with `track` ids when a tracker is given. Raises DecodeError naming
+    the source."""
+    boxes: list[dict] = []
+    due = float("-inf")
+    for frame in iter_frames(source, detector.size, detector.resize, original=original):
+        if stride is not None and frame.t < due - 1e-6:
+            yield None, frame, boxes
             continue
+        due = frame.t + (stride or 0.0)
         boxes = detector.frame_boxes(frame)
         if tracker is not None:
             boxes = tracker.update(boxes)
-        yield {"source": source, "t": round(frame.t, 3), "boxes": boxes}, frame
+        yield {"source": source, "t": round(frame.t, 3), "boxes": boxes}, frame, boxes
 
 
 def source_fps(source: str) -> float:

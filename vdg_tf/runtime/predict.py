@@ -287,15 +287,16 @@ def predict(
     once it ends (`runtime.segments.find_segments` on the window scores, a window in a
     segment when its score is >= `segment_threshold`; the plot shades them).
 
-    A detection model predicts per frame (`runtime/predict_boxes.py`): `{source, t, boxes}`
-    scoring >= `box_threshold`; `track` adds track ids, `draw` writes a video with boxes.
+    A detection model: `{source, t, boxes}` per frame (`stride`: seconds apart), boxes >=
+    `box_threshold`; `track` adds track ids, `draw` writes the video with boxes drawn.
 
     Example:
       run = vdg.predict("runs/a", ["street.mp4"], window=2.0, stride=0.5, csv="w.csv")
       best = run.records[0]["top"][0]  # {"label": ..., "score": ...}
     """
     if not isinstance(model, Predictor) and is_box_model(model):
-        return _predict_boxes(model, inputs, trust_model, (box_threshold, track, draw), on_record)
+        settings = (box_threshold, track, draw, stride)
+        return _predict_boxes(model, inputs, trust_model, settings, on_record)
     if draw is not None or track:
         raise ValueError("--draw/--track: only for a detection model (boxes per frame)")
     _check_settings(window, stride, top, batch, timeout_s)
@@ -330,13 +331,13 @@ def predict(
 
 
 def _predict_boxes(model, inputs, trust_model: bool, settings, on_record) -> PredictRun:
-    """`predict` of a detection model: (score threshold, track, draw) `settings`."""
+    """`predict` of a detection model: (score threshold, track, draw, stride) `settings`."""
     from vdg_tf.runtime.predict_boxes import predict_boxes
 
-    threshold, track, draw = settings
+    threshold, track, draw, stride = settings
     inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     return predict_boxes(model, inputs, trust_model=trust_model, score_threshold=threshold,
-                         track=track, draw=draw, on_record=on_record)  # fmt: skip
+                         track=track, draw=draw, stride=stride, on_record=on_record)  # fmt: skip
 
 
 def _check_settings(window, stride, top, batch, timeout_s) -> None:

@@ -24,14 +24,19 @@ def predict_boxes(
     score_threshold: float = 0.3,
     track: bool = False,
     draw: str | Path | None = None,
+    stride: float | None = None,
     on_record: Callable[[dict], None] | None = None,
 ) -> PredictRun:
     """Boxes in every frame of every input: one record `{source, t, boxes}` per frame.
 
     `track`: boxes gain a `track` id, linked across each source's frames (a source starts
     its own tracks). `draw`: the frames of the (one) source written to this video with
-    their boxes drawn. A source that cannot be decoded is skipped with one line.
+    their boxes drawn. `stride`: detect on frames at least this many seconds apart (every
+    frame when None; a drawn video keeps every frame, with the last boxes found). A source
+    that cannot be decoded is skipped with one line.
     """
+    if stride is not None and not 0 < stride < 1e300:
+        raise ValueError(f"stride: must be a positive number of seconds, got {stride}")
     jobs, problems = jobs_from([str(i) for i in inputs])
     if draw is not None and len(jobs) != 1:
         raise ValueError(f"--draw: draws one video; got {len(jobs)} sources")
@@ -43,7 +48,7 @@ def predict_boxes(
                        "note": ""}  # fmt: skip
             run.sources.append(summary)
             try:
-                _one_source(detector, job.source, run, summary, track, draw, on_record)
+                _one_source(detector, job.source, run, summary, (track, draw, stride), on_record)
             except DecodeError as e:
                 summary.update(ended="failed", note=str(e))
                 run.skipped.append(str(e))
@@ -55,20 +60,25 @@ def predict_boxes(
     return run
 
 
-def _one_source(detector, source, run: PredictRun, summary: dict, track, draw, on_record) -> None:
-    """The records of one source (and its drawn video), counted in `run` and `summary`."""
+def _one_source(detector, source, run: PredictRun, summary: dict, settings, on_record) -> None:
+    """The records of one source (and its drawn video), counted in `run` and `summary`;
+    `settings`: (track, draw, stride)."""
     from vdg_tf.runtime.boxes_draw import BoxVideoWriter
 
+    track, draw, stride = settings
     tracker = IoUTracker() if track else None
-    frames = detect_frames(detector, source, tracker=tracker, original=draw is not None)
+    frames = detect_frames(detector, source, tracker=tracker, stride=stride,
+                           original=draw is not None)  # fmt: skip
     if draw is None:
-        for record, _ in frames:
-            _keep(run, summary, record, on_record)
+        for record, _, _ in frames:
+            if record is not None:
+                _keep(run, summary, record, on_record)
         return
     with BoxVideoWriter(draw, source_fps(source)) as writer:
-        for record, frame in frames:
-            writer.write(frame.image, record["boxes"])
-            _keep(run, summary, record, on_record)
+        for record, frame, boxes in frames:
+            writer.write(frame.image, boxes)
+            if record is not None:
+                _keep(run, summary, record, on_record)
     run.video = str(draw)
 
 
