@@ -294,11 +294,9 @@ def predict(
       run = vdg.predict("runs/a", ["street.mp4"], window=2.0, stride=0.5, csv="w.csv")
       best = run.records[0]["top"][0]  # {"label": ..., "score": ...}
     """
-    if not isinstance(model, Predictor) and is_box_model(model):
-        settings = (box_threshold, track, draw, stride)
-        return _predict_boxes(model, inputs, trust_model, settings, on_record)
-    if draw is not None or track:
-        raise ValueError("--draw/--track: only for a detection model (boxes per frame)")
+    run = _box_run(model, inputs, trust_model, (box_threshold, track, draw, stride), on_record)
+    if run is not None:
+        return run
     _check_settings(window, stride, top, batch, timeout_s)
     if segments and not 0.0 < segment_threshold < 1.0:
         raise ValueError(f"segment threshold: must be between 0 and 1, got {segment_threshold}")
@@ -330,11 +328,16 @@ def predict(
     return run
 
 
-def _predict_boxes(model, inputs, trust_model: bool, settings, on_record) -> PredictRun:
-    """`predict` of a detection model: (score threshold, track, draw, stride) `settings`."""
+def _box_run(model, inputs, trust_model: bool, settings, on_record) -> PredictRun | None:
+    """`predict` of a detection model with (score threshold, track, draw, stride)
+    `settings`; None for any other model (which refuses `draw` and `track`)."""
     from vdg_tf.runtime.predict_boxes import predict_boxes
 
     threshold, track, draw, stride = settings
+    if isinstance(model, Predictor) or not is_box_model(model):
+        if draw is not None or track:
+            raise ValueError("--draw/--track: only for a detection model (boxes per frame)")
+        return None
     inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     return predict_boxes(model, inputs, trust_model=trust_model, score_threshold=threshold,
                          track=track, draw=draw, stride=stride, on_record=on_record)  # fmt: skip
