@@ -87,11 +87,14 @@ class BoxDetector:
         if det is None:
             raise ValueError(f"{self.bundle.path}: the model has no frame_detector (not a "
                              "detection run)")  # fmt: skip
+        import tensorflow as tf
+
         anchors = anchor_boxes(anchor_spec_of(self.bundle))
         labels = self.bundle.labels
+        run = tf.function(lambda x: det(x, training=False))  # one graph, not eager per frame
 
         def detect(view: np.ndarray) -> list[dict]:
-            enc, scores = det(view[None].astype(np.float32) / 255.0, training=False)
+            enc, scores = run(tf.constant(view[None].astype(np.float32) / 255.0))
             return boxes_from_outputs(enc.numpy()[0], scores.numpy()[0], anchors, labels,
                                       score_threshold=score_threshold)  # fmt: skip
 
