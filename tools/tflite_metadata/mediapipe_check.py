@@ -6,7 +6,8 @@ so this script runs in a separate venv and imports nothing from vdg_tf:
     python3 -m venv /tmp/mp && /tmp/mp/bin/pip install mediapipe
     /tmp/mp/bin/python tools/tflite_metadata/mediapipe_check.py det.tflite frame.npy
 
-`frame.npy` holds one uint8 RGB image [H, W, 3]. Output: one JSON list of
+`frame.npy` holds one uint8 RGB image [H, W, 3] (or a stack [N, H, W, 3]: then one list
+per frame). Output: one JSON list of
 {"box": [x1, y1, x2, y2] (0-1 of the frame), "label", "score"}, every detection MediaPipe
 returns (score threshold 0, no result cap), so a caller compares them with LiteRT's.
 MediaPipe refuses a detector without standard Model Metadata: a model that runs here has
@@ -47,4 +48,8 @@ def detect(model: str, frame: np.ndarray) -> list[dict]:
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: mediapipe_check.py MODEL.tflite FRAME.npy")
-    print(json.dumps(detect(sys.argv[1], np.load(sys.argv[2]))))
+    frames = np.load(sys.argv[2])
+    if frames.ndim == 4:  # a stack of frames: one list of detections per frame
+        print(json.dumps([detect(sys.argv[1], f) for f in frames]))
+    else:
+        print(json.dumps(detect(sys.argv[1], frames)))
