@@ -166,3 +166,13 @@ def test_stride_detects_fewer_frames_and_draws_them_all(files, tmp_path):
     assert [r["t"] for r in run.records] == pytest.approx([0.0, 0.25, 0.5, 0.75])
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) == FRAMES
+
+
+def test_evaluate_a_detection_tflite_reports_its_map(files, capfd):
+    data = _manifest(files)
+    rc, stdout, err = vdg(capfd, "evaluate", files["model"], "--data", data, "--json")
+    assert rc == 0, err
+    r = json.loads(stdout)
+    assert r["frames"] == FRAMES and r["map_50"] > 0.15 and r["skipped"] == 0
+    rc, stdout, err = vdg(capfd, "evaluate", files["model"], "--data", data)
+    assert rc == 0 and "map_50" in stdout

@@ -110,6 +110,10 @@ def evaluate(
       report = evaluate("runs/a", "data/manifest_eval.jsonl")
       table = report.format()  # what `vdg evaluate` prints
     """
+    if not isinstance(model, Bundle) and Path(model).suffix == ".tflite":
+        report = _detector_report(model, data)
+        if report is not None:
+            return report
     bundle, predict = load_for_inference(model, trust_model)
     cfg, task = bundle.config, bundle.task
     skips = SkipLog()
@@ -135,6 +139,20 @@ def evaluate(
         report, skips.count, skips.reasons, f"{_where(model)} on {data}",
         Path(plot) if drawn else None, drawn or "",
     )  # fmt: skip
+
+
+def _detector_report(model: str | Path, data: str | Path) -> EvalReport | None:
+    """A detection `.tflite`'s report: COCO mAP of its boxes in LiteRT on the annotated
+    frames of `data` (`runtime/box_map.py`); None for any other model. Its outputs are
+    boxes after NMS, not the Keras model's per-anchor scores the task's report reads."""
+    from vdg_tf.runtime.box_map import box_map
+    from vdg_tf.runtime.detect import is_box_model
+
+    if not is_box_model(model):
+        return None
+    r = box_map(model, data)
+    skipped, files = r.pop("skipped"), r.pop("skipped_files")
+    return EvalReport(r, skipped, files, f"{_where(model)} on {data}")
 
 
 def segment_figures(
