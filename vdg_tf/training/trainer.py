@@ -489,6 +489,9 @@ class Trainer:
             "skipped": skips.count, "skipped_files": skips.reasons,
             "kept_damaged": skips.damaged_count,
         }  # fmt: skip
+        if skips.parts:  # parts of rows left out (detection's bad boxes), by reason
+            metrics |= {"skipped_boxes": len(skips.parts), "skipped_box_reasons": skips.part_reasons,
+                        "skipped_box_examples": [m for _, m in list(skips.parts.values())[:20]]}  # fmt: skip
         if skips.count or skips.damaged_count:
             logger.warning(skips.summary(self.source.count))
         return metrics
