@@ -188,6 +188,14 @@ def test_predict_writes_one_record_per_sampled_frame(det_run, det_data):
             assert set(b) == {"box", "label", "score"} and b["label"] in det_run.labels
 
 
+def test_predict_cli_prints_a_line_per_frame(det_run, det_data, capfd):
+    video = Path(det_data["manifest_eval"]).parent / "clips" / "00001.mp4"
+    rc, out, _ = run_vdg(capfd, "predict", det_run.out, video, "--stride", "0.5")
+    assert rc == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("00001.mp4  00:00.") for line in lines)
+
+
 def test_qat_wraps_the_frame_detector_and_fine_tunes(det_run, det_data):
     from vdg_tf.compression.quantize import QATConfig, qat
     from vdg_tf.data.features import TextTokenizer
