@@ -340,7 +340,7 @@ class Trainer:
             )
         self.tokenizer = TextTokenizer.fit(self.source.texts, cfg.data.text)
         # the metadata goes inside every saved model (one rename), then beside the final one
-        self.texts = Bundle(cfg, self.labels, self.tokenizer).texts()
+        self.texts = Bundle(cfg, self.labels, self.tokenizer, info=self.info).texts()
         # one stream for the whole run (see `batched_features`), `steps` batches an epoch
         self.train_ds = batched_features(
             self.source.decoded, cfg.data, self.tokenizer, training=True, repeat=True
@@ -454,7 +454,7 @@ class Trainer:
                     self.spec_frames,
                 )  # fmt: skip
             save_model(self.model, self.out / MODEL_FILE, self.texts)
-        Bundle(self.config, self.labels, self.tokenizer).save_metadata(self.out)
+        Bundle(self.config, self.labels, self.tokenizer, info=self.info).save_metadata(self.out)
 
     # -- report ----------------------------------------------------------------------
     def report(self, history: dict[str, list[float]]) -> dict:
