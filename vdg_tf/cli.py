@@ -248,7 +248,7 @@ def cmd_benchmark_stream(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_benchmark_detection(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.bench.detection import run_detection_benchmark
+    from vdg_tf.bench.detection_export import run_detection_benchmark
 
     r = run_detection_benchmark(a.model, a.data, calibration_data=a.calibration_data or a.data,
                                 out=a.out, calibration_samples=a.calibration_samples,

@@ -131,7 +131,16 @@ def annotate(model: keras.Model) -> tuple[keras.Model, list[str]]:
 def quantize_aware(
     model: keras.Model, preserve_sparsity: bool = False, preserve_clusters: bool = False
 ) -> QATResult:
-    """The fake-quantized model ready for fine-tuning (weights copied from `model`)."""
+    """The fake-quantized model ready for fine-tuning (weights copied from `model`).
+
+    tfmot refuses a model nested in another, so a model that runs a per-frame sub-model
+    (detection's `frame_detector`) has that sub-model quantized and put back in its place,
+    under its own name (what an export looks it up by)."""
+    inner = _frame_model(model)
+    if inner is not None:
+        result = quantize_aware(inner, preserve_sparsity, preserve_clusters)
+        result.model._name = inner.name  # noqa: SLF001 (the contract's layer name)
+        return QATResult(_with_layer(model, inner.name, result.model), result.float_layers)
     annotated, left_float = annotate(model)
     with quant.quantize_scope({"NoOpQuantizeConfig": NoOpQuantizeConfig}):
         scheme = quantize_scheme(preserve_sparsity, preserve_clusters)
@@ -139,6 +148,29 @@ def quantize_aware(
             quant.quantize_apply(annotated, scheme) if scheme else quant.quantize_apply(annotated)
         )
     return QATResult(qmodel, left_float)
+
+
+def _frame_model(model: keras.Model) -> keras.Model | None:
+    """The one nested functional sub-model of `model` (detection's `frame_detector`), or
+    None when there is none."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested[0] if len(nested) == 1 else None
+
+
+def _with_layer(model: keras.Model, name: str, replacement: keras.Model) -> keras.Model:
+    """A clone of `model` with its layer `name` replaced by `replacement` (other layers
+    cloned with their weights)."""
+
+    def clone(layer):
+        if layer.name == name:
+            return replacement
+        copy = layer.__class__.from_config(layer.get_config())
+        if layer.weights:
+            copy.build(layer.input_shape)
+            copy.set_weights(layer.get_weights())
+        return copy
+
+    return keras.models.clone_model(model, clone_function=clone)
 
 
 def qat(

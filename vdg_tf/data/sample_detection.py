@@ -107,7 +107,9 @@ def render_clip(rng: np.random.Generator, spec: DetectionSpec) -> tuple[np.ndarr
     w, h = spec.width, spec.height
     texture = _background(rng, w + 64, h + 64)
     pan = rng.uniform(-2.0, 2.0, size=2)
-    objects = [_plan_object(rng, n, spec) for _ in range(int(rng.integers(0, spec.max_objects + 1)))]
+    objects = [
+        _plan_object(rng, n, spec) for _ in range(int(rng.integers(0, spec.max_objects + 1)))
+    ]
     frames = np.empty((n, h, w, 3), np.uint8)
     boxes, times = [], []
     for k in range(n):
@@ -151,7 +153,10 @@ def _draw(img: np.ndarray, obj: dict, k: int) -> tuple[int, int, int, int]:
     """Paint `obj` at frame `k` into `img`; its box in pixels (x1, y1, x2, y2), exclusive."""
     w, h = obj["frame"]
     size = obj["size"]
-    x, y = (_bounce(p, v * k, span - size) for p, v, span in zip(obj["pos"], obj["vel"], (w, h)))
+    x, y = (
+        _bounce(p, v * k, span - size)
+        for p, v, span in zip(obj["pos"], obj["vel"], (w, h), strict=True)
+    )
     x, y = int(round(x)), int(round(y))
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     if obj["shape"] == "circle":

@@ -125,6 +125,8 @@ def evaluate(
         if len(y) == 0:
             raise ValueError(f"{data}: no clip could be evaluated ({skips.summary(source.count)})")
         report = task.report(y, outputs, bundle.labels)
+        if skips.parts:  # parts of rows left out (detection's bad boxes), by reason
+            report |= {"skipped_boxes": len(skips.parts), "skipped_box_reasons": skips.part_reasons}
         if ablation:
             report["ablation"] = modality_ablation(
                 predict, ds, cfg.model.modalities, task, bundle.labels

@@ -31,7 +31,7 @@ import tensorflow as tf
 from vdg_tf.bundle import Bundle
 from vdg_tf.data.pipeline import fixed_features, model_inputs
 from vdg_tf.manifest import read_manifest
-from vdg_tf.media.decode import DecodeError
+from vdg_tf.media.decode import DecodeError, sample_times
 from vdg_tf.media.windows import Window, Windows, read_windows
 from vdg_tf.results import Result
 from vdg_tf.runtime.detect import is_box_model
@@ -46,6 +46,8 @@ from vdg_tf.runtime.incremental import (
 from vdg_tf.runtime.segments import find_segments, is_segment
 
 log = logging.getLogger(__name__)
+
+FRAME_WINDOW_S = 0.25  # a per-frame task's default window, per model frame
 
 
 @dataclass
@@ -172,6 +174,8 @@ class Predictor:
     def _incremental(self, model: str | Path | Bundle) -> IncrementalRunner | None:
         """The ring-buffer runner for `model`, or None after a one-line reason (logged)."""
         tflite = not isinstance(model, Bundle) and Path(model).suffix == ".tflite"
+        if self.bundle.task.per_frame:
+            return None  # every frame is its own answer: nothing carries across windows
         reason = incremental_reason(model if tflite else self.bundle.model)
         if reason:
             name = Path(model).name if not isinstance(model, Bundle) else "model"
@@ -209,8 +213,17 @@ class Predictor:
         return self._run(ds)[1]
 
     def records(self, source: str, windows: list[Window], outputs: np.ndarray) -> list[dict]:
-        """One record per window: source, start, end and the task's prediction."""
+        """One record per window: source, start, end and the task's prediction; a
+        per-frame task (detection) gives one record per sampled frame instead: source,
+        `t` (the frame's sample time, seconds) and the frame's `boxes`."""
         preds = self.task.predictions(outputs, self.labels, self.top)
+        if self.task.per_frame:
+            video = self.bundle.config.data.video
+            return [
+                {"source": source, "t": round(float(t), 3), "boxes": boxes}
+                for w, p in zip(windows, preds, strict=True)
+                for t, boxes in zip(sample_times(w.start, w.end, video), p["frames"], strict=True)
+            ]
         return [
             {"source": source, "start": round(w.start, 3), "end": round(w.end, 3), **p}
             for w, p in zip(windows, preds, strict=True)
@@ -287,8 +300,8 @@ def predict(
     once it ends (`runtime.segments.find_segments` on the window scores, a window in a
     segment when its score is >= `segment_threshold`; the plot shades them).
 
-    A detection model: `{source, t, boxes}` per frame (`stride`: seconds apart), boxes >=
-    `box_threshold`; `track` adds track ids, `draw` writes the video with boxes drawn.
+    A detection model (`runtime/predict_boxes.py`): `{source, t, boxes}` per frame (`stride`
+    s apart), boxes >= `box_threshold`; `track` adds track ids, `draw` writes boxes drawn.
 
     Example:
       run = vdg.predict("runs/a", ["street.mp4"], window=2.0, stride=0.5, csv="w.csv")
@@ -304,7 +317,10 @@ def predict(
     jobs, problems = jobs_from([str(i) for i in inputs], text)
     p = model if isinstance(model, Predictor) else Predictor(model, top, incremental, trust_model)
     cfg = p.bundle.config.data
-    window = window or cfg.audio.seconds
+    # a per-frame task's window is the frames sampled at once: 1/stride frames a second
+    window = window or (
+        FRAME_WINDOW_S * cfg.video.frames if p.task.per_frame else cfg.audio.seconds
+    )
     settings = _Settings(window, stride or window / 2, text, stream, realtime, batch, timeout_s,
                          events, segment_threshold if segments else None)  # fmt: skip
     run = PredictRun(skipped=[str(m) for m in problems])

@@ -21,6 +21,12 @@ def format_record(record: dict) -> str:
     where = shown_name(record["source"])
     if "event" in record:
         return f"{where}  EVENT {describe(record)}"
+    if "boxes" in record:  # a frame's detections: label, score and box (x1 y1 x2 y2)
+        found = ", ".join(
+            f"{b['label']} {b['score']:.2f} [{' '.join(f'{v:.2f}' for v in b['box'])}]"
+            for b in record["boxes"]
+        )
+        return f"{where}  {clock(record['t'])}  {found or '-'}"
     span = f"{clock(record['start'])}-{clock(record['end'])}"
     if is_segment(record):
         return f"{where}  {span}  SEGMENT {record['label']} {record['score']:.2f}"

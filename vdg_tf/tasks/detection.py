@@ -56,6 +56,7 @@ ANCHOR_SCALE = 3.0  # anchor side = ANCHOR_SCALE * stride (24, 48, 96 px)
 ASPECT_RATIOS = (1.0, 2.0, 0.5)
 POSITIVE_IOU, NEGATIVE_IOU = 0.5, 0.4
 FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0
+BN_MOMENTUM = 0.9  # short runs: moving statistics that keep up (see models/detector.py)
 PRIOR = 0.01  # initial class probability (RetinaNet): background dominates the first steps
 FRAME_HALF_S = 1e-3  # a frame's clip is [t - this, t + this]: its frames sit at t
 REPORT_SCORE = 0.05  # scores kept for mAP (COCO practice: low, so recall is not cut)
@@ -173,14 +174,14 @@ def _conv_bn(x, filters: int, kernel: int, name: str, regularizer) -> tf.Tensor:
         filters, kernel, padding="same", use_bias=False, kernel_regularizer=regularizer,
         name=f"{name}_conv",
     )(x)  # fmt: skip
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.ReLU(6.0, name=f"{name}_relu")(x)
 
 
 def _tower(x, width: int, name: str, regularizer) -> tf.Tensor:
     """Depthwise 3x3 -> BN -> ReLU6 -> pointwise 1x1 -> BN -> ReLU6 (SSD-lite's block)."""
     x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_dw_bn")(x)
     x = keras.layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
     return _conv_bn(x, width, 1, f"{name}_pw", regularizer)
 

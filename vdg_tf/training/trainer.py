@@ -340,7 +340,7 @@ class Trainer:
             )
         self.tokenizer = TextTokenizer.fit(self.source.texts, cfg.data.text)
         # the metadata goes inside every saved model (one rename), then beside the final one
-        self.texts = Bundle(cfg, self.labels, self.tokenizer).texts()
+        self.texts = Bundle(cfg, self.labels, self.tokenizer, info=self.info).texts()
         # one stream for the whole run (see `batched_features`), `steps` batches an epoch
         self.train_ds = batched_features(
             self.source.decoded, cfg.data, self.tokenizer, training=True, repeat=True
@@ -454,7 +454,7 @@ class Trainer:
                     self.spec_frames,
                 )  # fmt: skip
             save_model(self.model, self.out / MODEL_FILE, self.texts)
-        Bundle(self.config, self.labels, self.tokenizer).save_metadata(self.out)
+        Bundle(self.config, self.labels, self.tokenizer, info=self.info).save_metadata(self.out)
 
     # -- report ----------------------------------------------------------------------
     def report(self, history: dict[str, list[float]]) -> dict:
@@ -489,6 +489,9 @@ class Trainer:
             "skipped": skips.count, "skipped_files": skips.reasons,
             "kept_damaged": skips.damaged_count,
         }  # fmt: skip
+        if skips.parts:  # parts of rows left out (detection's bad boxes), by reason
+            metrics |= {"skipped_boxes": len(skips.parts), "skipped_box_reasons": skips.part_reasons,
+                        "skipped_box_examples": [m for _, m in list(skips.parts.values())[:20]]}  # fmt: skip
         if skips.count or skips.damaged_count:
             logger.warning(skips.summary(self.source.count))
         return metrics
