@@ -317,10 +317,8 @@ def predict(
     jobs, problems = jobs_from([str(i) for i in inputs], text)
     p = model if isinstance(model, Predictor) else Predictor(model, top, incremental, trust_model)
     cfg = p.bundle.config.data
-    # a per-frame task's window is the frames sampled at once: 1/stride frames a second
-    window = window or (
-        FRAME_WINDOW_S * cfg.video.frames if p.task.per_frame else cfg.audio.seconds
-    )
+    frames_s = FRAME_WINDOW_S * cfg.video.frames  # a per-frame task: 1/stride frames a second
+    window = window or (frames_s if p.task.per_frame else cfg.audio.seconds)
     settings = _Settings(window, stride or window / 2, text, stream, realtime, batch, timeout_s,
                          events, segment_threshold if segments else None)  # fmt: skip
     run = PredictRun(skipped=[str(m) for m in problems])
