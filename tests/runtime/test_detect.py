@@ -176,3 +176,16 @@ def test_evaluate_a_detection_tflite_reports_its_map(files, capfd):
     assert r["frames"] == FRAMES and r["map_50"] > 0.15 and r["skipped"] == 0
     rc, stdout, err = vdg(capfd, "evaluate", files["model"], "--data", data)
     assert rc == 0 and "map_50" in stdout
+
+
+def test_a_pipeline_scores_a_detection_export_by_map(files):
+    from types import SimpleNamespace
+
+    from vdg_tf.export.api import ExportResult
+    from vdg_tf.pipeline.context import RunContext
+
+    exported = ExportResult(files["model"], files["model"].stat().st_size, "float32", 1, 0.0)
+    run = SimpleNamespace(inputs=SimpleNamespace(eval_data=_manifest(files)))
+    run.detector_entry = lambda e: RunContext.detector_entry(run, e)
+    entry = RunContext.tflite_entry(run, exported)
+    assert entry["metric"] == "map" and entry["map_50"] > 0.15 and entry["latency_ms"] > 0

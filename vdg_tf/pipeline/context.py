@@ -178,6 +178,21 @@ class RunContext:
         )
 
     # -- report entries -------------------------------------------------------------
+    def detector_entry(self, exported: ExportResult) -> dict:
+        """A detection export scored in LiteRT by COCO mAP on the evaluation manifest's
+        annotated frames (its outputs are boxes after NMS, not per-anchor scores)."""
+        from vdg_tf.runtime.box_map import box_map
+
+        m = box_map(exported.path, self.inputs.eval_data)
+        return {
+            "metric": "map", "score": m["map"],
+            **{k: m[k] for k in ("map", "map_50", "map_75") if m[k] is not None},
+            "path": str(exported.path), "bytes": exported.bytes,
+            "gzip_bytes": exported.gzip_bytes, "deployable": True,
+            "latency_ms": latency_ms(exported.path),
+            "int8_op_fraction": exported.int8_op_fraction,
+        }  # fmt: skip
+
     def scores(self, outputs: np.ndarray) -> dict:
         """The task's scalar metrics on the evaluation split, with `metric` and `score`."""
         task = self.task
@@ -201,6 +216,10 @@ class RunContext:
     def tflite_entry(self, exported: ExportResult) -> dict:
         """Run an exported `.tflite` in LiteRT on the evaluation split: scores, size,
         latency, agreement with the trained model."""
+        from vdg_tf.export.litert_detector import is_detector
+
+        if is_detector(exported.path):
+            return self.detector_entry(exported)
         _, outputs = predict_tflite(exported.path, self.data.eval)
         return {
             **self.scores(outputs),
