@@ -50,6 +50,7 @@ def det_run(det_data, tmp_path_factory):
     return vdg.train(
         tiny_detection_config(), det_data["manifest_train"], out, val_split=0.25,
         eval_data=det_data["manifest_eval"], progress=False,
+        saved_model=True,  # as `vdg train` does: the named outputs keep their names
     )  # fmt: skip
 
 
