@@ -45,10 +45,10 @@ def det_data(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def det_run(det_data, tmp_path_factory):
-    """A tiny detector trained for two epochs (checkpoint on validation mAP)."""
+    """A tiny detector trained for one epoch (checkpoint on validation mAP); ~30-50 s."""
     out = tmp_path_factory.mktemp("det_run") / "run"
     return vdg.train(
-        tiny_detection_config(), det_data["manifest_train"], out, val_split=0.25,
+        tiny_detection_config(epochs=1), det_data["manifest_train"], out, val_split=0.25,
         eval_data=det_data["manifest_eval"], progress=False,
         saved_model=True,  # as `vdg train` does: the named outputs keep their names
     )  # fmt: skip
