@@ -39,7 +39,7 @@ BAD = [
     ("data.video.size", 4, "config.data.video.size: must be >= 8, got 4"),
     ("data.video.fps", "x", "config.data.video.fps: expected a number or null, got 'x' (str)"),
     ("data.video.fps", 0, "config.data.video.fps: must be > 0, got 0.0"),
-    ("data.video.resize", "stretch", "config.data.video.resize: unknown 'stretch' (known: crop, pad)"),
+    ("data.video.resize", "squash", "config.data.video.resize: unknown 'squash' (known: crop, pad, stretch)"),
     ("data.strict", "false", "config.data.strict: expected true or false, got 'false' (str)"),
     ("data.cache", 1, "config.data.cache: expected true or false, got 1 (int)"),
     ("data.normal_labels", "normal",

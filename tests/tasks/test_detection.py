@@ -21,6 +21,8 @@ from vdg_tf.tasks import get_task
 from vdg_tf.tasks.anchors import AnchorSpec, anchor_boxes, encode, xyxy_to_yxyx
 from vdg_tf.tasks.detection import anchor_spec_of, boxes_from_outputs, match_anchors
 
+MIN_MAP_50 = 0.5  # the slow test's floor on the evaluation split
+
 
 def tiny_detection_config(**train) -> Config:
     """The tiny preset's detector (own small backbone, 64 px), one frame an example."""
@@ -45,11 +47,12 @@ def det_data(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def det_run(det_data, tmp_path_factory):
-    """A tiny detector trained for two epochs (checkpoint on validation mAP)."""
+    """A tiny detector trained for one epoch (checkpoint on validation mAP); ~30-50 s."""
     out = tmp_path_factory.mktemp("det_run") / "run"
     return vdg.train(
-        tiny_detection_config(), det_data["manifest_train"], out, val_split=0.25,
+        tiny_detection_config(epochs=1), det_data["manifest_train"], out, val_split=0.25,
         eval_data=det_data["manifest_eval"], progress=False,
+        saved_model=True,  # as `vdg train` does: the named outputs keep their names
     )  # fmt: skip
 
 
@@ -233,12 +236,14 @@ def test_make_sample_data_detection_cli(tmp_path, capfd):
 
 
 @pytest.mark.slow
-def test_detector_reaches_map_50_on_generated_data(tmp_path):
-    """The benchmark's recipe at a smaller scale: about 10 minutes on 2 cores."""
-    data = make_detection_sample(tmp_path / "d", clips=60, seed=3)
-    cfg = tiny_detection_config(epochs=25, patience=25).with_overrides(
+def test_detector_learns_boxes_on_generated_data(tmp_path):
+    """A smaller recipe than the benchmark's (tiny own backbone, 100 clips, 50 epochs):
+    a few minutes on 2 cores. The figure the issue asks for (mAP@0.5 >= 0.8) is the
+    `small` preset's run in BENCHMARKS.md, "Detection"; this guards that training learns."""
+    data = make_detection_sample(tmp_path / "d", clips=100, seed=3)
+    cfg = tiny_detection_config(epochs=50, patience=50).with_overrides(
         {"data": {"video": {"size": 96}}, "model": {"width": 32}}
     )
     r = vdg.train(cfg, data["manifest_train"], tmp_path / "run", val_split=0.2,
                   eval_data=data["manifest_eval"], progress=False)  # fmt: skip
-    assert r.metrics["eval"]["map_50"] >= 0.5
+    assert r.metrics["eval"]["map_50"] >= MIN_MAP_50

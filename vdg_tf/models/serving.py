@@ -2,7 +2,8 @@
 
 A SavedModel's `serving_default` (what TF Serving loads, and what TFLite conversion
 starts from) takes the model inputs by their contract names (`video`, `audio`, `text`,
-`*_mask`) and returns `probs`, so callers feed by name, never by position.
+`*_mask`) and returns `probs` (a detection model: `box_encodings` and `class_scores`),
+so callers feed by name, never by position.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def serving_function(
     def serve(inputs):
         out = model(inputs, training=False)
         if isinstance(out, dict):
+            if "fused" not in out:  # named per-frame outputs (detection) keep their names
+                return dict(out)
             out = out["fused"]
         return {OUTPUT_NAME: out}
 
