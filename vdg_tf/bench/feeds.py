@@ -39,7 +39,9 @@ def looped_ts(video: str | Path, seconds: float) -> tuple[bytes, list[tuple[floa
         vs = next(s for s in streams if s.type == "video")
         fps = float(vs.average_rate or 25)
         packets = [p for p in inp.demux(streams) if p.dts is not None and p.pts is not None]
-        length = max(float(p.pts * p.time_base) for p in packets if p.stream is vs) + 1 / fps
+        # one loop's length: past every packet of every stream, so times only grow
+        length = max(float((p.pts + (p.duration or 0)) * p.time_base) for p in packets)
+        length = max(length, max(float(p.pts * p.time_base) for p in packets) + 1 / fps)
         buf = io.BytesIO()
         with av.open(buf, "w", format="mpegts") as out:
             mapping = {s.index: out.add_stream_from_template(s) for s in streams}
@@ -215,6 +217,8 @@ def run_feeds_benchmark(
     """
     if seconds <= 0 or stride <= 0 or (feeds is not None and feeds < 1):
         raise ValueError("benchmark feeds: --feeds, --seconds and --stride must be positive")
+    if not Path(video).is_file():
+        raise FileNotFoundError(f"{video}: no such video file")
     p = Predictor(model, trust_model=trust_model)
     window = window or p.bundle.config.data.audio.seconds
     ts, due, fps = looped_ts(video, seconds + window)
