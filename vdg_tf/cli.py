@@ -644,6 +644,19 @@ def _add_demo(sub) -> None:
     sp.add_argument("--epochs", type=int, help="override the training epochs (a quick run)")
 
 
+def _add_feed_options(sp: argparse.ArgumentParser) -> None:
+    """`vdg predict`'s options for many live feeds."""
+    sp.add_argument(
+        "--sources",
+        help="--stream: a YAML list of named live sources (- name: door / source: rtsp://...)",
+    )
+    sp.add_argument(
+        "--max-latency", type=float,
+        help="--realtime: seconds a window may wait for the model before it is dropped "
+        "(default: the stride)",
+    )  # fmt: skip
+
+
 def _add_predict(sub) -> None:
     """`vdg predict`."""
     sp = _add_command(
@@ -660,15 +673,7 @@ def _add_predict(sub) -> None:
         help="video files, a manifest (.jsonl), '-' (a stream on stdin), a pipe or a URL; "
         "with --stream, several are followed at once",
     )
-    sp.add_argument(
-        "--sources",
-        help="--stream: a YAML list of named live sources (- name: door / source: rtsp://...)",
-    )
-    sp.add_argument(
-        "--max-latency", type=float,
-        help="--realtime: seconds a window may wait for the model before it is dropped "
-        "(default: the stride)",
-    )  # fmt: skip
+    _add_feed_options(sp)
     sp.add_argument(
         "--window", type=float, help="window length in seconds (default: the model's audio span)"
     )

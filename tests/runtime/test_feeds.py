@@ -84,7 +84,9 @@ def test_three_live_pipes_one_stalls_the_others_go_on(streamable, live_ts, tmp_p
 
 def test_named_sources_through_the_cli_one_cannot_be_read(streamable, live_ts, tmp_path, capfd):
     cams = tmp_path / "cams.yaml"
-    cams.write_text(f"- name: shop\n  source: {live_ts}\n- name: back\n  source: {tmp_path}/no.ts\n")
+    cams.write_text(
+        f"- name: shop\n  source: {live_ts}\n- name: back\n  source: {tmp_path}/no.ts\n"
+    )
     rc, out, err = vdg(capfd, "predict", streamable.out, "--stream", "--sources", cams, "--json",
                        "--window", "2", "--stride", "1", "--timeout", "0.5")  # fmt: skip
     assert rc == 0, err[-2000:]

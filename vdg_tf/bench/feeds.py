@@ -15,6 +15,7 @@ and p95 latency under the stride; `search` finds it by doubling, then bisecting.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import io
 import os
@@ -121,10 +122,8 @@ class Player:
         for r, w in self.pipes:
             for fd in (r, w):
                 if fd >= 0:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.close(fd)
-                    except OSError:
-                        pass
 
 
 def _cpu_s() -> float:

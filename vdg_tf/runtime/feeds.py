@@ -66,7 +66,9 @@ def read_sources(path: str | Path, text: str = "") -> list[Source]:
             raise ValueError(f"{where}: expected a mapping with name and source")
         unknown = set(item) - {"name", "source", "text"}
         if unknown:
-            raise ValueError(f"{where}: unknown key {sorted(unknown)[0]} (known: name, source, text)")
+            raise ValueError(
+                f"{where}: unknown key {sorted(unknown)[0]} (known: name, source, text)"
+            )
         for key in ("name", "source"):
             if not isinstance(item.get(key), str) or not item[key].strip():
                 raise ValueError(f"{where}: '{key}' must be a non-empty string")
@@ -123,12 +125,21 @@ class _BatchModel:
     """Windows of many feeds -> outputs in one model call (see the module docstring)."""
 
     def __init__(self, p):
-        self.p, self.litert = p, None
+        self.p, self.litert, self.keras = p, None, None
         path = getattr(p, "model_path", None)
-        if p.incremental is None and path is not None and Path(path).suffix == ".tflite":
+        if p.incremental is not None:
+            return
+        if path is not None and Path(path).suffix == ".tflite":
             from vdg_tf.export.litert import LiteRTModel
 
             self.litert = LiteRTModel(path)
+        elif p.bundle.model is not None:  # one traced call a batch, not an eager pass
+            import tensorflow as tf
+
+            from vdg_tf.models.builder import inference_model
+
+            model = inference_model(p.bundle.model)
+            self.keras = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def runner(self) -> IncrementalRunner | None:
         inc = self.p.incremental
@@ -137,9 +148,13 @@ class _BatchModel:
     def outputs(self, groups: list[tuple[_Feed, list[Window]]]) -> np.ndarray:
         windows = [w for _, ws in groups for w in ws]
         texts = [f.src.text for f, ws in groups for _ in ws]
-        if self.p.incremental is None and self.litert is None:
+        if self.p.incremental is None and self.litert is None and self.keras is None:
             return self.p.outputs(windows, texts)
         x = self.p.inputs(windows, texts)
+        if self.keras is not None:
+            from vdg_tf.training.evaluate import fused_probs
+
+            return fused_probs(self.keras(x))
         if self.litert is not None:
             return self.litert.predict_batch({k: v for k, v in x.items()
                                               if k in self.litert.input_details})  # fmt: skip
@@ -228,7 +243,9 @@ class FeedEngine:
                 if self.s.realtime:
                     self._expire(feed, time.monotonic())
                 else:  # back-pressure: the worker (and its source) waits while the backlog is full
-                    self.cond.wait_for(lambda: len(feed.backlog) < 2 * self.s.batch or self.stopping)
+                    self.cond.wait_for(
+                        lambda: len(feed.backlog) < 2 * self.s.batch or self.stopping
+                    )
                 feed.backlog.append(message[1])
             else:
                 feed.said = message
@@ -320,7 +337,10 @@ class FeedEngine:
             self.run.skipped.append(f"{feed.src.name}: no window: {s['note']}")
         if feed.latencies:
             ms = np.percentile(np.array(feed.latencies) * 1000, [50, 95])
-            s["latency_p50_ms"], s["latency_p95_ms"] = round(float(ms[0]), 1), round(float(ms[1]), 1)
+            s["latency_p50_ms"], s["latency_p95_ms"] = (
+                round(float(ms[0]), 1),
+                round(float(ms[1]), 1),
+            )
             self.run.latencies += feed.latencies
         for t in feed.trackers:
             done = t.close()

@@ -336,24 +336,24 @@ def predict(
     spans = any(j.start is not None or j.end is not None for j in jobs)
     if stream and not spans and (len(jobs) > 1 or sources is not None or realtime):
         _follow(p, jobs, sources, settings, run, emit)
-        _write_outputs(run, csv, plot)
-        return run
+    else:
+        _one_by_one(p, jobs, settings, run, emit)
+    _write_outputs(run, csv, plot)
+    return run
+
+
+def _one_by_one(p: Predictor, jobs: list[Job], s: _Settings, run: PredictRun, emit) -> None:
+    """Each job's records in turn (files, manifests, one live source); Ctrl-C stops cleanly."""
     try:
         for job in jobs:
-            for record in _job_records(p, job, settings, run):
-                run.records.append(record)
-                if on_record is not None:
-                    on_record(record)
+            for record in _job_records(p, job, s, run):
+                emit(record)
     except KeyboardInterrupt:
         run.interrupted = True
         log.info("stopped (Ctrl-C)")
-        if settings.segments is not None:  # the source it stopped in still has its segments
-            for record in _interrupted_segments(run, settings.segments):
-                run.records.append(record)
-                if on_record is not None:
-                    on_record(record)
-    _write_outputs(run, csv, plot)
-    return run
+        if s.segments is not None:  # the source it stopped in still has its segments
+            for record in _interrupted_segments(run, s.segments):
+                emit(record)
 
 
 def _follow(p: Predictor, jobs: list[Job], sources, s: _Settings, run: PredictRun, emit) -> None:
