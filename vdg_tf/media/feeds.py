@@ -145,7 +145,7 @@ def serve_feed(parent: int | None = None) -> None:
     send(out, ("ready",))
     try:
         ws = read_windows(job.source, job.video, job.audio, job.window_s, job.stride_s,
-                          follow=job.follow, timeout_s=job.timeout_s)  # fmt: skip
+                          follow=job.follow, timeout_s=job.timeout_s, threads=1)  # fmt: skip
         for w in ws:
             send(out, ("window", w))
         send(out, ("end", ws.ended or "end", ws.note, ws.duration))

@@ -197,6 +197,7 @@ def read_windows(
     stride_s: float,
     follow: bool = False,
     timeout_s: float = 10.0,
+    threads: int = 0,
 ) -> Windows:
     """Windows `[i * stride_s, i * stride_s + window_s)` of `source`, in order, each as soon
     as its last frame (and its audio) has been decoded; times are seconds from the
@@ -205,9 +206,10 @@ def read_windows(
     Iterate the result; afterwards its `ended` says how the source ended. Raises
     ValueError for a window or stride that is not a positive number of seconds, and
     `DecodeError` (naming the source) when it cannot be opened, holds no video or is a
-    still image.
+    still image. `threads`: decoder threads (0: FFmpeg's choice; a live feed's worker uses
+    1, since frame threads hold each frame back a frame a thread).
     """
-    return Windows(source, video, audio, window_s, stride_s, follow, timeout_s)
+    return Windows(source, video, audio, window_s, stride_s, follow, timeout_s, threads)
 
 
 class Windows:
@@ -219,7 +221,8 @@ class Windows:
     where); `duration` is the seconds of video seen.
     """
 
-    def __init__(self, source, video, audio, window_s, stride_s, follow=False, timeout_s=10.0):
+    def __init__(self, source, video, audio, window_s, stride_s, follow=False, timeout_s=10.0,
+                 threads=0):  # fmt: skip
         for name, value in (("window", window_s), ("stride", stride_s)):
             if not 0 < value < float("inf"):  # NaN fails this too
                 raise ValueError(f"{name}: must be a positive number of seconds, got {value}")
@@ -227,6 +230,7 @@ class Windows:
         self.window_s, self.stride_s, self.follow, self.timeout_s = (
             window_s, stride_s, follow, timeout_s
         )  # fmt: skip
+        self.threads = threads
         self.ended: str | None = None
         self.note = ""
         self.duration: float | None = None
@@ -243,7 +247,10 @@ class Windows:
 
     def _windows(self, container, reader: LiveReader | None) -> Iterator[Window]:
         vs = require_video(container, self.source)
-        vs.thread_type = "AUTO"
+        if self.threads:
+            vs.thread_count = self.threads
+        else:
+            vs.thread_type = "AUTO"
         aus = container.streams.audio[0] if container.streams.audio else None
         asm = _Assembler(vs, aus, self.video, self.audio, self.window_s, self.stride_s)
         for packet in self._packets(container, [vs] + ([aus] if aus is not None else [])):
