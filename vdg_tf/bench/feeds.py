@@ -126,28 +126,44 @@ class Player:
                         os.close(fd)
 
 
-def _cpu_s() -> float:
+def _proc_cpu_s(pids: list[int]) -> float:
+    """CPU seconds so far of running processes (Linux /proc; 0 for one that is gone)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _cpu_s() -> tuple[float, float]:
+    """CPU seconds so far of this process, and of its children that have ended."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system, t.children_user + t.children_system
 
 
 def run_feeds(p: Predictor, ts, due, feeds: int, seconds: float, window: float, stride: float,
               max_latency: float | None = None, batch: int = 16) -> dict:  # fmt: skip
     """One trial: `feeds` live feeds of the MPEG-TS for `seconds`; its figures."""
     player = Player(ts, due, feeds, seconds, stride)
-    run, cpu, t0 = PredictRun(), [0.0, 0.0], [0.0]
+    run, cpu, t0 = PredictRun(), [(0.0, 0.0)], [0.0]
     settings = FeedSettings(window, stride, True, max_latency, batch, timeout_s=5.0)
 
-    def started() -> None:
-        cpu[0], t0[0] = _cpu_s(), time.monotonic()
+    engine = FeedEngine(p, settings, run, lambda r: None)
+
+    def started() -> None:  # the workers' start-up (imports) is not the feeds' cost
+        own, kids = _cpu_s()
+        pids = [f.proc.proc.pid for f in engine.feeds.values() if f.proc is not None]
+        cpu[0], t0[0] = (own, kids + _proc_cpu_s(pids)), time.monotonic()
         player.start()
 
     try:
-        FeedEngine(p, settings, run, lambda r: None).follow(named(player.sources), started)
+        engine.follow(named(player.sources), started)
     finally:
         player.close()
     wall = time.monotonic() - t0[0]
-    cpu[1] = _cpu_s()
+    (own0, kids0), (own1, kids1) = cpu[0], _cpu_s()
+    own, kids = own1 - own0, kids1 - kids0
     lat = sorted(run.latencies)
     pick = (lambda q: round(1000 * lat[min(int(q * len(lat)), len(lat) - 1)], 1)) if lat else None
     p95 = pick(0.95) if pick else None
@@ -157,7 +173,12 @@ def run_feeds(p: Predictor, ts, due, feeds: int, seconds: float, window: float, 
         "dropped": run.dropped,
         "latency_p50_ms": pick(0.5) if pick else None,
         "latency_p95_ms": p95,
-        "cpu_cores": round((cpu[1] - cpu[0]) / wall, 2) if wall > 0 else None,
+        "cpu_cores": round((own + kids) / wall, 2) if wall > 0 else None,
+        "cpu_cores_model": round(own / wall, 2) if wall > 0 else None,  # + the writer thread
+        "cpu_cores_decode": round(kids / wall, 2) if wall > 0 else None,
+        # CPU a window costs, decode included: the feeds the machine's cores could follow
+        # if this process had them to itself is cores / (2 windows/s x this)
+        "cpu_ms_per_window": round(1000 * (own + kids) / max(run.windows, 1), 2),
         "failed": len(run.failed),
         "realtime": run.dropped == 0 and not run.failed and p95 is not None
         and p95 < 1000 * stride,
