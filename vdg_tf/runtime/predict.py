@@ -297,14 +297,10 @@ def predict(
     once it ends (`runtime.segments.find_segments` on the window scores, a window in a
     segment when its score is >= `segment_threshold`; the plot shades them).
 
-    Live feeds (`stream` with several sources, `sources` (a YAML list of named sources,
-    see `runtime.feeds.read_sources`) or `realtime`): every source is followed at once
-    (`vdg_tf/runtime/feeds.py`): decoded in worker processes, windows of all feeds
-    batched into one model call, each record's `source` the feed's name. With `realtime`
-    a window is dropped only once it can no longer be answered within `max_latency`
-    seconds (default: the stride) of its last frame arriving; each source's summary
-    holds `dropped`, `drops` (the dropped windows' start times) and `latency_p50_ms` /
-    `latency_p95_ms`. A feed that stalls or fails ends alone; the others go on.
+    Live feeds (`stream` with several sources, `sources`: a YAML list of named sources,
+    or `realtime`) are followed all at once (`vdg_tf/runtime/feeds.py`); with `realtime`
+    a window is dropped once it cannot be answered within `max_latency` s (default: the
+    stride); each summary holds `dropped`, `drops`, `latency_p50_ms`/`latency_p95_ms`.
 
     Example:
       run = vdg.predict("runs/a", ["street.mp4"], window=2.0, stride=0.5, csv="w.csv")
