@@ -22,7 +22,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -309,8 +309,10 @@ def predict(
                          realtime=True, stride=0.5)
     """
     _check_settings(window, stride, top, batch, timeout_s)
-    if max_latency is not None:
-        _check_settings(None, max_latency, top, batch, timeout_s)
+    if max_latency is not None and not (isinstance(max_latency, int | float) and max_latency > 0):
+        raise ValueError(f"max latency: must be a positive number of seconds, got {max_latency}")
+    if sources is not None and not stream:
+        raise ValueError(f"{sources}: named sources are live feeds: add --stream (stream=True)")
     if segments and not 0.0 < segment_threshold < 1.0:
         raise ValueError(f"segment threshold: must be between 0 and 1, got {segment_threshold}")
     inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
@@ -356,7 +358,9 @@ def _follow(p: Predictor, jobs: list[Job], sources, s: _Settings, run: PredictRu
     """Every source at once, as live feeds (`vdg_tf/runtime/feeds.py`)."""
     from vdg_tf.runtime.feeds import FeedEngine, FeedSettings, named, read_sources
 
-    feeds = named([j.source for j in jobs], s.text)
+    feeds = [
+        replace(f, text=j.text) for f, j in zip(named([j.source for j in jobs]), jobs, strict=True)
+    ]
     if sources is not None:
         feeds += read_sources(sources, s.text)
     names = [f.name for f in feeds]
