@@ -1,4 +1,5 @@
-"""`vdg benchmark feeds`: a short real video played as 2 live feeds, every figure present."""
+"""`vdg benchmark feeds`: a short real video played as 2 live feeds, every figure present
+(about 20 s with the shared streamable model trained)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,4 @@ def test_benchmark_two_feeds(sample_data, tmp_path_factory, capfd):
     assert trial["cpu_cores"] > 0 and isinstance(trial["realtime"], bool)
     if trial["windows"]:
         assert 0 < trial["latency_p50_ms"] <= trial["latency_p95_ms"]
+        assert trial["cpu_ms_per_window"] > 0 and r["cpu_bound_feeds"] >= 1

@@ -198,6 +198,17 @@ class FeedsBenchmark(Result):
     fps: float
     runs: list[dict] = field(default_factory=list)
     max_realtime_feeds: int | None = None
+    # the feeds this machine's cores could follow at the CPU a window cost here (median
+    # over the runs): an estimate from CPU time, steady where other jobs share the cores,
+    # where `max_realtime_feeds` (measured) is not
+    cpu_bound_feeds: int | None = None
+
+    def estimate(self) -> None:
+        """Set `cpu_bound_feeds` from the runs' CPU ms a window."""
+        costs = sorted(r["cpu_ms_per_window"] for r in self.runs if r["windows"])
+        if costs:
+            per_feed_s = costs[len(costs) // 2] / 1000 / self.stride  # CPU s a feed-second
+            self.cpu_bound_feeds = int(len(os.sched_getaffinity(0)) / per_feed_s)
 
     def format(self) -> str:
         head = (f"{Path(self.video).name} at {self.fps:g} fps as live feeds, {self.seconds:g} s "
@@ -211,6 +222,8 @@ class FeedsBenchmark(Result):
             )
         if self.max_realtime_feeds is not None:
             lines.append(f"max_realtime_feeds: {self.max_realtime_feeds}")
+        if self.cpu_bound_feeds is not None:
+            lines.append(f"cpu_bound_feeds (estimate from CPU ms a window): {self.cpu_bound_feeds}")
         return "\n".join(lines)
 
 
@@ -250,6 +263,7 @@ def run_feeds_benchmark(
 
     if not search:
         trial(feeds or 2)
+        r.estimate()
         return r
     good, bad, n = 0, None, max(1, feeds or start)
     while bad is None and n <= limit:
@@ -258,4 +272,5 @@ def run_feeds_benchmark(
         mid = (good + bad) // 2
         good, bad = (mid, bad) if trial(mid) else (good, mid)
     r.max_realtime_feeds = good
+    r.estimate()
     return r
