@@ -115,12 +115,12 @@ class FeedProcess:
 def _handed_over(source: str) -> tuple[str, tuple[int, ...], list[int]]:
     """The source as the child names it, the descriptors it inherits, and the ones this
     process made for it (closed once the child has them)."""
-    if source == "-":
-        fd = os.dup(sys.stdin.fileno())
-        return f"/dev/fd/{fd}", (fd,), [fd]
     m = _FD_PATH.fullmatch(source)
+    if source == "-" or (m and int(m[1]) <= 2):  # the child's 0-2 are its own: a copy
+        fd = os.dup(sys.stdin.fileno() if source == "-" else int(m[1]))
+        return f"/dev/fd/{fd}", (fd,), [fd]
     if m:
-        return source if source.startswith("/dev/") else f"/dev/fd/{m[1]}", (int(m[1]),), []
+        return f"/dev/fd/{m[1]}", (int(m[1]),), []
     return source, (), []
 
 
