@@ -21,6 +21,9 @@ def test_benchmark_two_feeds(sample_data, tmp_path_factory, capfd):
     assert r["max_realtime_feeds"] is None and r["fps"] == 12 and r["stride"] == 0.5
     (trial,) = r["runs"]
     assert trial["feeds"] == 2 and trial["failed"] == 0
+    assert {"sent_to_predicted_p50_ms", "sent_to_predicted_p95_ms", "cpu_cores_decode"} <= set(
+        trial
+    )
     # 3 s of each feed: windows at 0, 0.5 and 1.0 s, answered or dropped
     assert trial["windows"] + trial["dropped"] == 6
     assert trial["cpu_cores"] > 0 and isinstance(trial["realtime"], bool)
