@@ -212,6 +212,9 @@ def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
     from vdg_tf.runtime.predict import Events, predict
     from vdg_tf.runtime.report import format_record
 
+    if not a.inputs and not a.sources:
+        raise ValueError("predict: give at least one INPUT or --sources FILE")
+
     events = Events(a.watch or [], a.threshold, smooth=a.smooth) if (a.watch or a.events) else None
     if events is not None and not events.watch:
         events.watch = [None]  # the task's only series (the anomaly score)
@@ -225,8 +228,11 @@ def cmd_predict(a: argparse.Namespace) -> tuple[dict | None, str | None]:
         text=a.text or "", top=a.top, stream=a.stream, realtime=a.realtime, timeout_s=a.timeout,
         events=events, incremental=a.incremental, csv=a.csv, plot=a.plot, on_record=show,
         segments=a.segments, segment_threshold=a.segment_threshold, draw=a.draw, track=a.track,
-        box_threshold=a.box_threshold,
+        box_threshold=a.box_threshold, max_latency=a.max_latency, sources=a.sources,
     )  # fmt: skip
+    if a.json and len(run.sources) > 1:  # several feeds: their summaries as a last line
+        summary = {k: v for k, v in run.to_dict().items() if k != "records"}
+        print(json.dumps({"summary": summary}), file=sys.__stdout__, flush=True)
     print(run.format(), file=sys.stderr)
     if not run.windows and run.skipped and not run.interrupted:
         raise ValueError(run.skipped[0])
@@ -269,6 +275,34 @@ def _add_benchmark_detection(bsub) -> None:
     sp.add_argument("--calibration-samples", type=int, default=64)
     sp.add_argument("--out", help="keep the exported files in this folder")
     sp.add_argument("--max-frames", type=int, help="score at most this many annotated frames")
+
+
+def cmd_benchmark_feeds(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.bench.feeds import run_feeds_benchmark
+
+    r = run_feeds_benchmark(a.model, a.video, feeds=a.feeds, search=a.max, seconds=a.seconds,
+                            window=a.window, stride=a.stride, max_latency=a.max_latency,
+                            trust_model=a.trust_model)  # fmt: skip
+    return r.to_dict(), r.format()
+
+
+def _add_benchmark_feeds(bsub) -> None:
+    """`vdg benchmark feeds`."""
+    sp = _add_command(
+        bsub, "feeds", cmd_benchmark_feeds,
+        "play a video as N live feeds (paced pipes) and follow them all with one model: "
+        "windows, drops, latency p50/p95, CPU; --max finds max_realtime_feeds",
+    )  # fmt: skip
+    sp.add_argument("model", help="run folder, model.keras or FILE.tflite")
+    sp.add_argument("video", help="the video every feed plays (looped to --seconds)")
+    how = sp.add_mutually_exclusive_group()
+    how.add_argument("--feeds", type=int, help="feeds at once (default 2)")
+    how.add_argument("--max", action="store_true",
+                     help="search the most feeds with no drop and p95 latency under the stride")  # fmt: skip
+    sp.add_argument("--seconds", type=float, default=20.0, help="seconds each feed plays")
+    sp.add_argument("--window", type=float, help="window seconds (default: the model's audio span)")
+    sp.add_argument("--stride", type=float, default=0.5, help="seconds between windows")
+    sp.add_argument("--max-latency", type=float, help="latency budget a window (default: stride)")
     _add_trust_model(sp)
 
 
@@ -679,6 +713,7 @@ def _add_benchmark(sub) -> None:
     sp.add_argument("--repeats", type=int, default=3, help="passes per figure (median)")
     sp.add_argument("--batches", type=int, default=60, help="batches timed while streaming")
     _add_benchmark_detection(bsub)
+    _add_benchmark_feeds(bsub)
 
 
 def _add_run(sub) -> None:
@@ -723,6 +758,19 @@ def _add_demo(sub) -> None:
     sp.add_argument("--epochs", type=int, help="override the training epochs (a quick run)")
 
 
+def _add_feed_options(sp: argparse.ArgumentParser) -> None:
+    """`vdg predict`'s options for many live feeds."""
+    sp.add_argument(
+        "--sources",
+        help="--stream: a YAML list of named live sources (- name: door / source: rtsp://...)",
+    )
+    sp.add_argument(
+        "--max-latency", type=float,
+        help="--realtime: seconds a window may wait for the model before it is dropped "
+        "(default: the stride)",
+    )  # fmt: skip
+
+
 def _add_predict(sub) -> None:
     """`vdg predict`."""
     sp = _add_command(
@@ -734,10 +782,12 @@ def _add_predict(sub) -> None:
     sp.add_argument("model", help="run folder, model.keras, or FILE.tflite")
     sp.add_argument(
         "inputs",
-        nargs="+",
+        nargs="*",
         metavar="INPUT",
-        help="video files, a manifest (.jsonl), '-' (a stream on stdin) or a URL",
+        help="video files, a manifest (.jsonl), '-' (a stream on stdin), a pipe or a URL; "
+        "with --stream, several are followed at once",
     )
+    _add_feed_options(sp)
     sp.add_argument(
         "--window", type=float, help="window length in seconds (default: the model's audio span)"
     )
@@ -756,7 +806,7 @@ def _add_predict(sub) -> None:
     sp.add_argument(
         "--realtime",
         action="store_true",
-        help="drop windows that arrive while the model is busy (counted)",
+        help="drop windows the model cannot answer within --max-latency (counted)",
     )
     sp.add_argument(
         "--timeout",

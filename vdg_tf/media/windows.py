@@ -7,7 +7,7 @@ Only frames some window needs are resized, and only the frames and audio of open
 are kept, so an hour of video costs what one window does.
 
 Sources: a file path; `-` (a container on stdin, e.g. MPEG-TS piped from ffmpeg or a
-camera tool); any URL FFmpeg opens (rtsp://, udp://, http://); or, with `follow`, a file
+camera tool); a named pipe or `/dev/fd/N` (a pipe, as `<(ffmpeg ...)` gives); any URL FFmpeg opens (rtsp://, udp://, http://); or, with `follow`, a file
 that is still being written (read like `tail -f`). A live source (stdin, a URL, a growing
 file) that sends nothing for `timeout_s` ends there, `ended == "stalled"`, with every
 window whose data had arrived. Pipes and growing files need a streamable container
@@ -33,7 +33,9 @@ from vdg_tf.media.decode import DecodeError, require_video, sample_times
 
 @dataclass
 class Window:
-    """One window of a source: `frames` uint8 [T,S,S,3], `audio` float32 mono samples."""
+    """One window of a source: `frames` uint8 [T,S,S,3], `audio` float32 mono samples;
+    `arrived`: `time.monotonic()` when the data that completed it was read (the start of
+    its latency; the clock is system-wide, so a worker process's stamp holds here too)."""
 
     index: int
     start: float
@@ -41,6 +43,7 @@ class Window:
     frames: np.ndarray
     audio: np.ndarray
     has_audio: bool
+    arrived: float = 0.0
 
 
 class LiveReader(io.RawIOBase):
@@ -125,6 +128,9 @@ def open_source(source: str, follow: bool = False, timeout_s: float = 10.0):
         if "://" in source:
             return av.open(source, mode="r", timeout=(timeout_s, timeout_s)), None
         path = Path(source)
+        if path.is_fifo():  # a named pipe, or a pipe handed over as /dev/fd/N
+            reader = PipeReader(open(path, "rb", buffering=0), timeout_s)  # noqa: SIM115
+            return av.open(reader, mode="r"), reader
         if not path.is_file():
             raise DecodeError(source, "file not found")
         if follow:
@@ -191,6 +197,7 @@ def read_windows(
     stride_s: float,
     follow: bool = False,
     timeout_s: float = 10.0,
+    threads: int = 0,
 ) -> Windows:
     """Windows `[i * stride_s, i * stride_s + window_s)` of `source`, in order, each as soon
     as its last frame (and its audio) has been decoded; times are seconds from the
@@ -199,9 +206,10 @@ def read_windows(
     Iterate the result; afterwards its `ended` says how the source ended. Raises
     ValueError for a window or stride that is not a positive number of seconds, and
     `DecodeError` (naming the source) when it cannot be opened, holds no video or is a
-    still image.
+    still image. `threads`: decoder threads (0: FFmpeg's choice; a live feed's worker uses
+    1, since frame threads hold each frame back a frame a thread).
     """
-    return Windows(source, video, audio, window_s, stride_s, follow, timeout_s)
+    return Windows(source, video, audio, window_s, stride_s, follow, timeout_s, threads)
 
 
 class Windows:
@@ -213,7 +221,8 @@ class Windows:
     where); `duration` is the seconds of video seen.
     """
 
-    def __init__(self, source, video, audio, window_s, stride_s, follow=False, timeout_s=10.0):
+    def __init__(self, source, video, audio, window_s, stride_s, follow=False, timeout_s=10.0,
+                 threads=0):  # fmt: skip
         for name, value in (("window", window_s), ("stride", stride_s)):
             if not 0 < value < float("inf"):  # NaN fails this too
                 raise ValueError(f"{name}: must be a positive number of seconds, got {value}")
@@ -221,6 +230,7 @@ class Windows:
         self.window_s, self.stride_s, self.follow, self.timeout_s = (
             window_s, stride_s, follow, timeout_s
         )  # fmt: skip
+        self.threads = threads
         self.ended: str | None = None
         self.note = ""
         self.duration: float | None = None
@@ -237,19 +247,28 @@ class Windows:
 
     def _windows(self, container, reader: LiveReader | None) -> Iterator[Window]:
         vs = require_video(container, self.source)
-        vs.thread_type = "AUTO"
+        if self.threads:
+            vs.thread_count = self.threads
+        else:
+            vs.thread_type = "AUTO"
         aus = container.streams.audio[0] if container.streams.audio else None
         asm = _Assembler(vs, aus, self.video, self.audio, self.window_s, self.stride_s)
         for packet in self._packets(container, [vs] + ([aus] if aus is not None else [])):
+            arrived = time.monotonic()
             asm.add(packet)
-            yield from asm.ready()
+            for w in asm.ready():
+                w.arrived = arrived
+                yield w
         stalled = self._timed_out or (reader is not None and reader.stalled)
         self.ended = "stalled" if stalled else "end"
         if asm.prev is None:
             raise DecodeError(self.source, "no decodable video frames")
         self.duration = asm.duration()
         self._check_cut_short(vs)
-        yield from asm.tail(self.duration)
+        arrived = time.monotonic()
+        for w in asm.tail(self.duration):
+            w.arrived = arrived
+            yield w
 
     def _packets(self, container, streams) -> Iterator[av.Packet]:
         """The demuxed packets; a URL that sends nothing for `timeout_s` (PyAV's read

@@ -160,25 +160,14 @@ class IncrementalRunner:
     def outputs(self, inputs: dict[str, np.ndarray], windows: list[Window]) -> np.ndarray:
         """Outputs [B, ...] of a batch of consecutive windows of one source: `inputs` are
         their model inputs (`video` [B, T, S, S, 3] ...), `windows` the decoded windows."""
-        keys = self._encode_new(inputs["video"], windows)
-        feed = {HEAD_FRAMES: np.stack([np.stack([self.ring[k][1] for k in ks]) for ks in keys])}
-        if self.parts.has_audio:
-            feed[HEAD_AUDIO] = self.parts.encode_audio(inputs["audio"])
-        for name, value in inputs.items():
-            if name not in ("video", "audio"):
-                feed[name] = value
-        out = self.parts.head(feed)
-        last = set(keys[-1])
-        for k in [k for k in self.ring if k not in last]:  # keep the last window's frames
-            del self.ring[k]
-        return out
+        return ring_outputs(self.parts, inputs, [(self, windows)])
 
-    def _encode_new(self, video: np.ndarray, windows: list[Window]) -> list[list[Hashable]]:
-        """Encode (in one call) the frames of the batch the ring buffer lacks; returns
-        each window's ring keys."""
+    def _plan(self, windows: list[Window], first: int) -> tuple[list[list[Hashable]], dict]:
+        """Each window's ring keys, and the frames the ring lacks: key -> (pixels, row of
+        the batch, frame); `first` is the batch row of `windows[0]`."""
         keys: list[list[Hashable]] = []
-        todo: dict[Hashable, tuple[bytes, int, int]] = {}  # key -> (pixels, window, frame)
-        for i, w in enumerate(windows):
+        todo: dict[Hashable, tuple[bytes, int, int]] = {}
+        for i, w in enumerate(windows, first):
             keys.append([])
             for t, k in enumerate(frame_keys(w, self.spec)):
                 pixels = w.frames[t].tobytes()
@@ -191,10 +180,39 @@ class IncrementalRunner:
                 todo[k] = (pixels, i, t)
                 keys[-1].append(k)
         self.reused += sum(len(ks) for ks in keys) - len(todo)
-        if todo:
-            batch = np.stack([video[i, t] for _, i, t in todo.values()]).astype(np.float32)
-            embeddings = self.parts.encode_frame(batch)
-            for (k, (pixels, _, _)), emb in zip(todo.items(), embeddings, strict=True):
-                self.ring[k] = (pixels, emb)
-            self.encoded += len(todo)
-        return keys
+        self.encoded += len(todo)
+        return keys, todo
+
+
+def ring_outputs(
+    parts: KerasParts | LiteRTParts,
+    inputs: dict[str, np.ndarray],
+    groups: list[tuple[IncrementalRunner, list[Window]]],
+) -> np.ndarray:
+    """Outputs [B, ...] of windows of several sources in one batch: `groups` are each
+    source's ring runner and its consecutive windows, in the order of `inputs`' rows.
+    The new frames of every source are encoded in one `encode_frame` call, and every
+    window runs in one `head` call, so many feeds cost one model call each."""
+    plans, first = [], 0
+    for runner, windows in groups:
+        plans.append((runner, *runner._plan(windows, first)))
+        first += len(windows)
+    todo = [(runner, k, v) for runner, _, new in plans for k, v in new.items()]
+    if todo:
+        video = inputs["video"]
+        batch = np.stack([video[i, t] for _, _, (_, i, t) in todo]).astype(np.float32)
+        for (runner, k, (pixels, _, _)), emb in zip(todo, parts.encode_frame(batch), strict=True):
+            runner.ring[k] = (pixels, emb)
+    rows = [np.stack([r.ring[k][1] for k in ks]) for r, keys, _ in plans for ks in keys]
+    feed = {HEAD_FRAMES: np.stack(rows)}
+    if parts.has_audio:
+        feed[HEAD_AUDIO] = parts.encode_audio(inputs["audio"])
+    for name, value in inputs.items():
+        if name not in ("video", "audio"):
+            feed[name] = value
+    out = parts.head(feed)
+    for runner, keys, _ in plans:  # each ring keeps its last window's frames
+        last = set(keys[-1]) if keys else set()
+        for k in [k for k in runner.ring if k not in last]:
+            del runner.ring[k]
+    return out

@@ -22,7 +22,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +108,8 @@ class PredictRun(Result):
     video: str | None = None  # the video written with boxes drawn (`draw`)
     # per window: source, start, end and the task's score series (for the plot)
     timeline: list = field(default_factory=list, metadata={"json": False})
+    # seconds from each window's last frame arriving to its prediction (live feeds)
+    latencies: list = field(default_factory=list, metadata={"json": False})
 
     @property
     def failed(self) -> list[str]:
@@ -128,11 +130,24 @@ class PredictRun(Result):
             line += "; stopped (Ctrl-C)"
         lines = [line]
         for s in self.sources:
-            if s["ended"] not in ("end", "failed"):
+            if "latency_p95_ms" in s and len(self.sources) > 1:  # live feeds: one line each
+                lines.append(_feed_line(s))
+            elif s["ended"] not in ("end", "failed"):
                 note = f" ({s['note']})" if s["note"] else ""
                 where = Job(s["source"], "", *(s["span"] or (None, None))).where
                 lines.append(f"  {where}: {s['windows']} windows, ended: {s['ended']}{note}")
         return "\n".join(lines)
+
+
+def _feed_line(s: dict) -> str:
+    """`  door: 118 windows, 2 dropped, latency p50 41 / p95 90 ms, ended: stalled (...)`."""
+    line = f"  {s['source']}: {s['windows']} windows"
+    if s["dropped"]:
+        line += f", {s['dropped']} dropped"
+    if s["latency_p95_ms"] is not None:
+        line += f", latency p50 {s['latency_p50_ms']:g} / p95 {s['latency_p95_ms']:g} ms"
+    line += f", ended: {s['ended']}"
+    return line + (f" ({s['note']})" if s["note"] else "")
 
 
 class Predictor:
@@ -160,6 +175,7 @@ class Predictor:
             self.bundle, self._run = model, lambda ds: predict_dataset(keras_model, ds)
         else:
             self.bundle, self._run = load_for_inference(model, trust_model)
+        self.model_path = None if isinstance(model, Bundle) else Path(model)
         self.incremental = None if incremental is False else self._incremental(model)
         self.task, self.labels, self.top = self.bundle.task, self.bundle.labels, top
         cfg, tok = self.bundle.config.data, self.bundle.tokenizer
@@ -258,6 +274,7 @@ class _Settings:
     timeout_s: float = 10.0
     events: Events | None = None
     segments: float | None = None  # the score threshold of segments; None: window records
+    max_latency: float | None = None  # realtime: seconds a window may wait (None: the stride)
 
 
 def predict(
@@ -283,6 +300,8 @@ def predict(
     draw: str | Path | None = None,
     track: bool = False,
     box_threshold: float = 0.3,
+    max_latency: float | None = None,
+    sources: str | Path | None = None,
 ) -> PredictRun:
     """Predict on every window of every input; returns the records and a summary.
 
@@ -302,17 +321,22 @@ def predict(
 
     A detection model (`runtime/predict_boxes.py`): `{source, t, boxes}` per frame (`stride`
     s apart), boxes >= `box_threshold`; `track` adds track ids, `draw` writes boxes drawn.
+    Live feeds (`stream` with several sources, `sources`: a YAML list of named sources,
+    or `realtime`) are followed all at once (`vdg_tf/runtime/feeds.py`); with `realtime`
+    a window is dropped once it cannot be answered within `max_latency` s (default: the
+    stride); each summary holds `dropped`, `drops`, `latency_p50_ms`/`latency_p95_ms`.
 
     Example:
       run = vdg.predict("runs/a", ["street.mp4"], window=2.0, stride=0.5, csv="w.csv")
       best = run.records[0]["top"][0]  # {"label": ..., "score": ...}
+      cams = vdg.predict("cam.tflite", ["rtsp://door/1", "rtsp://yard/1"], stream=True,
+                         realtime=True, stride=0.5)
     """
     run = _box_run(model, inputs, trust_model, (box_threshold, track, draw, stride), on_record)
     if run is not None:
         return run
     _check_settings(window, stride, top, batch, timeout_s)
-    if segments and not 0.0 < segment_threshold < 1.0:
-        raise ValueError(f"segment threshold: must be between 0 and 1, got {segment_threshold}")
+    _check_options(max_latency, sources, stream, segment_threshold if segments else None)
     inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     jobs, problems = jobs_from([str(i) for i in inputs], text)
     p = model if isinstance(model, Predictor) else Predictor(model, top, incremental, trust_model)
@@ -320,26 +344,55 @@ def predict(
     frames_s = FRAME_WINDOW_S * cfg.video.frames  # a per-frame task: 1/stride frames a second
     window = window or (frames_s if p.task.per_frame else cfg.audio.seconds)
     settings = _Settings(window, stride or window / 2, text, stream, realtime, batch, timeout_s,
-                         events, segment_threshold if segments else None)  # fmt: skip
+                         events, segment_threshold if segments else None, max_latency)  # fmt: skip
     run = PredictRun(skipped=[str(m) for m in problems])
     for m in problems:
         log.warning("skipped %s", m)
+
+    def emit(record: dict) -> None:
+        run.records.append(record)
+        if on_record is not None:
+            on_record(record)
+
+    spans = any(j.start is not None or j.end is not None for j in jobs)
+    if stream and not spans and (len(jobs) > 1 or sources is not None or realtime):
+        _follow(p, jobs, sources, settings, run, emit)
+    else:
+        _one_by_one(p, jobs, settings, run, emit)
+    _write_outputs(run, csv, plot)
+    return run
+
+
+def _one_by_one(p: Predictor, jobs: list[Job], s: _Settings, run: PredictRun, emit) -> None:
+    """Each job's records in turn (files, manifests, one live source); Ctrl-C stops cleanly."""
     try:
         for job in jobs:
-            for record in _job_records(p, job, settings, run):
-                run.records.append(record)
-                if on_record is not None:
-                    on_record(record)
+            for record in _job_records(p, job, s, run):
+                emit(record)
     except KeyboardInterrupt:
         run.interrupted = True
         log.info("stopped (Ctrl-C)")
-        if settings.segments is not None:  # the source it stopped in still has its segments
-            for record in _interrupted_segments(run, settings.segments):
-                run.records.append(record)
-                if on_record is not None:
-                    on_record(record)
-    _write_outputs(run, csv, plot)
-    return run
+        if s.segments is not None:  # the source it stopped in still has its segments
+            for record in _interrupted_segments(run, s.segments):
+                emit(record)
+
+
+def _follow(p: Predictor, jobs: list[Job], sources, s: _Settings, run: PredictRun, emit) -> None:
+    """Every source at once, as live feeds (`vdg_tf/runtime/feeds.py`)."""
+    from vdg_tf.runtime.feeds import FeedEngine, FeedSettings, named, read_sources
+
+    feeds = [
+        replace(f, text=j.text) for f, j in zip(named([j.source for j in jobs]), jobs, strict=True)
+    ]
+    if sources is not None:
+        feeds += read_sources(sources, s.text)
+    names = [f.name for f in feeds]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"sources: the name '{twice}' is given twice")
+    settings = FeedSettings(s.window, s.stride, s.realtime, s.max_latency, s.batch, s.timeout_s,
+                            s.events, s.segments)  # fmt: skip
+    FeedEngine(p, settings, run, emit).follow(feeds)
 
 
 def _box_run(model, inputs, trust_model: bool, settings, on_record) -> PredictRun | None:
@@ -355,6 +408,16 @@ def _box_run(model, inputs, trust_model: bool, settings, on_record) -> PredictRu
     inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     return predict_boxes(model, inputs, trust_model=trust_model, score_threshold=threshold,
                          track=track, draw=draw, stride=stride, on_record=on_record)  # fmt: skip
+
+
+def _check_options(max_latency, sources, stream: bool, segment_threshold) -> None:
+    """One-line ValueErrors for the live-feed and segment options."""
+    if max_latency is not None and not (isinstance(max_latency, int | float) and max_latency > 0):
+        raise ValueError(f"max latency: must be a positive number of seconds, got {max_latency}")
+    if sources is not None and not stream:
+        raise ValueError(f"{sources}: named sources are live feeds: add --stream (stream=True)")
+    if segment_threshold is not None and not 0.0 < segment_threshold < 1.0:
+        raise ValueError(f"segment threshold: must be between 0 and 1, got {segment_threshold}")
 
 
 def _check_settings(window, stride, top, batch, timeout_s) -> None:
@@ -432,18 +495,26 @@ def _segments(source: str, timeline: list, threshold: float) -> list[dict]:
 def _group_records(p, job: Job, group: list[Window], trackers, run: PredictRun) -> Iterator[dict]:
     """The records of a batch of windows, each followed by the events it closes."""
     outputs = p.outputs(group, [job.text] * len(group))
+    return window_records(p, job.source, group, outputs, trackers, run)
+
+
+def window_records(
+    p: Predictor, source: str, group: list[Window], outputs: np.ndarray, trackers, run: PredictRun
+) -> Iterator[dict]:
+    """The records of windows of one source given their outputs, each followed by the
+    events it closes; counts them and adds them to the run's timeline."""
     run.windows += len(group)
     series = p.task.series(outputs, p.labels)
-    for i, (w, record) in enumerate(zip(group, p.records(job.source, group, outputs), strict=True)):
+    for i, (w, record) in enumerate(zip(group, p.records(source, group, outputs), strict=True)):
         scores = {k: float(v[i]) for k, v in series.items()}
-        run.timeline.append((job.source, w.start, w.end, scores))
+        run.timeline.append((source, w.start, w.end, scores))
         yield record
         for t in trackers:
             if not t.name and len(scores) == 1:
                 t.name = next(iter(scores))  # e.g. "anomaly"
             done = t.feed(w.start, w.end, _watched(scores, t.name, p))
             if done:
-                yield {"source": job.source, **done}
+                yield {"source": source, **done}
 
 
 def _ended(job: Job, ws: Windows, summary: dict, s: _Settings, run: PredictRun) -> None:
