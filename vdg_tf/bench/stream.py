@@ -38,9 +38,10 @@ from vdg_tf.media.windows import Window, read_windows
 from vdg_tf.models.builder import inference_model
 from vdg_tf.models.serving import OUTPUT_NAME
 from vdg_tf.results import Result
-from vdg_tf.runtime.incremental import IncrementalRunner, LiteRTParts, incremental_reason
+from vdg_tf.runtime.incremental import LiteRTParts, incremental_reason
 from vdg_tf.runtime.predict import Predictor
 from vdg_tf.runtime.segments import find_segments
+from vdg_tf.runtime.stream_state import make_runner
 
 Run = Callable[[dict, Window], np.ndarray]
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class _Timed:
 
     def __init__(self, parts: LiteRTParts):
         self.parts, self.frames, self.has_audio = parts, parts.frames, parts.has_audio
+        self.state_shape = parts.state_shape  # a causal encoder's stream state, or None
         self.ms: dict[str, list[float]] = {"encode_frame": [], "encode_audio": [], "head": []}
 
     def _timed(self, name: str, *args):
@@ -111,6 +113,12 @@ class _Timed:
 
     def encode_frame(self, frames):
         return self._timed("encode_frame", frames)
+
+    def encode_chunk(self, frames, state):
+        t = time.perf_counter()
+        out = self.parts.encode_chunk(frames, state)
+        self.ms["encode_frame"].append((time.perf_counter() - t) * 1000)
+        return out
 
     def encode_audio(self, audio):
         return self._timed("encode_audio", audio)
@@ -291,7 +299,7 @@ def _comparisons(passes: dict, outputs: dict, paths: dict, predictor) -> dict[st
 def _incremental_pass(predictor, video, window, stride, path: Path, threads: int):
     """A pass with the ring buffer over the file's incremental signatures."""
     parts = _Timed(LiteRTParts(path, num_threads=threads))
-    runner = IncrementalRunner(parts, predictor.bundle.config.data.video)
+    runner = make_runner(parts, predictor.bundle.config.data.video)
     figures, outputs = _pass(predictor, video, window, stride, lambda x, w: runner.outputs(x, [w]))
     figures |= parts.per_window(figures["windows"])
     figures["frames_encoded"], figures["frames_reused"] = runner.encoded, runner.reused
