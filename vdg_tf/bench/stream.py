@@ -5,12 +5,14 @@ for the float32 and int8 exports of a run folder (or the one `.tflite` given) in
 predict loop (decode, features, model) per window and the real-time factor: seconds of
 video covered per second of wall time, at stride = window / 4 unless told otherwise.
 
-When the model splits per frame (`model.video_frames: independent` or a video backbone),
+When the model splits per frame (`model.video_frames: independent` or `causal`, or a video
+backbone),
 each export is the four-signature incremental `.tflite` (`vdg_tf/export/incremental.py`)
 and every float32/int8 x cores pass is run twice on the same file: full re-inference
 (`serving_default`, the whole window) and incremental (the ring buffer of
 `vdg_tf/runtime/incremental.py`: `encode_frame` on new frames only, `encode_audio`,
-`head`), with the time of each signature per window and the top-1 agreement of the two.
+`head`; a causal encoder carries its motion state, `vdg_tf/runtime/stream_state.py`), with the
+time of each signature per window and the top-1 agreement of the two.
 A model that cannot split reports why instead of an incremental figure. A `.tflite` is
 measured as it is: whole windows, plus incremental when it is an incremental export.
 """
