@@ -251,7 +251,8 @@ def signature_functions(
 
 def _frame_function(parts: Parts, frame_batch: int | None):
     """The `encode_frame` concrete function: frames -> embeddings, or, for a causal encoder,
-    a chunk of frames (any number) and `motion_state` -> embeddings and the next state."""
+    a chunk of `frame_batch` frames (1 when None) and `motion_state` -> embeddings and the
+    next state."""
     if parts.motion is None:
         shape = parts.encode_frame.input.shape[1:]
         spec = {FRAME_IN: _spec(FRAME_IN, shape, tf.float32, frame_batch)}
@@ -263,7 +264,8 @@ def _frame_function(parts: Parts, frame_batch: int | None):
         return encode_frame.get_concrete_function()
     motion = parts.motion
     spec = {
-        FRAME_IN: _spec(FRAME_IN, motion.maps.input.shape[1:], tf.float32, None),
+        # one frame a call: LiteRT ran a dynamic chunk 3-13x slower a frame (BENCHMARKS.md)
+        FRAME_IN: _spec(FRAME_IN, motion.maps.input.shape[1:], tf.float32, frame_batch or 1),
         STATE: tf.TensorSpec(motion.state_shape, tf.float32, name=STATE),
     }
 
@@ -277,17 +279,15 @@ def _frame_function(parts: Parts, frame_batch: int | None):
 
 def _frame_pairs(parts: Parts, video: np.ndarray) -> Iterator[tuple[str, dict]]:
     """`encode_frame` calibration inputs of one window [1, T, S, S, 3]: each frame alone,
-    or (causal) the window as one chunk from a zero state and its last frames with the
-    state the ones before leave."""
+    or (causal) each frame with the state the frames before it leave (zeros first)."""
     if parts.motion is None:
         for t in range(video.shape[1]):
             yield "encode_frame", {FRAME_IN: video[:, t]}
         return
-    m, frames = parts.motion, video[0]
-    zero = np.zeros(m.state_shape, np.float32)
-    yield "encode_frame", {FRAME_IN: frames, STATE: zero}
-    state = np.asarray(m.chunk(frames[: -m.context], zero)[1])
-    yield "encode_frame", {FRAME_IN: frames[-m.context :], STATE: state}
+    m, state = parts.motion, np.zeros(parts.motion.state_shape, np.float32)
+    for t in range(video.shape[1]):  # one frame a call, the state carried along
+        yield "encode_frame", {FRAME_IN: video[0, t : t + 1], STATE: state}
+        state = np.asarray(m.chunk(video[0, t : t + 1], state)[1])
 
 
 def window_embeddings(parts: Parts, video: np.ndarray) -> np.ndarray:

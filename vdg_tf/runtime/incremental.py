@@ -124,10 +124,15 @@ class LiteRTParts:
 
     def encode_chunk(self, frames: np.ndarray, state: np.ndarray) -> tuple:
         """Causal encoder: consecutive frames and the state before them -> (embeddings, state)."""
-        out = self._runners["encode_frame"](
-            **{FRAME_IN: np.asarray(frames, np.float32), STATE: np.asarray(state, np.float32)}
-        )
-        return np.asarray(out[EMBEDDING]), np.asarray(out[STATE])
+        runner, frames = self._runners["encode_frame"], np.asarray(frames, np.float32)
+        step = int(self._details["encode_frame"][FRAME_IN]["shape_signature"][0])
+        step = len(frames) if step == -1 else step  # a static chunk: that many frames a call
+        out = []
+        for i in range(0, len(frames), step):
+            got = runner(**{FRAME_IN: frames[i : i + step], STATE: np.asarray(state, np.float32)})
+            out.append(np.asarray(got[EMBEDDING]))
+            state = got[STATE]
+        return np.concatenate(out), np.asarray(state)
 
     def encode_audio(self, audio: np.ndarray) -> np.ndarray:
         return self._run("encode_audio", {"audio": audio}, EMBEDDING)
