@@ -91,7 +91,9 @@ class CausalFrameStack(keras.layers.Layer):
 
     def call(self, x):
         k = self.kernel
-        steps = tf.shape(x)[1] - (k - 1)
+        # a static length when known: LiteRT runs static slices without per-call allocation
+        frames = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+        steps = frames - (k - 1)
         return tf.concat([x[:, i : i + steps] for i in range(k)], axis=-1)
 
     def compute_output_shape(self, input_shape):
