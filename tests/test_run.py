@@ -128,6 +128,14 @@ def test_report_has_every_stage_with_its_figures(pipeline_run):
     points = {n: (s["gzip_bytes"], s["score"]) for n, s in stages.items() if n.startswith("sweep_")}
     assert report["pareto_front"]
     assert report["pareto_front"] == pareto_front(points, report["higher_is_better"])
+    # the report names the quickest export that agrees with the trained model
+    fastest = report["fastest"]
+    timed = {c["stage"]: c for c in fastest["candidates"]}
+    assert set(timed) == {n for n in stages if n.startswith("tflite_")}
+    ok = [c["latency_ms"] for c in timed.values() if c["within_tolerance"]]
+    assert fastest["latency_ms"] == min(ok) and timed[fastest["stage"]]["within_tolerance"]
+    assert fastest["target"] in ("float32", "edge-int8", "gpu-fp16", "edge-int4")
+    assert f"fastest here: {fastest['stage']}" in format_report(report)
 
 
 def test_pareto_front_of_an_error_metric_keeps_the_best_points():

@@ -181,7 +181,8 @@ class ModelConfig:
     )
     # folded (frames stacked on the height axis, a space-time motion conv) | independent
     # (each frame encoded alone: streamable with incremental inference, vdg_tf/export/
-    # incremental.py); backbones always encode frames independently
+    # incremental.py) | causal (a motion conv over each frame and the two before it:
+    # streamable with its state); backbones always encode frames independently
     video_frames: str = field(
         default="folded", metadata={"registry": "vdg_tf.models.encoders.video:FRAMES"}
     )

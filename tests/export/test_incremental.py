@@ -102,7 +102,7 @@ def test_an_unknown_frames_mode_names_the_known_ones():
     import tf_keras as keras
 
     with pytest.raises(
-        ValueError, match="model.video_frames: unknown 'x' \\(known: folded, independent\\)"
+        ValueError, match="model.video_frames: unknown 'x' \\(known: folded, independent, causal\\)"
     ):
         video_encoder(keras.Input((4, 32, 32, 3)), 4, 32, 16, 32, frames_mode="x")
 

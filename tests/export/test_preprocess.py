@@ -161,7 +161,7 @@ def test_preprocess_export_predicts_as_the_model_fed_by_the_pipeline(
     np.testing.assert_allclose(same, keras_probs, atol=1e-4)
     # the SavedModel: the same graph at any batch (4 here), by input name
     raw = _raw_eval(sample_data, bundle)[:4]
-    serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_token_ids"]
     batch = {k: tf.constant(np.stack([x[k] for x in raw])) for k in model.input_details}
     np.testing.assert_allclose(serve(**batch)["probs"].numpy(), got[:4], atol=1e-4)
     np.testing.assert_allclose(model.predict_batch(batch), got[:4], atol=1e-4)  # dynamic B

@@ -20,6 +20,7 @@ from vdg_tf.models import build_classifier
 from vdg_tf.models.layers import (
     LAYERS,
     AttentionMask,
+    CausalFrameStack,
     FoldFrames,
     MaskedMean,
     MaskedWeightedSum,
@@ -41,6 +42,7 @@ MASKS3 = np.array([[1, 0, 1], [1, 1, 1]], np.float32)
 CASES = [
     (FoldFrames(name="fold"), rng.random((2, 3, 4, 4, 3)).astype(np.float32)),
     (UnfoldFrames(3, name="unfold"), rng.random((6, 4, 4, 3)).astype(np.float32)),
+    (CausalFrameStack(3, name="stack"), rng.random((2, 5, 4, 4, 3)).astype(np.float32)),
     (ModalityDropout(0.5, seed=1, name="drop"), [np.ones((2, 1), np.float32), KEEP[:, :1]]),
     (MaskedMean(name="mean"), [FLOATS[:, 0], np.array([[2], [0]], np.float32)]),
     (MaskedWeightedSum(name="learned"), [FLOATS[:, :3], MASKS3]),

@@ -5,12 +5,14 @@ for the float32 and int8 exports of a run folder (or the one `.tflite` given) in
 predict loop (decode, features, model) per window and the real-time factor: seconds of
 video covered per second of wall time, at stride = window / 4 unless told otherwise.
 
-When the model splits per frame (`model.video_frames: independent` or a video backbone),
+When the model splits per frame (`model.video_frames: independent` or `causal`, or a video
+backbone),
 each export is the four-signature incremental `.tflite` (`vdg_tf/export/incremental.py`)
 and every float32/int8 x cores pass is run twice on the same file: full re-inference
 (`serving_default`, the whole window) and incremental (the ring buffer of
 `vdg_tf/runtime/incremental.py`: `encode_frame` on new frames only, `encode_audio`,
-`head`), with the time of each signature per window and the top-1 agreement of the two.
+`head`; a causal encoder carries its motion state, `vdg_tf/runtime/stream_state.py`), with the
+time of each signature per window and the top-1 agreement of the two.
 A model that cannot split reports why instead of an incremental figure. A `.tflite` is
 measured as it is: whole windows, plus incremental when it is an incremental export.
 """
@@ -38,9 +40,10 @@ from vdg_tf.media.windows import Window, read_windows
 from vdg_tf.models.builder import inference_model
 from vdg_tf.models.serving import OUTPUT_NAME
 from vdg_tf.results import Result
-from vdg_tf.runtime.incremental import IncrementalRunner, LiteRTParts, incremental_reason
+from vdg_tf.runtime.incremental import LiteRTParts, incremental_reason
 from vdg_tf.runtime.predict import Predictor
 from vdg_tf.runtime.segments import find_segments
+from vdg_tf.runtime.stream_state import make_runner
 
 Run = Callable[[dict, Window], np.ndarray]
 log = logging.getLogger(__name__)
@@ -101,6 +104,7 @@ class _Timed:
 
     def __init__(self, parts: LiteRTParts):
         self.parts, self.frames, self.has_audio = parts, parts.frames, parts.has_audio
+        self.state_shape = parts.state_shape  # a causal encoder's stream state, or None
         self.ms: dict[str, list[float]] = {"encode_frame": [], "encode_audio": [], "head": []}
 
     def _timed(self, name: str, *args):
@@ -111,6 +115,12 @@ class _Timed:
 
     def encode_frame(self, frames):
         return self._timed("encode_frame", frames)
+
+    def encode_chunk(self, frames, state):
+        t = time.perf_counter()
+        out = self.parts.encode_chunk(frames, state)
+        self.ms["encode_frame"].append((time.perf_counter() - t) * 1000)
+        return out
 
     def encode_audio(self, audio):
         return self._timed("encode_audio", audio)
@@ -291,7 +301,7 @@ def _comparisons(passes: dict, outputs: dict, paths: dict, predictor) -> dict[st
 def _incremental_pass(predictor, video, window, stride, path: Path, threads: int):
     """A pass with the ring buffer over the file's incremental signatures."""
     parts = _Timed(LiteRTParts(path, num_threads=threads))
-    runner = IncrementalRunner(parts, predictor.bundle.config.data.video)
+    runner = make_runner(parts, predictor.bundle.config.data.video)
     figures, outputs = _pass(predictor, video, window, stride, lambda x, w: runner.outputs(x, [w]))
     figures |= parts.per_window(figures["windows"])
     figures["frames_encoded"], figures["frames_reused"] = runner.encoded, runner.reused

@@ -29,7 +29,7 @@ from tensorflow_model_optimization.python.core.quantization.keras.default_8bit i
 
 from vdg_tf.compression.cluster_preserve import ClusterPreserveScheme
 from vdg_tf.compression.fitting import fine_tune
-from vdg_tf.models.layers import FoldFrames, UnfoldFrames
+from vdg_tf.models.layers import CausalFrameStack, FoldFrames, UnfoldFrames
 
 quant = tfmot.quantization.keras
 
@@ -64,7 +64,7 @@ class NoOpQuantizeConfig(quant.QuantizeConfig):
 
 
 # custom layers that move values without changing them: annotated with NoOpQuantizeConfig
-PASS_THROUGH = (FoldFrames, UnfoldFrames)
+PASS_THROUGH = (FoldFrames, UnfoldFrames, CausalFrameStack)
 
 
 class _PrunePreserveRegistry(pqat_registry.Default8bitPrunePreserveQuantizeRegistry):

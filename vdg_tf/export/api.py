@@ -31,6 +31,7 @@ from vdg_tf.export.preprocess import (
     preprocessing_model,
     raw_representative,
 )
+from vdg_tf.export.serving_text import write_raw_text_saved_model
 from vdg_tf.export.targets import get_target
 from vdg_tf.export.tflite import ExportConfig, convert
 from vdg_tf.export.verify import representative_inputs
@@ -177,7 +178,7 @@ def export(
     path = atomic_write_bytes(out, tflite)
     written = [atomic_write_text(p, texts[name]) for name, p in sidecars.items()]
     if saved_model:
-        write_saved_model(bundle, saved_model, keras_model)
+        _write_saved_model(bundle, saved_model, keras_model, preprocess)
     return _result(model, target, path, written, saved_model, preprocess, incremental)
 
 
@@ -202,6 +203,15 @@ def _tflite(bundle, detector, keras_model, settings, data, samples: int, preproc
         return tflite
     width = int(keras_model.outputs[0].shape[-1])
     return standard_metadata(tflite, bundle, preprocess=preprocess, output_width=width)
+
+
+def _write_saved_model(bundle, path, keras_model, preprocess: bool) -> None:
+    """The SavedModel beside the export: with --preprocess and a text input, one that also
+    tokenizes raw captions in the graph (`export/serving_text.py`)."""
+    if preprocess and "text" in {t.name.split(":")[0] for t in keras_model.inputs}:
+        write_raw_text_saved_model(bundle, path, keras_model)
+    else:
+        write_saved_model(bundle, path, keras_model)
 
 
 def _result(model, target, path: Path, sidecars, saved_model, preprocess, incremental):

@@ -18,7 +18,7 @@ from vdg_tf.data.inputs import check_data_path, class_folders, resolve_data
 from vdg_tf.data.splits import hold_out, write_rows
 from vdg_tf.files import claim_dir, write_json
 from vdg_tf.pipeline.context import RunContext, RunInputs
-from vdg_tf.pipeline.report import PipelineReport, plot_report
+from vdg_tf.pipeline.report import PipelineReport, fastest_stage, plot_report
 from vdg_tf.pipeline.spec import PipelineSpec, StageSpec
 from vdg_tf.pipeline.stages import STAGES
 from vdg_tf.tasks import get_task
@@ -163,6 +163,7 @@ def _report(spec: PipelineSpec, ctx: RunContext, stages: dict) -> PipelineReport
         skipped_files=ctx.skips.reasons,
     )
     report.pareto_front = plot_report(report.to_dict(), ctx.out).get("pareto_front")
+    report.fastest = fastest_stage(stages)
     write_json(
         ctx.out / "report.json", {k: v for k, v in report.to_dict().items() if k != "report"}
     )

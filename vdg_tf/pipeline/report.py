@@ -14,6 +14,9 @@ from vdg_tf.results import Result
 from vdg_tf.training.plots import plot_size_accuracy
 
 SPLIT_NAMES = {"eval": "the evaluation split", "val": "the validation split"}
+# the share of clips an export must decide as the trained model does to count as "fastest"
+# (the default tolerance of `vdg export --target auto`)
+FASTEST_TOLERANCE = 0.99
 
 
 @dataclass
@@ -34,6 +37,7 @@ class PipelineReport(Result):
     metric: str
     higher_is_better: bool
     pareto_front: list[str] | None = None  # after a sweep: the points nothing beats
+    fastest: dict | None = None  # the quickest `.tflite` stage here that agrees (`fastest_stage`)
     labels: list[str] = field(default_factory=list)
     training: dict | None = None  # the train stage's checkpoint rule and validation figures
     stages_scored_on: str = "eval"  # "eval", or "val" when no evaluation data was given
@@ -46,11 +50,52 @@ class PipelineReport(Result):
         """The report's fields; a sweep's front and the training section only when there."""
         d = super().to_dict()
         return {
-            k: v for k, v in d.items() if v is not None or k not in ("pareto_front", "training")
+            k: v
+            for k, v in d.items()
+            if v is not None or k not in ("pareto_front", "training", "fastest")
         }
 
     def format(self) -> str:
         return format_report(self.to_dict())
+
+
+def fastest_stage(stages: dict, tolerance: float = FASTEST_TOLERANCE) -> dict | None:
+    """The `.tflite` stage (`tflite_*`) with the lowest `latency_ms` among those whose
+    top-1 agreement with the trained model is >= `tolerance` (a task without decisions has
+    no agreement figure: every export qualifies), as `vdg export --target auto` would pick
+    on this machine; None when no stage was timed.
+
+    Returns `{stage, target, latency_ms, agreement, tolerance, candidates}`, `candidates`
+    being every timed stage's `{stage, latency_ms, agreement, within_tolerance}`.
+    """
+    candidates = []
+    for name, e in stages.items():
+        if not name.startswith("tflite_") or e.get("latency_ms") is None:
+            continue
+        agree = e.get("top1_agreement")
+        ok = agree is None or agree >= tolerance
+        candidates.append(
+            {"stage": name, "latency_ms": e["latency_ms"], "agreement": agree,
+             "within_tolerance": ok}
+        )  # fmt: skip
+    kept = [c for c in candidates if c["within_tolerance"]]
+    if not kept:
+        return None
+    best = min(kept, key=lambda c: (c["latency_ms"], stages[c["stage"]].get("bytes", 0)))
+    return {
+        "stage": best["stage"],
+        "target": _target_of(stages[best["stage"]]),
+        "latency_ms": best["latency_ms"],
+        "agreement": best["agreement"],
+        "tolerance": tolerance,
+        "candidates": candidates,
+    }
+
+
+def _target_of(entry: dict) -> str | None:
+    """The export target a stage's file was made for (`model_<target>.tflite`), if named so."""
+    stem = Path(entry.get("path", "")).stem
+    return stem.removeprefix("model_") if stem.startswith("model_") else None
 
 
 def _points(entries: dict) -> dict[str, tuple[float, float]]:
@@ -142,6 +187,14 @@ def format_report(report: dict) -> str:
         ms = f"{s['latency_ms']:.2f}" if "latency_ms" in s else "-"
         size = f"{s['bytes']:>11,}{s['gzip_bytes']:>10,}" if deployable else f"{'-':>11}{'-':>10}"
         lines.append(f"  {name:<22}{s['score']:>9.3f}{size}{ms:>8}  " + ", ".join(notes))
+    fastest = report.get("fastest")
+    if fastest:
+        agree = fastest["agreement"]
+        agreed = f", agreement {agree:.3f}" if agree is not None else ""
+        lines.append(
+            f"  fastest here: {fastest['stage']} ({fastest['latency_ms']:.2f} ms{agreed}; "
+            f"the quickest export agreeing on >= {fastest['tolerance']:.0%} of clips)"
+        )
     training = report.get("training", {})
     if "checkpoint" in training:
         lines.append(f"  checkpoint: {training['checkpoint']['why']}")

@@ -36,6 +36,7 @@ from vdg_tf.media.convert import fit_audio
 from vdg_tf.media.feeds import FeedJob, FeedProcess
 from vdg_tf.media.windows import Window
 from vdg_tf.runtime.incremental import IncrementalRunner, ring_outputs
+from vdg_tf.runtime.stream_state import CausalRunner, make_runner
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +142,9 @@ class _BatchModel:
             model = inference_model(p.bundle.model)
             self.keras = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
-    def runner(self) -> IncrementalRunner | None:
+    def runner(self) -> IncrementalRunner | CausalRunner | None:
         inc = self.p.incremental
-        return None if inc is None else IncrementalRunner(inc.parts, inc.spec)
+        return None if inc is None else make_runner(inc.parts, inc.spec)
 
     def outputs(self, groups: list[tuple[_Feed, list[Window]]]) -> np.ndarray:
         windows = [w for _, ws in groups for w in ws]
@@ -158,7 +159,9 @@ class _BatchModel:
         if self.litert is not None:
             return self.litert.predict_batch({k: v for k, v in x.items()
                                               if k in self.litert.input_details})  # fmt: skip
-        return ring_outputs(self.p.incremental.parts, x, [(f.runner, ws) for f, ws in groups])
+        if all(isinstance(f.runner, IncrementalRunner) for f, _ in groups):
+            return ring_outputs(self.p.incremental.parts, x, [(f.runner, ws) for f, ws in groups])
+        return _per_feed(x, groups)
 
     def warm(self, window: float) -> float:
         """Run blank windows at batch 1 and 2 (both shapes traced); seconds of a batch-1 call."""
@@ -170,6 +173,16 @@ class _BatchModel:
         t = time.monotonic()
         self.outputs([(_Feed(feed.src, self.runner(), []), [blank])])
         return time.monotonic() - t
+
+
+def _per_feed(x: dict[str, np.ndarray], groups: list) -> np.ndarray:
+    """Outputs of stateful (causal) runners: each feed's windows through its own state."""
+    outs, i = [], 0
+    for feed, windows in groups:
+        part = {k: v[i : i + len(windows)] for k, v in x.items()}
+        outs.append(feed.runner.outputs(part, windows))
+        i += len(windows)
+    return np.concatenate(outs)
 
 
 class FeedEngine:

@@ -36,6 +36,7 @@ from vdg_tf.export.incremental import (
     HEAD_AUDIO,
     HEAD_FRAMES,
     METADATA_KEY,
+    STATE,
     split_model,
     split_reason,
 )
@@ -53,7 +54,10 @@ class KerasParts:
         self.frames, self.head_inputs = parts.frames, parts.head_inputs
         # the number of new frames and windows changes from call to call: one trace for all
         fn = tf.function(reduce_retracing=True)
-        self._frame = fn(lambda x: parts.encode_frame(x, training=False))
+        motion = parts.motion
+        self.state_shape = motion.state_shape if motion else None
+        self._chunk = fn(lambda x, s: motion.chunk(x, s)) if motion else None
+        self._frame = fn(lambda x: parts.encode_frame(x, training=False)) if not motion else None
         self._audio = (
             fn(lambda x: parts.encode_audio(x, training=False))
             if parts.encode_audio is not None
@@ -64,6 +68,11 @@ class KerasParts:
 
     def encode_frame(self, frames: np.ndarray) -> np.ndarray:
         return self._frame(tf.constant(frames, tf.float32)).numpy()
+
+    def encode_chunk(self, frames: np.ndarray, state: np.ndarray) -> tuple:
+        """Causal encoder: consecutive frames and the state before them -> (embeddings, state)."""
+        emb, state = self._chunk(tf.constant(frames, tf.float32), tf.constant(state, tf.float32))
+        return emb.numpy(), state.numpy()
 
     def encode_audio(self, audio: np.ndarray) -> np.ndarray:
         return self._audio(tf.constant(audio, tf.float32)).numpy()
@@ -95,6 +104,8 @@ class LiteRTParts:
         self.has_audio = "encode_audio" in signatures
         self._runners = {s: self.interpreter.get_signature_runner(s) for s in signatures}
         self._details = {s: r.get_input_details() for s, r in self._runners.items()}
+        state = self._details["encode_frame"].get(STATE)
+        self.state_shape = tuple(int(d) for d in state["shape"]) if state else None
         with silenced_stderr():  # LiteRT applies (and logs) its delegate on the first run
             for s, runner in self._runners.items():
                 runner(**{n: np.zeros(d["shape"], d["dtype"]) for n, d in self._details[s].items()})
@@ -110,6 +121,18 @@ class LiteRTParts:
 
     def encode_frame(self, frames: np.ndarray) -> np.ndarray:
         return self._run("encode_frame", {FRAME_IN: frames}, EMBEDDING)
+
+    def encode_chunk(self, frames: np.ndarray, state: np.ndarray) -> tuple:
+        """Causal encoder: consecutive frames and the state before them -> (embeddings, state)."""
+        runner, frames = self._runners["encode_frame"], np.asarray(frames, np.float32)
+        step = int(self._details["encode_frame"][FRAME_IN]["shape_signature"][0])
+        step = len(frames) if step == -1 else step  # a static chunk: that many frames a call
+        out = []
+        for i in range(0, len(frames), step):
+            got = runner(**{FRAME_IN: frames[i : i + step], STATE: np.asarray(state, np.float32)})
+            out.append(np.asarray(got[EMBEDDING]))
+            state = got[STATE]
+        return np.concatenate(out), np.asarray(state)
 
     def encode_audio(self, audio: np.ndarray) -> np.ndarray:
         return self._run("encode_audio", {"audio": audio}, EMBEDDING)

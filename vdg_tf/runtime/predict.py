@@ -44,6 +44,7 @@ from vdg_tf.runtime.incremental import (
     incremental_reason,
 )
 from vdg_tf.runtime.segments import find_segments, is_segment
+from vdg_tf.runtime.stream_state import CausalRunner, make_runner
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class Predictor:
 
         self._features = features
 
-    def _incremental(self, model: str | Path | Bundle) -> IncrementalRunner | None:
+    def _incremental(self, model: str | Path | Bundle) -> IncrementalRunner | CausalRunner | None:
         """The ring-buffer runner for `model`, or None after a one-line reason (logged)."""
         tflite = not isinstance(model, Bundle) and Path(model).suffix == ".tflite"
         if self.bundle.task.per_frame:
@@ -202,7 +203,7 @@ class Predictor:
             )
             return None
         parts = LiteRTParts(model) if tflite else KerasParts(self.bundle.model)
-        return IncrementalRunner(parts, self.bundle.config.data.video)
+        return make_runner(parts, self.bundle.config.data.video)
 
     def reset(self) -> None:
         """Forget cached frames: the next window starts a new source."""

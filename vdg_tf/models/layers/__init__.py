@@ -5,14 +5,15 @@ A saved `.keras` file names a layer by that registered name; Keras finds the cla
 soon as this package is imported (building or loading through vdg_tf does). The names
 must not change, or models saved before stop loading.
 
-- `frames`: `FoldFrames`, `UnfoldFrames` (clip frames into the batch axis and back).
+- `frames`: `FoldFrames`, `UnfoldFrames` (clip frames into the batch axis and back),
+  `CausalFrameStack` (each frame beside the ones before it, for a causal motion conv).
 - `modality_dropout`: `ModalityDropout` (hide whole modalities while training).
 - `modality_pooling`: `MaskedMean`, `MaskedWeightedSum` (fuse the modalities present).
 - `position_embedding`: `PositionEmbedding` (a learned vector per position).
 - `tokens`: `TokenMask`, `PaddingMask`, `AttentionMask`, `TokenMean` (padded token ids).
 """
 
-from vdg_tf.models.layers.frames import FoldFrames, UnfoldFrames
+from vdg_tf.models.layers.frames import CausalFrameStack, FoldFrames, UnfoldFrames
 from vdg_tf.models.layers.modality_dropout import ModalityDropout
 from vdg_tf.models.layers.modality_pooling import MaskedMean, MaskedWeightedSum
 from vdg_tf.models.layers.position_embedding import PositionEmbedding
@@ -21,6 +22,7 @@ from vdg_tf.models.layers.tokens import AttentionMask, PaddingMask, TokenMask, T
 LAYERS = (
     FoldFrames,
     UnfoldFrames,
+    CausalFrameStack,
     ModalityDropout,
     MaskedMean,
     MaskedWeightedSum,
@@ -34,6 +36,7 @@ LAYERS = (
 __all__ = [
     "LAYERS",
     "AttentionMask",
+    "CausalFrameStack",
     "FoldFrames",
     "MaskedMean",
     "MaskedWeightedSum",

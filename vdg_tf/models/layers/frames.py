@@ -65,3 +65,42 @@ class UnfoldFrames(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "frames": self.frames}
+
+
+@keras.saving.register_keras_serializable(package="vdg_tf")
+class CausalFrameStack(keras.layers.Layer):
+    """[B, T, *rest, C] -> [B, T - k + 1, *rest, k * C]: each frame with the k - 1 before it.
+
+    Output frame i holds input frames i, i + 1, ..., i + k - 1 (oldest first) side by side
+    on the channel axis, so a plain 2D conv after `FoldFrames` is a causal space-time conv
+    of temporal kernel k: it reads a frame and the k - 1 frames before it, never a later one.
+    The first k - 1 frames are context only (no output of their own, no padding): an output
+    depends on frames inside the input alone, which is what lets a stream feed the last
+    k - 1 frames back as state (MoViNet's stream buffer) and give the very same output
+    (`vdg_tf/export/incremental.py`). The time axis may be dynamic (a stream's chunk).
+
+    Args:
+        kernel: k, the temporal kernel (>= 2).
+    """
+
+    def __init__(self, kernel: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        if kernel < 2:
+            raise ValueError(f"CausalFrameStack: kernel must be >= 2, got {kernel}")
+        self.kernel = int(kernel)
+
+    def call(self, x):
+        k = self.kernel
+        # a static length when known: LiteRT runs static slices without per-call allocation
+        frames = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+        steps = frames - (k - 1)
+        return tf.concat([x[:, i : i + steps] for i in range(k)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        shape = tf.TensorShape(input_shape)
+        frames = None if shape[1] is None else shape[1] - (self.kernel - 1)
+        channels = None if shape[-1] is None else shape[-1] * self.kernel
+        return tf.TensorShape([shape[0], frames, *shape[2:-1], channels])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kernel": self.kernel}
