@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,6 +70,22 @@ class BestCheckpoint(keras.callbacks.Callback):
             model.set_weights(self.best_weights)
         elif self.best_epoch >= 0 and self.path.is_file():
             model.set_weights(load_model(self.path).get_weights())
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Wall seconds of each epoch this fit ran (validation included), for `metrics.json`:
+    the first holds decoding, later ones read the cache, so they show the training speed."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(round(time.perf_counter() - self._start, 3))
 
 
 _EARLY_STOPPING_STATE = ("wait", "best", "best_epoch", "stopped_epoch")

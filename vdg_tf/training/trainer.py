@@ -42,7 +42,7 @@ from vdg_tf.models.builder import build_classifier, inference_model, random_init
 from vdg_tf.models.serving import save_serving_model
 from vdg_tf.results import Result, plain
 from vdg_tf.tasks import Task, get_task
-from vdg_tf.training.callbacks import BestCheckpoint, ResumableBackup
+from vdg_tf.training.callbacks import BestCheckpoint, EpochClock, ResumableBackup
 from vdg_tf.training.cluster import Cluster, barrier, remove_worker_folder, worker_folder
 from vdg_tf.training.devices import distribution_strategy, precision_policy, use_mixed_precision
 from vdg_tf.training.evaluate import evaluate_model
@@ -315,6 +315,7 @@ class Trainer:
         metrics = {
             "best_epoch": self.best.best_epoch + 1,
             "epochs_run": len(history.get("loss", [])),
+            "epoch_seconds": self.clock.seconds,
             "distribution": self.distribution(),
         }
         return TrainResult(
@@ -509,7 +510,9 @@ class Trainer:
             self.run_out / "backup", identity, keep, chief=self.cluster.chief,
             barrier=lambda: barrier(self.strategy),
         )  # fmt: skip
+        self.clock = EpochClock()
         return [
+            self.clock,
             self.best,
             keras.callbacks.CSVLogger(str(self.out / "history.csv"), append=backup.resuming),
             keras.callbacks.TensorBoard(str(self.out / "logs"), profile_batch=0),
@@ -547,6 +550,7 @@ class Trainer:
             "epochs_run": len(history.get("loss", [])),
             "checkpoint": self.checkpoint,
             "stopped": stop_reason(self.early, self.config.train.epochs, self.validates),
+            "epoch_seconds": self.clock.seconds,
             "distribution": self.distribution(),
         }
         logger.info("stopped: %s", metrics["stopped"]["why"])
