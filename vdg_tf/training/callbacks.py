@@ -42,9 +42,13 @@ class BestCheckpoint(keras.callbacks.Callback):
         mode: str = "max",
         tie_break: str | None = "val_loss",
         texts: dict[str, str] | None = None,
+        shared: str | Path | None = None,
     ):
         super().__init__()
         self.path, self.monitor, self.mode, self.tie_break = Path(path), monitor, mode, tie_break
+        # where the best model of the whole run is read back from after a resume: the
+        # chief's file (a worker that is not the chief saves into a fresh temporary folder)
+        self.shared = Path(shared) if shared is not None else self.path
         self.texts = texts
         self.best = -np.inf if mode == "max" else np.inf
         self.best_loss = np.inf
@@ -68,13 +72,14 @@ class BestCheckpoint(keras.callbacks.Callback):
         came before a resume, read back from the checkpoint file. No-op if none was saved."""
         if self.best_weights is not None:
             model.set_weights(self.best_weights)
-        elif self.best_epoch >= 0 and self.path.is_file():
-            model.set_weights(load_model(self.path).get_weights())
+        elif self.best_epoch >= 0 and self.shared.is_file():
+            model.set_weights(load_model(self.shared).get_weights())
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Wall seconds of each epoch this fit ran (validation included), for `metrics.json`:
-    the first holds decoding, later ones read the cache, so they show the training speed."""
+    """Wall seconds of each epoch's steps and validation this fit ran, for `metrics.json`
+    (first in the callbacks: saving the checkpoint and backup comes after). The first
+    epoch holds decoding; later ones read the cache, so they show the training speed."""
 
     def __init__(self):
         super().__init__()

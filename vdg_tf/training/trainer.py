@@ -244,6 +244,10 @@ def train(
     task (`config.data.task`) picks the heads, loss, checkpoint metric and reports. The
     run folder is a `Bundle`; `saved_model` also writes `saved_model/` (TF Serving).
 
+    Several workers (`train.strategy: multi_worker`, or `auto`, with `TF_CONFIG` set)
+    each call this with the same arguments, as the first TensorFlow work of a fresh
+    process; `out` is on storage they share, and only the chief (worker 0) writes it.
+
     Args:
       config: a `Config`, a YAML file, or None for the defaults.
       progress: an epoch bar on stderr (log lines go through `logging`).
@@ -466,6 +470,14 @@ class Trainer:
                 summary = self.skips.summary(self.source.count)
                 raise ValueError(f"{self.data}: no clip could be decoded: {summary}") from None
             raise
+        except tf.errors.UnavailableError as e:  # a peer died: its collectives were aborted
+            if not self.cluster.multi_worker:
+                raise
+            raise RuntimeError(
+                f"worker {self.cluster.index}: another worker of the cluster stopped "
+                f"({str(e).splitlines()[0][-120:]}); restart every worker with the same "
+                f"command: training resumes from {self.run_out / 'backup'}"
+            ) from None
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     def _train_pairs(self, shard: tuple[int, int] | None) -> tf.data.Dataset:
@@ -492,8 +504,9 @@ class Trainer:
         logger.info("checkpoint: %s", self.checkpoint["why"])
         tie = "val_loss" if self.validates else "loss"
         self.best = BestCheckpoint(
-            self.out / MODEL_FILE, key, mode, tie_break=tie, texts=self.texts
-        )
+            self.out / MODEL_FILE, key, mode, tie_break=tie, texts=self.texts,
+            shared=self.run_out / MODEL_FILE,
+        )  # fmt: skip
         # the fusion loss keeps falling while auxiliary heads learn after the fused head
         # saturates, so early stopping watches it rather than the checkpoint metric
         self.early = keras.callbacks.EarlyStopping(monitor=tie, patience=self.config.train.patience)
