@@ -306,6 +306,27 @@ def _add_benchmark_feeds(bsub) -> None:
     _add_trust_model(sp)
 
 
+def cmd_benchmark_workers(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.bench.workers import run_workers_benchmark
+
+    r = run_workers_benchmark(a.data, a.out, _config(a.config), workers=a.workers)
+    return r.to_dict(), r.format()
+
+
+def _add_benchmark_workers(bsub) -> None:
+    """`vdg benchmark workers`."""
+    sp = _add_command(
+        bsub,
+        "workers",
+        cmd_benchmark_workers,
+        "training clips/s: one process vs N multi-worker processes on 127.0.0.1",
+    )
+    sp.add_argument("--data", required=True, help="training manifest or records folder")
+    sp.add_argument("--config", help="YAML config (data.batch_size: the per-replica batch)")
+    sp.add_argument("--out", required=True, help="folder for both runs and the workers' logs")
+    sp.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+
+
 def _add_trust_model(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--trust-model",
@@ -714,6 +735,7 @@ def _add_benchmark(sub) -> None:
     sp.add_argument("--batches", type=int, default=60, help="batches timed while streaming")
     _add_benchmark_detection(bsub)
     _add_benchmark_feeds(bsub)
+    _add_benchmark_workers(bsub)
 
 
 def _add_run(sub) -> None:

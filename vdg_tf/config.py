@@ -246,10 +246,13 @@ class TrainConfig:
     mixed_precision: str = field(
         default="auto", metadata={"registry": "vdg_tf.training.devices:PRECISIONS"}
     )
-    # auto | default | mirrored | multi_worker (tf.distribute)
+    # auto | default | mirrored | multi_worker (tf.distribute; multi_worker reads TF_CONFIG);
+    # data.batch_size is per replica: a step trains on batch_size x replicas clips
     strategy: str = field(
         default="auto", metadata={"registry": "vdg_tf.training.devices:STRATEGIES"}
     )
+    # compile the training step with XLA (for GPUs; it also runs on CPU)
+    jit_compile: bool = False
     # epochs with the pretrained video backbone frozen, then fine-tuned at a lower rate
     freeze_backbone_epochs: int = field(default=0, metadata={"min": 0})
     # the fine-tuning rate after the frozen epochs: learning_rate x this

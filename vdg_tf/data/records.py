@@ -111,11 +111,17 @@ def read_index(folder: str | Path, cfg: DataConfig) -> dict:
 
 
 def records_dataset(
-    folder: str | Path, cfg: DataConfig, labels: list[str], training: bool = False
+    folder: str | Path,
+    cfg: DataConfig,
+    labels: list[str],
+    training: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Unbatched `(clip, target)` from preprocessed shards: same elements as `decoded_dataset`.
 
     The task decides which records are examples (anomaly training keeps the normal clips).
+    `shard=(n, i)`: input worker i of n reads every n-th file (every n-th record, in file
+    order, when there are fewer files than workers), so no record is read by two workers.
     """
     index = read_index(folder, cfg)
     v, a = cfg.video, cfg.audio
@@ -143,14 +149,20 @@ def records_dataset(
         names = tf.sparse.to_dense(ex["names"])
         return clip, (encode_target(names, ex["value"]), names)
 
+    by_record = shard is not None and len(files) < shard[0]
     ds = tf.data.Dataset.from_tensor_slices(files)
-    if training:
+    if shard is not None and not by_record:
+        ds = ds.shard(*shard)
+    if by_record:  # in a fixed order, so the n workers' shards do not overlap
+        ds = tf.data.TFRecordDataset(ds).shard(*shard)
+    elif training:
         ds = ds.shuffle(len(files), seed=cfg.seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(
-        tf.data.TFRecordDataset,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=ordered(cfg, training),
-    )
+    if not by_record:
+        ds = ds.interleave(
+            tf.data.TFRecordDataset,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=ordered(cfg, training),
+        )
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered(cfg, training))
     ds = ds.filter(lambda clip, t: task.keeps_record(t[0], t[1], training))
     return ds.map(lambda clip, t: (clip, t[0]))

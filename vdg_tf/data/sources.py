@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,14 @@ class Source:
     # clips an epoch tries to yield: rows with no problem the task cares about (for a
     # preprocessed folder, every clip in it: anomaly training there keeps the normal ones)
     usable: int
+    # the decoded clips of one input worker of n, `(n, i)`: rows split off before decoding
+    sharded: Callable[[tuple[int, int]], tf.data.Dataset] | None = None
+
+    def shard(self, shard: tuple[int, int]) -> tf.data.Dataset:
+        """Input worker `i` of `n`'s clips, `shard=(n, i)`: each row decoded by one worker."""
+        if self.sharded is None:
+            raise ValueError("this source cannot be split between input workers")
+        return self.sharded(shard)
 
     def steps(self, batch_size: int) -> int:
         """Batches in one epoch (clips that fail to decode make the last one smaller)."""
@@ -50,11 +59,12 @@ def open_source(
         index = read_index(path, cfg)
         skips.extend(index["skipped_files"])
         labels = labels or index["labels"]
-        ds = records_dataset(path, cfg, labels, training)
-        if shard is not None:
-            ds = ds.shard(*shard)
+        ds = records_dataset(path, cfg, labels, training, shard)
         usable = _sharded(index["clips"], shard)
-        return Source(ds, labels, index["texts"], index["clips"], usable)
+        return Source(
+            ds, labels, index["texts"], index["clips"], usable,
+            lambda s: records_dataset(path, cfg, labels, training, s),
+        )  # fmt: skip
     rows, problems = read_manifest(path, strict=cfg.strict)
     rows = [r for r in rows if r.line not in exclude_lines]
     skips.extend(problems)
@@ -64,7 +74,10 @@ def open_source(
     ds = checked_dataset(checked, cfg, labels, training, skips, shard)
     usable = _sharded(len(checked), shard)
     texts = [task.text(r) for r in rows]
-    return Source(ds, labels, texts, len(rows) + len(problems), usable)
+    return Source(
+        ds, labels, texts, len(rows) + len(problems), usable,
+        lambda s: checked_dataset(checked, cfg, labels, training, skips, s),
+    )  # fmt: skip
 
 
 def _sharded(clips: int, shard: tuple[int, int] | None) -> int:

@@ -1,11 +1,14 @@
 """Train a multimodal model from data into a run folder, in named steps.
 
-`train()` runs a `Trainer`: prepare (check and split the data, claim the folder, fit the
-tokenizer), build (the model under the distribution strategy), fit (callbacks, resume),
+`train()` runs a `Trainer`: prepare (start the distribution strategy, check and split the
+data, claim the folder, fit the tokenizer), build (the model under the strategy), fit
+(callbacks, resume; each worker decodes its own share of the rows),
 select (the best checkpoint, as float32), report (evaluation, metrics, plots), save (the
 bundle and, on request, a SavedModel). The fusion loss is `L_fused + w * sum_m L_m` over
 auxiliary per-modality heads; a killed run resumes from its last epoch through
-`BackupAndRestore`.
+`BackupAndRestore`. Under `train.strategy: multi_worker` every worker runs the same
+steps; the chief writes the run folder, the others a temporary one they delete, and only
+the chief reports (see `vdg_tf.training.cluster`).
 
 Honest splits: the validation data (a manifest, or a seeded stratified fraction held out
 of the training rows) picks the checkpoint and stops early; the evaluation data is only
@@ -16,11 +19,13 @@ to evaluation and shipped with the model.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -37,13 +42,21 @@ from vdg_tf.models.builder import build_classifier, inference_model, random_init
 from vdg_tf.models.serving import save_serving_model
 from vdg_tf.results import Result, plain
 from vdg_tf.tasks import Task, get_task
-from vdg_tf.training.callbacks import BestCheckpoint, ResumableBackup
+from vdg_tf.training.callbacks import BestCheckpoint, EpochClock, ResumableBackup
+from vdg_tf.training.cluster import Cluster, barrier, remove_worker_folder, worker_folder
 from vdg_tf.training.devices import distribution_strategy, precision_policy, use_mixed_precision
 from vdg_tf.training.evaluate import evaluate_model
 from vdg_tf.training.finetune import fit_in_phases
 from vdg_tf.training.plots import plot_curves
 from vdg_tf.training.progress import fit_progress
 from vdg_tf.training.schedules import make_schedule
+from vdg_tf.training.sharding import (
+    distributes,
+    global_batch,
+    sharded_stream,
+    split_by_data,
+    steps_per_epoch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +106,8 @@ class TrainResult(Result):
             "checkpoint": m.get("checkpoint"),
             "stopped": self.stopped,
         }
+        if "distribution" in m:  # where it trained: replicas, workers, global batch
+            out["distribution"] = m["distribution"]
         key = self.task.primary
         # each figure under the split it comes from: validation chose the model,
         # evaluation only measures it
@@ -178,6 +193,7 @@ def compile_classifier(
         loss={k: loss for k in keys},
         loss_weights={k: (1.0 if k == "fused" else tc.aux_weight) for k in keys},
         metrics={"fused": task.metrics()},
+        jit_compile=tc.jit_compile,
     )
 
 
@@ -231,6 +247,10 @@ def train(
     task (`config.data.task`) picks the heads, loss, checkpoint metric and reports. The
     run folder is a `Bundle`; `saved_model` also writes `saved_model/` (TF Serving).
 
+    Several workers (`train.strategy: multi_worker`, or `auto`, with `TF_CONFIG` set)
+    each call this with the same arguments, as the first TensorFlow work of a fresh
+    process; `out` is on storage they share, and only the chief (worker 0) writes it.
+
     Args:
       config: a `Config`, a YAML file, or None for the defaults.
       progress: an epoch bar on stderr (log lines go through `logging`).
@@ -270,6 +290,8 @@ class Trainer:
         self.config, self.progress, self.want_saved_model = config, progress, saved_model
         self.data, self.val_data, self.eval_data = data, val_data, eval_data
         self.val_split, self.out = val_split, Path(out)
+        self.run_out = self.out  # the run folder; a non-chief worker writes elsewhere
+        self.cluster = Cluster()  # where this process sits, read when training starts
         self.held: HeldOut | None = None
         self.info: dict = {}  # what the model ships with: the task's, chosen on validation
 
@@ -279,23 +301,67 @@ class Trainer:
         return get_task(self.config.data)
 
     def run(self) -> TrainResult:
-        """All the steps, in order."""
-        self.prepare()
-        self.build()
-        history = self.fit()
-        self.select()
-        metrics = self.report(history)
-        return self.save(metrics)
+        """All the steps, in order; a worker that is not the chief stops after `select`
+        (the chief reports and saves the same weights) and deletes its temporary folder."""
+        try:
+            self.prepare()
+            self.build()
+            history = self.fit()
+            self.select()
+            if not self.cluster.chief:
+                return self.worker_result(history)
+            metrics = self.report(history)
+            return self.save(metrics)
+        finally:
+            if not self.cluster.chief and self.out != self.run_out:
+                remove_worker_folder(self.out)
+
+    def worker_result(self, history: dict[str, list[float]]) -> TrainResult:
+        """What a non-chief worker returns: the chief's run folder, its epochs and where it
+        trained (the weights' digest shows it ended on the chief's weights)."""
+        metrics = {
+            "best_epoch": self.best.best_epoch + 1,
+            "epochs_run": len(history.get("loss", [])),
+            "epoch_seconds": self.clock.seconds,
+            "distribution": self.distribution(),
+        }
+        return TrainResult(
+            self.run_out, self.model, self.labels, self.tokenizer, metrics["epochs_run"],
+            metrics, self.skips.reasons, self.config,
+        )  # fmt: skip
+
+    def distribution(self) -> dict:
+        """Where this run trained: strategy, replicas, workers, batches, and a digest of
+        the chosen weights (equal on every worker of one run)."""
+        return {
+            "strategy": type(self.strategy).__name__,
+            "replicas": self.strategy.num_replicas_in_sync,
+            **self.cluster.to_dict(),
+            "per_replica_batch": self.config.data.batch_size,
+            "global_batch": self.global_batch,
+            "steps_per_epoch": self.steps,
+            "weights_sha256": weights_digest(self.model),
+        }
 
     # -- prepare ---------------------------------------------------------------------
     def prepare(self) -> None:
-        """Check the data (before anything is written), hold out validation rows, claim
-        the run folder, open the splits and fit the tokenizer."""
+        """Start the distribution strategy (before any TensorFlow op: multi-worker
+        collectives are set up at process start), check the data (before anything is
+        written), hold out validation rows, claim the run folder (a worker that is not the
+        chief: a temporary one), open the splits and fit the tokenizer."""
+        self.cluster = Cluster.from_env()
+        self.strategy = distribution_strategy(self.config.train.strategy, self.cluster)
+        if not self.strategy.extended._in_multi_worker_mode():
+            self.cluster = Cluster()  # TF_CONFIG of one worker, or a strategy that ignores it
         self._check_inputs()
         self.info = self.task.model_info()
         if self.val_split and not class_folders(self.data):  # a bad split writes nothing
             self.held = hold_out(self.data, self.val_split, self.config.data.seed, self.task)
-        self.out = claim_dir(self.out)  # a new folder, or a vdg run: never other files
+        self.run_out = Path(self.out)  # the run folder the chief writes (shared storage)
+        if self.cluster.chief:
+            self.out = claim_dir(self.out)  # a new folder, or a vdg run: never other files
+        else:
+            self.out = worker_folder(self.cluster)
         self.data, self.val_data, self.eval_data = (
             _resolved(path, self.out, flag) for path, flag in self._named_data()
         )
@@ -368,8 +434,9 @@ class Trainer:
             logger.warning(note)
         self.spec_frames = log_mel_frames(cfg.data.audio)
         self.mixed = use_mixed_precision(cfg.train.mixed_precision)
-        self.steps = self.source.steps(cfg.data.batch_size)
-        with distribution_strategy(cfg.train.strategy).scope(), precision_policy(self.mixed):
+        self.global_batch = global_batch(cfg.data.batch_size, self.strategy)
+        self.steps = steps_per_epoch(self.source.usable, self.global_batch)
+        with self.strategy.scope(), precision_policy(self.mixed):
             self.model = build_classifier(
                 cfg, len(self.labels), self.tokenizer.vocab_size, self.spec_frames,
                 self.tokenizer.vocabulary, self.task,
@@ -386,8 +453,10 @@ class Trainer:
         callbacks = self._callbacks()
         verbose, shown = fit_progress(self.progress, self.task.primary)  # epoch bar
         names, validate = self.model.output_names, self.validates
-        train_pairs = with_head_targets(self.train_ds, names, self.task, self.tokenizer.vocab_size)
+        train_pairs = sharded_stream(self.strategy, self._train_pairs)
         val_pairs = with_head_targets(self.val_ds, names) if validate else None
+        if val_pairs is not None and distributes(self.strategy):
+            val_pairs = split_by_data(val_pairs)
         problems_before = self.skips.count
         try:
             # model.freeze_backbone_epochs: frozen backbone first, then fine-tuned slower
@@ -405,7 +474,27 @@ class Trainer:
                 summary = self.skips.summary(self.source.count)
                 raise ValueError(f"{self.data}: no clip could be decoded: {summary}") from None
             raise
+        except tf.errors.UnavailableError as e:  # a peer died: its collectives were aborted
+            if not self.cluster.multi_worker:
+                raise
+            raise RuntimeError(
+                f"worker {self.cluster.index}: another worker of the cluster stopped "
+                f"({str(e).splitlines()[0][-120:]}); restart every worker with the same "
+                f"command: training resumes from {self.run_out / 'backup'}"
+            ) from None
         return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    def _train_pairs(self, shard: tuple[int, int] | None) -> tf.data.Dataset:
+        """The training stream as Keras fits it; of input worker `shard=(n, i)`'s rows
+        only (split before decoding) when the strategy has several input workers."""
+        ds = self.train_ds
+        if shard is not None:
+            ds = batched_features(
+                self.source.shard(shard), self.config.data, self.tokenizer, training=True,
+                repeat=True,
+            )  # fmt: skip
+        names, vocab = self.model.output_names, self.tokenizer.vocab_size
+        return with_head_targets(ds, names, self.task, vocab)
 
     @property
     def validates(self) -> bool:
@@ -419,8 +508,9 @@ class Trainer:
         logger.info("checkpoint: %s", self.checkpoint["why"])
         tie = "val_loss" if self.validates else "loss"
         self.best = BestCheckpoint(
-            self.out / MODEL_FILE, key, mode, tie_break=tie, texts=self.texts
-        )
+            self.out / MODEL_FILE, key, mode, tie_break=tie, texts=self.texts,
+            shared=self.run_out / MODEL_FILE,
+        )  # fmt: skip
         # the fusion loss keeps falling while auxiliary heads learn after the fused head
         # saturates, so early stopping watches it rather than the checkpoint metric
         self.early = keras.callbacks.EarlyStopping(monitor=tie, patience=self.config.train.patience)
@@ -432,9 +522,15 @@ class Trainer:
             "val": self.held.info() if self.held else data_identity(self.val_data),
         }  # fmt: skip
         keep = {"best": self.best, "early_stopping": self.early}
-        backup = ResumableBackup(self.out / "backup", identity, keep)
+        # one backup folder for every worker (Keras restores all of them from the chief's)
+        backup = ResumableBackup(
+            self.run_out / "backup", identity, keep, chief=self.cluster.chief,
+            barrier=lambda: barrier(self.strategy),
+        )  # fmt: skip
+        self.clock = EpochClock()
         return [
             *self.task.epoch_callbacks(self.val_ds if self.validates else None, self.labels),
+            self.clock,
             self.best,
             keras.callbacks.CSVLogger(str(self.out / "history.csv"), append=backup.resuming),
             keras.callbacks.TensorBoard(str(self.out / "logs"), profile_batch=0),
@@ -444,15 +540,19 @@ class Trainer:
 
     # -- select ----------------------------------------------------------------------
     def select(self) -> None:
-        """The best epoch's weights, as float32 layers, saved with the run's metadata."""
+        """The best epoch's weights, as float32 layers outside any strategy, saved with
+        the run's metadata."""
+        copy = self.mixed or distributes(self.strategy)
+        if copy:
+            # exports want float32 layers, and the steps after this one a model of this
+            # process alone: rebuild under the float32 policy, same weights (every worker
+            # reads the synchronised weights here, together)
+            self.model = float32_copy(
+                self.model, self.config, len(self.labels), self.tokenizer.vocab_size,
+                self.spec_frames,
+            )  # fmt: skip
         self.best.restore_best(self.model)
-        if self.mixed or self.best.best_epoch < 0:
-            # exports want float32 layers: rebuild under the float32 policy, same weights
-            if self.mixed:
-                self.model = float32_copy(
-                    self.model, self.config, len(self.labels), self.tokenizer.vocab_size,
-                    self.spec_frames,
-                )  # fmt: skip
+        if copy or self.best.best_epoch < 0:
             save_model(self.model, self.out / MODEL_FILE, self.texts)
         Bundle(self.config, self.labels, self.tokenizer, info=self.info).save_metadata(self.out)
 
@@ -468,6 +568,8 @@ class Trainer:
             "epochs_run": len(history.get("loss", [])),
             "checkpoint": self.checkpoint,
             "stopped": stop_reason(self.early, self.config.train.epochs, self.validates),
+            "epoch_seconds": self.clock.seconds,
+            "distribution": self.distribution(),
         }
         logger.info("stopped: %s", metrics["stopped"]["why"])
         # validation first: what the task chooses on data (anomaly's threshold) comes from it
@@ -562,6 +664,14 @@ def write_saved_model(bundle: Bundle, path: str | Path, model: keras.Model | Non
         save_serving_model(model or inference_model(bundle.model), tmp)
         bundle.save_metadata(tmp)
     return Path(path)
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of a model's weights, in order: equal on every worker of one run."""
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()
 
 
 def float32_copy(
