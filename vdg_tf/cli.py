@@ -136,11 +136,13 @@ def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_preprocess(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.data.records import preprocess
+    from vdg_tf.data.preprocess import parse_beam_options, preprocess
 
-    index = preprocess(a.manifest, a.out, _config(a.config).data, shards=a.shards, progress=True)
-    r = {k: index[k] for k in ("clips", "shards", "skipped", "skipped_files")} | {"out": a.out}
-    return r, f"{index['clips']} clips in {len(index['shards'])} shards; skipped {index['skipped']}"
+    r = preprocess(
+        a.manifest, a.out, _config(a.config), shards=a.shards, runner=a.runner,
+        beam_options=parse_beam_options(a.beam_option), progress=True,
+    )  # fmt: skip
+    return r.to_dict(), r.format()
 
 
 def cmd_benchmark(a: argparse.Namespace) -> tuple[dict, str]:
@@ -510,6 +512,15 @@ def _add_preprocess(sub) -> None:
     sp.add_argument("out", help="output folder")
     sp.add_argument("--config", help="YAML config: the data section sets frames, size, audio")
     sp.add_argument("--shards", type=int, default=4)
+    sp.add_argument(
+        "--runner",
+        help="run as an Apache Beam pipeline on this runner (DirectRunner, FlinkRunner, "
+        "SparkRunner, DataflowRunner; needs vdg_tf[beam]); default: decode here",
+    )
+    sp.add_argument(
+        "--beam-option", action="append", metavar="KEY=VALUE",
+        help="a Beam pipeline option for the runner, e.g. temp_location=/tmp (repeatable)",
+    )  # fmt: skip
 
 
 def _add_benchmark(sub) -> None:
