@@ -145,6 +145,17 @@ def cmd_preprocess(a: argparse.Namespace) -> tuple[dict, str]:
     return r.to_dict(), r.format()
 
 
+def cmd_data_service(a: argparse.Namespace) -> tuple[dict, str]:
+    """`data-service dispatcher|worker`: a tf.data service server until Ctrl-C."""
+    from vdg_tf.data.service_servers import run_dispatcher, run_worker
+
+    if a.role == "dispatcher":
+        r = run_dispatcher(a.port, a.work_dir)
+    else:
+        r = run_worker(a.dispatcher, a.port, a.host)
+    return r.to_dict(), r.format()
+
+
 def cmd_benchmark(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf.bench.pipeline import format_benchmark, run_benchmark
 
@@ -523,6 +534,27 @@ def _add_preprocess(sub) -> None:
     )  # fmt: skip
 
 
+def _add_data_service(sub) -> None:
+    """`vdg data-service dispatcher` and `worker`."""
+    ds = sub.add_parser(
+        "data-service",
+        help="run a tf.data service dispatcher or worker (foreground; Ctrl-C stops it)",
+        description="tf.data service servers: training with data.service: grpc://HOST:PORT "
+        "sends its input pipeline (vdg preprocess shards) to them",
+    )
+    dsub = ds.add_subparsers(dest="role", required=True, metavar="ROLE")
+    sp = _add_command(dsub, "dispatcher", cmd_data_service, "hand out shards to workers")
+    sp.add_argument("--port", type=int, default=5050, help="port to serve on (0: any free)")
+    sp.add_argument("--work-dir", help="journal state here: a restarted dispatcher resumes")
+    sp = _add_command(dsub, "worker", cmd_data_service, "run the input pipeline for trainers")
+    sp.add_argument("--dispatcher", required=True, metavar="HOST:PORT")
+    sp.add_argument("--port", type=int, default=5051, help="port to serve on (0: any free)")
+    sp.add_argument(
+        "--host", default="localhost",
+        help="name trainers reach this worker by (this machine's name on a cluster)",
+    )  # fmt: skip
+
+
 def _add_benchmark(sub) -> None:
     """`vdg benchmark pipeline` and `stream`."""
     bench = sub.add_parser(
@@ -702,7 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         _add_make_sample_data, _add_manifest, _add_train, _add_evaluate, _add_export,
-        _add_preprocess, _add_benchmark, _add_run, _add_inspect, _add_demo, _add_predict,
+        _add_preprocess, _add_data_service, _add_benchmark, _add_run, _add_inspect, _add_demo, _add_predict,
     ):  # fmt: skip
         add(sub)
     return p
