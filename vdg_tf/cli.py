@@ -145,6 +145,16 @@ def cmd_preprocess(a: argparse.Namespace) -> tuple[dict, str]:
     return r.to_dict(), r.format()
 
 
+def cmd_benchmark_service(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.bench.service import run_service_benchmark
+
+    r = run_service_benchmark(
+        a.data, _config(a.config), tuple(a.workers), a.batches,
+        log=lambda m: print(f"[benchmark] {m}", file=sys.stderr),
+    )  # fmt: skip
+    return r.to_dict(), r.format()
+
+
 def cmd_data_service(a: argparse.Namespace) -> tuple[dict, str]:
     """`data-service dispatcher|worker`: a tf.data service server until Ctrl-C."""
     from vdg_tf.data.service_servers import run_dispatcher, run_worker
@@ -534,6 +544,17 @@ def _add_preprocess(sub) -> None:
     )  # fmt: skip
 
 
+def _add_benchmark_service(bsub) -> None:
+    """`vdg benchmark service`."""
+    sp = _add_command(bsub, "service", cmd_benchmark_service,
+                      "training input throughput with 0, 1, 2 local tf.data service workers")  # fmt: skip
+    sp.add_argument("--data", required=True, help="a vdg preprocess folder")
+    sp.add_argument("--config", help="YAML config (the data section)")
+    sp.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
+                    help="service worker counts to measure (0: no service)")  # fmt: skip
+    sp.add_argument("--batches", type=int, default=40, help="batches timed per count")
+
+
 def _add_data_service(sub) -> None:
     """`vdg data-service dispatcher` and `worker`."""
     ds = sub.add_parser(
@@ -563,6 +584,7 @@ def _add_benchmark(sub) -> None:
         description="measure throughput side by side",
     )
     bsub = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
+    _add_benchmark_service(bsub)
     sp = _add_command(
         bsub,
         "pipeline",

@@ -63,7 +63,10 @@ def test_beam_records_equal_the_local_paths(small):
     index = json.loads((local.out / "index.json").read_text())
     labels = index["labels"]
     assert json.loads((beam.out / "index.json").read_text())["labels"] == labels
-    ref = {c["text"]: (c, int(y)) for c, y in records_dataset(local.out, CFG, labels).as_numpy_iterator()}
+    ref = {
+        c["text"]: (c, int(y))
+        for c, y in records_dataset(local.out, CFG, labels).as_numpy_iterator()
+    }
     got = list(records_dataset(beam.out, CFG, labels).as_numpy_iterator())
     assert len(got) == len(ref) == 8
     for clip, label in got:

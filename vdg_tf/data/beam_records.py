@@ -111,8 +111,9 @@ def _run(elements: list[dict], out: Path, shards: int, options, timeout: float) 
             decoded.bad
             | "Reasons" >> beam.Map(_dead_line)
             | "DeadLetter"
-            >> beam.io.WriteToText(str(out / "dead_letter"), file_name_suffix=".jsonl",
-                                   shard_name_template="")  # fmt: skip
+            >> beam.io.WriteToText(
+                str(out / "dead_letter"), file_name_suffix=".jsonl", shard_name_template=""
+            )  # fmt: skip
         )
 
 

@@ -83,7 +83,9 @@ def preprocess(
             bar.update(1)
         if count == 0:  # leave no empty shards or index behind: nothing here is usable
             raise ValueError(f"{manifest}: no clip could be decoded: {skips.summary(total)}")
-    return write_index(out, manifest, cfg, count, names, labels, [task.text(r) for r in rows], skips)
+    return write_index(
+        out, manifest, cfg, count, names, labels, [task.text(r) for r in rows], skips
+    )
 
 
 def shard_names(shards: int) -> list[str]:

@@ -31,6 +31,17 @@ def check_service_data(path: str | Path, cfg: DataConfig, flag: str = "--data") 
         )
 
 
+def worker_pipeline(
+    folder: str | Path, cfg: DataConfig, labels: list[str], tokenizer: TextTokenizer
+) -> tf.data.Dataset:
+    """What the service's workers run (also run in-process: `vdg benchmark service`'s
+    baseline): shard files -> parse -> shuffle -> features -> repeat -> batch -> augment."""
+    local = dataclasses.replace(cfg, cache=False)
+    ds = records_dataset(Path(folder).resolve(), local, labels, training=True)
+    ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+    return batched_features(ds, local, tokenizer, training=True, repeat=True)
+
+
 def service_stream(
     folder: str | Path, cfg: DataConfig, labels: list[str], tokenizer: TextTokenizer
 ) -> tf.data.Dataset:
@@ -49,10 +60,7 @@ def service_stream(
     """
     if not cfg.service:
         raise ValueError("data.service: not set (grpc://HOST:PORT of the dispatcher)")
-    local = dataclasses.replace(cfg, cache=False)
-    ds = records_dataset(Path(folder).resolve(), local, labels, training=True)
-    ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
-    ds = batched_features(ds, local, tokenizer, training=True, repeat=True)
+    ds = worker_pipeline(folder, cfg, labels, tokenizer)
     service = tf.data.experimental.service
     ds = ds.apply(
         service.distribute(processing_mode=service.ShardingPolicy.DYNAMIC, service=cfg.service)
