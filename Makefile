@@ -1,5 +1,6 @@
 # The README's two commands: `make demo` (the whole product end to end) and `make test`.
-# Each target sets itself up: a .venv with the pinned package, then acts.
+# Each target sets itself up: a .venv with the pinned package (and the beam extra, so the
+# Beam preprocessing tests run), then acts.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,beam]'
 	touch $(STAMP)
 
 demo: $(STAMP)

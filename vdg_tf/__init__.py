@@ -37,6 +37,8 @@ _API = {
     "demo": ("vdg_tf.pipeline.demo", "run_demo"),
     "inspect": ("vdg_tf.export.inspect", "inspect_model"),
     "make_sample_data": ("vdg_tf.data.sample", "make_sample_data"),
+    "preprocess": ("vdg_tf.data.preprocess", "preprocess"),
+    "PreprocessResult": ("vdg_tf.data.preprocess", "PreprocessResult"),
     "Bundle": ("vdg_tf.bundle", "Bundle"),
     "Config": ("vdg_tf.config", "Config"),
     "TrainResult": ("vdg_tf.training.trainer", "TrainResult"),

@@ -162,11 +162,34 @@ def cmd_export(a: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_preprocess(a: argparse.Namespace) -> tuple[dict, str]:
-    from vdg_tf.data.records import preprocess
+    from vdg_tf.data.preprocess import parse_beam_options, preprocess
 
-    index = preprocess(a.manifest, a.out, _config(a.config).data, shards=a.shards, progress=True)
-    r = {k: index[k] for k in ("clips", "shards", "skipped", "skipped_files")} | {"out": a.out}
-    return r, f"{index['clips']} clips in {len(index['shards'])} shards; skipped {index['skipped']}"
+    r = preprocess(
+        a.manifest, a.out, _config(a.config), shards=a.shards, runner=a.runner,
+        beam_options=parse_beam_options(a.beam_option), progress=True,
+    )  # fmt: skip
+    return r.to_dict(), r.format()
+
+
+def cmd_benchmark_service(a: argparse.Namespace) -> tuple[dict, str]:
+    from vdg_tf.bench.service import run_service_benchmark
+
+    r = run_service_benchmark(
+        a.data, _config(a.config), tuple(a.workers), a.batches,
+        log=lambda m: print(f"[benchmark] {m}", file=sys.stderr),
+    )  # fmt: skip
+    return r.to_dict(), r.format()
+
+
+def cmd_data_service(a: argparse.Namespace) -> tuple[dict, str]:
+    """`data-service dispatcher|worker`: a tf.data service server until Ctrl-C."""
+    from vdg_tf.data.service_servers import run_dispatcher, run_worker
+
+    if a.role == "dispatcher":
+        r = run_dispatcher(a.port, a.work_dir)
+    else:
+        r = run_worker(a.dispatcher, a.port, a.host)
+    return r.to_dict(), r.format()
 
 
 def cmd_benchmark(a: argparse.Namespace) -> tuple[dict, str]:
@@ -680,6 +703,47 @@ def _add_preprocess(sub) -> None:
     sp.add_argument("out", help="output folder")
     sp.add_argument("--config", help="YAML config: the data section sets frames, size, audio")
     sp.add_argument("--shards", type=int, default=4)
+    sp.add_argument(
+        "--runner",
+        help="run as an Apache Beam pipeline on this runner (DirectRunner, FlinkRunner, "
+        "SparkRunner, DataflowRunner; needs vdg_tf[beam]); default: decode here",
+    )
+    sp.add_argument(
+        "--beam-option", action="append", metavar="KEY=VALUE",
+        help="a Beam pipeline option for the runner, e.g. temp_location=/tmp (repeatable)",
+    )  # fmt: skip
+
+
+def _add_benchmark_service(bsub) -> None:
+    """`vdg benchmark service`."""
+    sp = _add_command(bsub, "service", cmd_benchmark_service,
+                      "training input throughput with 0, 1, 2 local tf.data service workers")  # fmt: skip
+    sp.add_argument("--data", required=True, help="a vdg preprocess folder")
+    sp.add_argument("--config", help="YAML config (the data section)")
+    sp.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2],
+                    help="service worker counts to measure (0: no service)")  # fmt: skip
+    sp.add_argument("--batches", type=int, default=40, help="batches timed per count")
+
+
+def _add_data_service(sub) -> None:
+    """`vdg data-service dispatcher` and `worker`."""
+    ds = sub.add_parser(
+        "data-service",
+        help="run a tf.data service dispatcher or worker (foreground; Ctrl-C stops it)",
+        description="tf.data service servers: training with data.service: grpc://HOST:PORT "
+        "sends its input pipeline (vdg preprocess shards) to them",
+    )
+    dsub = ds.add_subparsers(dest="role", required=True, metavar="ROLE")
+    sp = _add_command(dsub, "dispatcher", cmd_data_service, "hand out shards to workers")
+    sp.add_argument("--port", type=int, default=5050, help="port to serve on (0: any free)")
+    sp.add_argument("--work-dir", help="journal state here: a restarted dispatcher resumes")
+    sp = _add_command(dsub, "worker", cmd_data_service, "run the input pipeline for trainers")
+    sp.add_argument("--dispatcher", required=True, metavar="HOST:PORT")
+    sp.add_argument("--port", type=int, default=5051, help="port to serve on (0: any free)")
+    sp.add_argument(
+        "--host", default="localhost",
+        help="name trainers reach this worker by (this machine's name on a cluster)",
+    )  # fmt: skip
 
 
 def _add_benchmark(sub) -> None:
@@ -690,6 +754,7 @@ def _add_benchmark(sub) -> None:
         description="measure throughput side by side",
     )
     bsub = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
+    _add_benchmark_service(bsub)
     sp = _add_command(
         bsub,
         "pipeline",
@@ -890,7 +955,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
         _add_make_sample_data, _add_manifest, _add_train, _add_evaluate, _add_export,
-        _add_preprocess, _add_benchmark, _add_run, _add_inspect, _add_demo, _add_predict,
+        _add_preprocess, _add_data_service, _add_benchmark, _add_run, _add_inspect, _add_demo, _add_predict,
     ):  # fmt: skip
         add(sub)
     return p

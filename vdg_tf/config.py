@@ -128,6 +128,14 @@ class AugmentConfig:
     token_dropout: float = field(default=0.1, metadata=_FRACTION)
 
 
+def _service_address(value: str) -> str | None:
+    """Why `value` is not a tf.data service dispatcher address (`grpc://HOST:PORT`)."""
+    m = re.fullmatch(r"grpc://([^:/\s]+):(\d+)", value)
+    if not m or not 0 < int(m.group(2)) < 65536:
+        return "expected grpc://HOST:PORT (the dispatcher of `vdg data-service`)"
+    return None
+
+
 @dataclass
 class DataConfig:
     """Input pipeline settings shared by training, evaluation and export.
@@ -158,6 +166,9 @@ class DataConfig:
     # clip counts as too damaged; 0 refuses any damage
     max_bad_packet_fraction: float = field(default=0.25, metadata={"min": 0.0, "max": 1.0})
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    # grpc://HOST:PORT of a tf.data service dispatcher (`vdg data-service`): training reads
+    # `vdg preprocess` shards through its workers (parse, features, augmentation there)
+    service: str | None = field(default=None, metadata={"check": _service_address})
 
 
 @dataclass

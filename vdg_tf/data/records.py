@@ -30,7 +30,8 @@ def _spec(cfg: DataConfig) -> dict:
             "sample_rate": a.sample_rate, "seconds": a.seconds, "task": cfg.task}  # fmt: skip
 
 
-def _example(clip: dict, names: list[str], value: float) -> bytes:
+def encode_example(clip: dict, names: list[str], value: float) -> bytes:
+    """One clip as a serialized `tf.train.Example` (what `records_dataset` parses)."""
     feature = {
         "frames": tf.train.Feature(bytes_list=tf.train.BytesList(value=[clip["frames"].tobytes()])),
         "samples": tf.train.Feature(float_list=tf.train.FloatList(value=clip["samples"])),
@@ -67,7 +68,7 @@ def preprocess(
     labels = task.labels(rows)
     rows = usable_rows(rows, cfg, labels, skips, training=False)
     ds = decode_rows(rows, cfg, skips=skips)
-    names = [f"clips-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
+    names = shard_names(shards)
     count = 0
     with contextlib.ExitStack() as stack:
         tmp = [stack.enter_context(atomic_path(out / n)) for n in names]
@@ -77,21 +78,44 @@ def preprocess(
         )
         for clip, i in ds.as_numpy_iterator():
             row = rows[int(i)]
-            writers[count % shards].write(_example(clip, task.names(row), task.value(row)))
+            writers[count % shards].write(encode_example(clip, task.names(row), task.value(row)))
             count += 1
             bar.update(1)
         if count == 0:  # leave no empty shards or index behind: nothing here is usable
             raise ValueError(f"{manifest}: no clip could be decoded: {skips.summary(total)}")
+    return write_index(
+        out, manifest, cfg, count, names, labels, [task.text(r) for r in rows], skips
+    )
+
+
+def shard_names(shards: int) -> list[str]:
+    """The shard files of a preprocessed folder (Beam's `-SSSSS-of-NNNNN` names too)."""
+    return [f"clips-{i:05d}-of-{shards:05d}.tfrecord" for i in range(shards)]
+
+
+def write_index(
+    out: Path,
+    manifest: str | Path,
+    cfg: DataConfig,
+    count: int,
+    names: list[str],
+    labels: list[str],
+    texts: list[str],
+    skips: SkipLog,
+    **extra,
+) -> dict:
+    """Write `out/index.json` (what `read_index` checks and training reads) and return it."""
     index = {
         "manifest": str(manifest),
         "clips": count,
         "shards": names,
         "spec": _spec(cfg),
         "labels": labels,
-        "texts": [task.text(r) for r in rows],
+        "texts": texts,
         "skipped": skips.count,
         "skipped_files": skips.reasons,
         "kept_damaged": skips.damaged_count,
+        **extra,
     }
     write_json(out / INDEX, index)
     return index

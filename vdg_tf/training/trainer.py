@@ -34,6 +34,7 @@ from vdg_tf.config import Config
 from vdg_tf.data.features import TextTokenizer, log_mel_frames
 from vdg_tf.data.inputs import check_data_path, class_folders, resolve_data
 from vdg_tf.data.pipeline import SkipLog, batched_features
+from vdg_tf.data.service import check_service_data, service_stream
 from vdg_tf.data.sources import open_source
 from vdg_tf.data.splits import HeldOut, hold_out, write_rows
 from vdg_tf.files import atomic_dir, claim_dir, data_identity, write_json
@@ -384,6 +385,7 @@ class Trainer:
         for path, flag in self._named_data():
             if path is not None:
                 check_data_path(path, flag)
+        check_service_data(self.data, self.config.data, "training data")
 
     def _open_data(self) -> None:
         """The training stream, the tokenizer, and the validation and evaluation splits."""
@@ -408,9 +410,12 @@ class Trainer:
         # the metadata goes inside every saved model (one rename), then beside the final one
         self.texts = Bundle(cfg, self.labels, self.tokenizer, info=self.info).texts()
         # one stream for the whole run (see `batched_features`), `steps` batches an epoch
-        self.train_ds = batched_features(
-            self.source.decoded, cfg.data, self.tokenizer, training=True, repeat=True
-        )
+        if cfg.data.service:  # the same stream, made by the tf.data service's workers
+            self.train_ds = service_stream(self.data, cfg.data, self.labels, self.tokenizer)
+        else:
+            self.train_ds = batched_features(
+                self.source.decoded, cfg.data, self.tokenizer, training=True, repeat=True
+            )
         self.val_ds, self.val_info = self._split(self.val_data)
         self.eval_ds, self.eval_info = self._split(self.eval_data)
         if held:
