@@ -322,28 +322,23 @@ def predict(
 
     A detection model (`runtime/predict_boxes.py`): `{source, t, boxes}` per frame (`stride`
     s apart), boxes >= `box_threshold`; `track` adds track ids, `draw` writes boxes drawn.
-    Live feeds (`stream` with several sources, `sources`: a YAML list of named sources,
-    or `realtime`) are followed all at once (`vdg_tf/runtime/feeds.py`); with `realtime`
-    a window is dropped once it cannot be answered within `max_latency` s (default: the
-    stride); each summary holds `dropped`, `drops`, `latency_p50_ms`/`latency_p95_ms`.
+    Live feeds (several sources with `stream`, `sources`: a YAML list of named sources, or
+    `realtime`) are followed at once (`runtime/feeds.py`); `realtime` drops a window that
+    cannot be answered within `max_latency` s (default: the stride), counted per feed.
 
     Example:
       run = vdg.predict("runs/a", ["street.mp4"], window=2.0, stride=0.5, csv="w.csv")
-      best = run.records[0]["top"][0]  # {"label": ..., "score": ...}
-      cams = vdg.predict("cam.tflite", ["rtsp://door/1", "rtsp://yard/1"], stream=True,
-                         realtime=True, stride=0.5)
+      cams = vdg.predict("cam.tflite", ["rtsp://a/1", "rtsp://b/1"], stream=True, realtime=True)
     """
     run = _box_run(model, inputs, trust_model, (box_threshold, track, draw, stride), on_record)
     if run is not None:
         return run
-    _check_settings(window, stride, top, batch, timeout_s)
-    _check_options(max_latency, sources, stream, segment_threshold if segments else None)
+    _check_options(max_latency, sources, stream, segment_threshold if segments else None,
+                   (window, stride, top, batch, timeout_s))  # fmt: skip
     inputs = [inputs] if isinstance(inputs, str | Path) else list(inputs)
     jobs, problems = jobs_from([str(i) for i in inputs], text)
     p = model if isinstance(model, Predictor) else Predictor(model, top, incremental, trust_model)
-    cfg = p.bundle.config.data
-    frames_s = FRAME_WINDOW_S * cfg.video.frames  # a per-frame task: 1/stride frames a second
-    window = window or (frames_s if p.task.per_frame else cfg.audio.seconds)
+    window = window or _default_window(p)
     settings = _Settings(window, stride or window / 2, text, stream, realtime, batch, timeout_s,
                          events, segment_threshold if segments else None, max_latency)  # fmt: skip
     run = PredictRun(skipped=[str(m) for m in problems])
@@ -362,6 +357,13 @@ def predict(
         _one_by_one(p, jobs, settings, run, emit)
     _write_outputs(run, csv, plot)
     return run
+
+
+def _default_window(p: Predictor) -> float:
+    """The model's audio span, or for a per-frame task its frames' span (1/stride frames a
+    second)."""
+    cfg = p.bundle.config.data
+    return FRAME_WINDOW_S * cfg.video.frames if p.task.per_frame else cfg.audio.seconds
 
 
 def _one_by_one(p: Predictor, jobs: list[Job], s: _Settings, run: PredictRun, emit) -> None:
@@ -411,8 +413,10 @@ def _box_run(model, inputs, trust_model: bool, settings, on_record) -> PredictRu
                          track=track, draw=draw, stride=stride, on_record=on_record)  # fmt: skip
 
 
-def _check_options(max_latency, sources, stream: bool, segment_threshold) -> None:
-    """One-line ValueErrors for the live-feed and segment options."""
+def _check_options(max_latency, sources, stream: bool, segment_threshold, settings) -> None:
+    """One-line ValueErrors for the window `settings` (window, stride, top, batch, timeout)
+    and the live-feed and segment options."""
+    _check_settings(*settings)
     if max_latency is not None and not (isinstance(max_latency, int | float) and max_latency > 0):
         raise ValueError(f"max latency: must be a positive number of seconds, got {max_latency}")
     if sources is not None and not stream:

@@ -37,6 +37,7 @@ METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 TFLITE_IDENTIFIER = b"TFL3"
 LABELS_FILE = "labels.txt"
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry holds
 DETECTION_GROUP = "detection_result"
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 POSTPROCESS_PORTS = ("boxes", "classes", "scores", "count")  # the op's outputs, in order
@@ -332,14 +333,15 @@ def _set_metadata_buffer(model, data: bytes) -> None:
 
 def _append_files(model: bytes, files: dict[str, bytes]) -> bytes:
     """The model followed by a zip of `files`, stored uncompressed (what metadata readers
-    such as MediaPipe's accept) as tflite-support's populator writes it."""
+    such as MediaPipe's accept) as tflite-support's populator writes it; entries carry a
+    fixed date so the same model exports to the same bytes."""
     if not files:
         return model
     out = io.BytesIO()
     out.write(model)
     with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as zf:
         for name, data in files.items():
-            zf.writestr(name, data)
+            zf.writestr(zipfile.ZipInfo(name, date_time=ZIP_DATE), data)
     return out.getvalue()
 
 
