@@ -12,19 +12,26 @@ from vdg_tf._quiet import silenced_stderr
 from vdg_tf.models.serving import OUTPUT_NAME
 
 
+def open_signature(path: Path, num_threads: int | None = None) -> tuple:
+    """(interpreter, `serving_default` runner) of the `.tflite` at `path`, LiteRT's own
+    warnings and C++ delegate log kept quiet; a missing file is a one-line error."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such .tflite file")
+    with warnings.catch_warnings(), silenced_stderr():
+        warnings.simplefilter("ignore")
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        return interpreter, interpreter.get_signature_runner("serving_default")
+
+
 class LiteRTModel:
     """A `.tflite` file loaded in LiteRT with its `serving_default` signature."""
 
     def __init__(self, path: str | Path, num_threads: int | None = None):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such .tflite file")
-        # LiteRT warns about its own API moves and logs its delegate choice from C++
+        self.interpreter, self.runner = open_signature(self.path, num_threads)
+        self.input_details = self.runner.get_input_details()
         with warnings.catch_warnings(), silenced_stderr():
             warnings.simplefilter("ignore")
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-            self.runner = self.interpreter.get_signature_runner("serving_default")
-            self.input_details = self.runner.get_input_details()
             self._warm_up()
 
     def _warm_up(self) -> None:

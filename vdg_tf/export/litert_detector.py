@@ -15,6 +15,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from vdg_tf._quiet import silenced_stderr
 from vdg_tf.export.detection import IMAGE_INPUT, OUTPUTS, VIDEO_INPUT
+from vdg_tf.export.litert import open_signature
 
 
 def is_detector(path: str | Path) -> bool:
@@ -39,12 +40,7 @@ class LiteRTDetector:
 
     def __init__(self, path: str | Path, labels: list[str], num_threads: int | None = None):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such .tflite file")
-        with warnings.catch_warnings(), silenced_stderr():
-            warnings.simplefilter("ignore")
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
-            self.runner = self.interpreter.get_signature_runner("serving_default")
+        self.interpreter, self.runner = open_signature(self.path, num_threads)
         details = self.runner.get_input_details()
         if set(details) not in ({VIDEO_INPUT}, {IMAGE_INPUT}):
             raise ValueError(
