@@ -116,3 +116,24 @@ def test_a_bad_source_list_is_one_line(tmp_path, text, problem):
     with pytest.raises(ValueError, match=problem) as e:
         read_sources(path)
     assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
+
+
+def test_decoders_run_nicer_than_the_model_process(live_ts):
+    """A feed's decoder yields the CPU to the model thread (it has a stride of slack)."""
+    from vdg_tf.config import AudioSpec, VideoSpec
+    from vdg_tf.media.feeds import DECODE_NICE, FeedJob, FeedProcess
+
+    said, ready = [], threading.Event()
+
+    def on_message(proc, message):
+        if message[0] == "ready":
+            said.append(os.getpriority(os.PRIO_PROCESS, proc.proc.pid))
+            ready.set()
+
+    job = FeedJob(str(live_ts), VideoSpec(), AudioSpec(), 2.0, 1.0, follow=False)
+    proc = FeedProcess("cam", job, on_message)
+    try:
+        assert ready.wait(60)
+    finally:
+        proc.stop()
+    assert said == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + DECODE_NICE)]

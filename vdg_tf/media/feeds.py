@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vdg_tf.config import AudioSpec, VideoSpec
 from vdg_tf.media.decode import DecodeError
@@ -38,6 +38,11 @@ _BOOT = (
     "import sys; sys.path[:] = sys.argv[1].split(sys.argv[2]); "
     "from vdg_tf.media.feeds import serve_feed; serve_feed(int(sys.argv[3]))"
 )
+# Decoders run this much nicer than the model process: a window must be answered within
+# the stride, while a decoder has a stride of slack before its feed falls behind, so when
+# every feed's decoder wakes at once the model thread goes first (measured: BENCHMARKS.md).
+DECODE_NICE = 10
+REAP_WAIT_S = 30.0  # how long a reader waits for its worker to exit after its last word
 _FD_PATH = re.compile(r"/(?:dev|proc/self)/fd/(\d+)")
 
 
@@ -52,6 +57,7 @@ class FeedJob:
     stride_s: float
     follow: bool = True
     timeout_s: float = 10.0
+    nice: int = DECODE_NICE
 
 
 class FeedProcess:
@@ -75,8 +81,7 @@ class FeedProcess:
             for fd in own:  # the child has its own copy now
                 os.close(fd)
         widen(self.proc.stdout.fileno())
-        job = FeedJob(source, job.video, job.audio, job.window_s, job.stride_s, job.follow,
-                      job.timeout_s)  # fmt: skip
+        job = replace(job, source=source)
         send(self.proc.stdin.fileno(), job)
         self.proc.stdin.close()
         self._thread = threading.Thread(target=self._read, daemon=True, name=f"vdg-feed-{name}")
@@ -90,13 +95,16 @@ class FeedProcess:
                 said_end = message[0] in ("end", "error")
                 self._on_message(self, message)
                 if said_end:
-                    return
+                    break
         except (EOFError, OSError):
             pass
         finally:
             with contextlib.suppress(OSError):
                 self.proc.stdout.close()
-        if not said_end:
+        if said_end:  # the worker exits once it has said how the source ended: reap it here
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(REAP_WAIT_S)
+        else:
             code = self.proc.wait()
             how = f"killed by signal {-code}" if code and code < 0 else f"exit status {code}"
             self._on_message(self, ("error", f"{self.job.source}: the decoder process ended "
@@ -140,6 +148,9 @@ def serve_feed(parent: int | None = None) -> None:
         job = recv(proto_in)
     except EOFError:
         return
+    if job.nice:
+        with contextlib.suppress(OSError):  # a niceness limit only costs the priority
+            os.nice(job.nice)
     from vdg_tf.media.windows import read_windows
 
     send(out, ("ready",))

@@ -363,5 +363,3 @@ class FeedEngine:
             mine = [t for t in self.run.timeline if t[0] == feed.src.name]
             for r in _segments(feed.src.name, mine, self.s.segments):
                 self.emit(r)
-        if feed.proc is not None:
-            feed.proc.stop()
