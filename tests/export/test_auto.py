@@ -10,7 +10,9 @@ import pytest
 
 from tests.helpers import vdg
 from vdg_tf.export.auto import CANDIDATES, agreement_score, choose
+from vdg_tf.export.litert import LiteRTModel
 from vdg_tf.export.tflite import read_metadata
+from vdg_tf.runtime.predict import PREDICT_BATCH
 from vdg_tf.tasks import get_task
 
 
@@ -58,12 +60,16 @@ def test_auto_export_measures_every_candidate_and_keeps_its_choice(
     few.write_text("".join(json.dumps({**json.loads(x), "video": str(root / json.loads(x)["video"])})
                            + "\n" for x in lines))  # fmt: skip
     rc, stdout, err = vdg(capfd, "export", trained_run.out, "--target", "auto", "--out", out,
-                          "--data", few, "--calibration-samples", "4", "--json")  # fmt: skip
+                          "--data", few, "--calibration-samples", "4", "--batch", "dynamic",
+                          "--json")  # fmt: skip
     assert rc == 0, err
     r = json.loads(stdout)
     table = r["candidates"]
     assert [c["target"] for c in table] == list(CANDIDATES)
     assert all(c["ms"] > 0 and c["bytes"] > 0 and 0 <= c["agreement"] <= 1 for c in table)
+    # measured as exported: a dynamic batch axis, timed at batch 1 and at predict's batch
+    assert all(c["batch"] == PREDICT_BATCH and c["ms_per_window_batch"] > 0 for c in table)
+    assert LiteRTModel(out).dynamic_batch
     assert table[0]["agreement"] == 1.0  # float32 against itself
     assert r["target"] == choose(copy.deepcopy(table), 0.99)  # its own table's choice
     assert json.loads(read_metadata(out)["export"])["target"] == r["target"]

@@ -67,7 +67,7 @@ class ExportResult(Result):
     saved_model: Path | None = None
     sidecars: list[Path] = field(default_factory=list)
     # `--target auto`: every candidate measured (target, ms, bytes, agreement,
-    # within_tolerance); `target` is the one chosen
+    # within_tolerance; batch, ms_per_window_batch for a dynamic batch); `target` is the one chosen
     candidates: list[dict] = field(default_factory=list)
     source: str = field(default="", metadata={"json": False})
 
@@ -87,7 +87,9 @@ class ExportResult(Result):
                 continue
             mark = "chosen" if c["target"] == self.target else (
                 "" if c["within_tolerance"] else "below tolerance")  # fmt: skip
-            rows.append((f"  {c['target']}", f"{c['ms']:.3f} ms, {_size(c['bytes'])}, "
+            at = (f" ({c['ms_per_window_batch']:.3f} ms a window at batch {c['batch']})"
+                  if "batch" in c else "")  # fmt: skip
+            rows.append((f"  {c['target']}", f"{c['ms']:.3f} ms{at}, {_size(c['bytes'])}, "
                                              f"agreement {c['agreement']:.3f}  {mark}"))  # fmt: skip
         width = max(len(k) for k, _ in rows) + 2
         return "\n".join([f"exported {self.source}", *(f"  {k:<{width}}{v}" for k, v in rows)])
@@ -252,7 +254,7 @@ def _export_auto(model, out, data, trust_model, force, tolerance, samples, optio
     if find_frame_detector(bundle.model) is not None:
         raise ValueError("--target auto: not for a detection model (verify its exports by "
                          "mAP: vdg benchmark detection)")  # fmt: skip
-    candidates = measure_candidates(bundle, data, calibration_samples=samples)
+    candidates = measure_candidates(bundle, data, batch=batch, calibration_samples=samples)
     chosen = choose(candidates, tolerance)
     log.info("--target auto: %s is the fastest within tolerance %g", chosen, tolerance)
     result = export(bundle, chosen, out, data=data, force=force, calibration_samples=samples,

@@ -2,10 +2,13 @@
 
 Which export runs fastest depends on the CPU: the same int8 file was 0.44x float32's
 latency on an AMD EPYC and 1.4x on an Intel Xeon with AVX512-VNNI. So each candidate
-target is exported, timed here in LiteRT (batch 1, with LiteRT's default threads as
-`vdg predict` runs it, median of 30 invocations after 3 warm-up ones) and run over `data` beside float32.
-The fastest candidate whose agreement with float32 meets the tolerance is exported to
-`out`. Agreement is the task's own measure: the share of samples with the same decision
+target is exported with the batch axis asked for, timed here in LiteRT (with LiteRT's
+default threads as `vdg predict` runs it, median of 30 invocations after 3 warm-up ones)
+and run over `data` beside float32. `ms` is the latency of one window (batch 1), what a
+live feed waits for and what the choice is made on; a dynamic-batch export is also timed
+at the batch `vdg predict` runs a file's windows in (`batch`, `ms_per_window_batch`), its
+offline throughput. The fastest candidate whose agreement with float32 meets the
+tolerance is exported to `out`. Agreement is the task's own measure: the share of samples with the same decision
 (top-1 class, label set, level), or, for a task whose output is a value (regression,
 anomaly score), 1 - the largest |difference| over the float outputs' range.
 """
@@ -59,12 +62,14 @@ def measure_candidates(
     data: str | Path,
     targets: tuple[str, ...] = CANDIDATES,
     *,
+    batch: int | None = 1,
     calibration_samples: int = 64,
     samples: int = 256,
 ) -> list[dict]:
-    """Each target exported to a temp folder and measured on up to `samples` clips of
-    `data`: {target, ms, bytes, agreement}; a target that fails to convert or run is kept
-    with its `error` and never chosen."""
+    """Each target exported (batch axis `batch`, None: dynamic) to a temp folder and
+    measured on up to `samples` clips of `data`: {target, ms, bytes, agreement, and for a
+    dynamic batch `batch`, `ms_per_window_batch`}; a target that fails to convert or run
+    is kept with its `error` and never chosen."""
     targets = (REFERENCE, *(t for t in targets if t != REFERENCE))
     out, reference = [], None
     with tempfile.TemporaryDirectory(prefix="vdg-auto-") as work:
@@ -74,7 +79,7 @@ def measure_candidates(
         for target in targets:
             try:
                 row, outputs = _measure(bundle, target, Path(work), manifest, ds,
-                                        calibration_samples)  # fmt: skip
+                                        calibration_samples, batch)  # fmt: skip
             except (ValueError, RuntimeError) as e:  # a converter or LiteRT refusal
                 if target == REFERENCE:
                     raise
@@ -90,12 +95,18 @@ def measure_candidates(
     return out
 
 
-def _measure(bundle, target: str, work: Path, manifest, ds, calibration_samples: int):
+def _measure(bundle, target: str, work: Path, manifest, ds, calibration_samples: int, batch):
     """One target exported into `work`, timed, and run over `ds`: (row, outputs)."""
     from vdg_tf.export.api import export  # the one export path (api imports this module)
+    from vdg_tf.runtime.predict import PREDICT_BATCH
 
     path = work / f"{target}.tflite"
-    r = export(bundle, target, path, data=manifest, calibration_samples=calibration_samples)
+    r = export(bundle, target, path, data=manifest, calibration_samples=calibration_samples,
+               batch=batch)  # fmt: skip
     log.info("timing %s and running it over the data", target)
     outputs = predict_tflite(path, ds)[1]
-    return {"target": target, "ms": latency_ms(path), "bytes": r.bytes}, outputs
+    row = {"target": target, "ms": latency_ms(path), "bytes": r.bytes}
+    if batch is None:
+        ms = latency_ms(path, batch=PREDICT_BATCH)
+        row.update(batch=PREDICT_BATCH, ms_per_window_batch=ms / PREDICT_BATCH)
+    return row, outputs

@@ -117,11 +117,24 @@ def inspect_model(file: str | Path, *, latency: bool = False) -> Inspection:
 
 
 def latency_ms(
-    path: str | Path, runs: int = 30, warmup: int = 3, threads: int | None = None
+    path: str | Path,
+    runs: int = 30,
+    warmup: int = 3,
+    threads: int | None = None,
+    batch: int = 1,
 ) -> float:
-    """Median wall time of one invocation in LiteRT (XNNPACK on CPU), on zero inputs."""
+    """Median wall time of one invocation in LiteRT (XNNPACK on CPU), on zero inputs;
+    `batch` > 1 resizes a dynamic batch axis first (the time is for the whole batch)."""
     interp = _interpreter(path, threads=threads)
-    for d in interp.get_input_details():
+    details = interp.get_input_details()
+    if batch > 1:
+        for d in details:
+            if d["shape_signature"][0] != -1:
+                raise ValueError(f"{path}: input {d['name']} has a fixed batch of {d['shape'][0]}")
+            interp.resize_tensor_input(d["index"], [batch, *d["shape"][1:]])
+        interp.allocate_tensors()
+        details = interp.get_input_details()
+    for d in details:
         interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
     times = []
     for i in range(warmup + runs):

@@ -262,6 +262,9 @@ def jobs_from(inputs: list[str], text: str = "") -> tuple[list[Job], list[str]]:
     return jobs, problems
 
 
+PREDICT_BATCH = 16  # windows in one model call (a dynamic-batch export, or Keras)
+
+
 @dataclass
 class _Settings:
     """How `predict` reads sources: window and stride in seconds, live or not, batch."""
@@ -271,7 +274,7 @@ class _Settings:
     text: str = ""
     stream: bool = False
     realtime: bool = False
-    batch: int = 16
+    batch: int = PREDICT_BATCH
     timeout_s: float = 10.0
     events: Events | None = None
     segments: float | None = None  # the score threshold of segments; None: window records
@@ -289,7 +292,7 @@ def predict(
     top: int = 3,
     stream: bool = False,
     realtime: bool = False,
-    batch: int = 16,
+    batch: int = PREDICT_BATCH,
     timeout_s: float = 10.0,
     events: Events | None = None,
     incremental: bool | None = None,
