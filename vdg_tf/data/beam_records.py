@@ -27,13 +27,11 @@ except ImportError:  # the `beam` extra is optional: `preprocess_beam` says how 
     beam = None
 
 from vdg_tf.config import DataConfig
-from vdg_tf.data.pipeline import SkipLog, usable_rows
-from vdg_tf.data.records import encode_example, shard_names, write_index
+from vdg_tf.data.records import encode_example, manifest_rows, shard_names, write_index
 from vdg_tf.files import claim_dir
-from vdg_tf.manifest import ClipRow, read_manifest
+from vdg_tf.manifest import ClipRow
 from vdg_tf.media.decode import DecodeError
 from vdg_tf.media.workers import DecodeJob
-from vdg_tf.tasks import get_task
 
 logger = logging.getLogger(__name__)
 
@@ -145,13 +143,8 @@ def preprocess_beam(
             "(it moves protobuf from 7.x to 6.x)"
         )
     out = claim_dir(out)
-    skips = SkipLog()
-    rows, problems = read_manifest(manifest, strict=cfg.strict)
-    total = len(rows) + len(problems)
-    skips.extend(problems)
-    task = get_task(cfg)
-    labels = task.labels(rows)
-    rows = usable_rows(rows, cfg, labels, skips, training=False)
+    m = manifest_rows(manifest, cfg)
+    rows, total, task, labels, skips = m.rows, m.total, m.task, m.labels, m.skips
     (out / DEAD_LETTER).unlink(missing_ok=True)  # an earlier run's list is not this run's
     options = pipeline_options(runner, beam_options)
     logger.info("preprocess: %d clips on Beam's %s", len(rows), runner)

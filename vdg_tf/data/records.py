@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
@@ -45,6 +46,30 @@ def encode_example(clip: dict, names: list[str], value: float) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+@dataclass
+class ManifestRows:
+    """The rows of a manifest to preprocess: those usable, how many it held, its task,
+    labels, and the skip log its bad rows are already counted in."""
+
+    rows: list
+    total: int
+    task: object
+    labels: list[str]
+    skips: SkipLog
+
+
+def manifest_rows(manifest: str | Path, cfg: DataConfig) -> ManifestRows:
+    """Read `manifest` for preprocessing (local or Beam): bad rows counted, not kept."""
+    skips = SkipLog()
+    rows, problems = read_manifest(manifest, strict=cfg.strict)
+    total = len(rows) + len(problems)
+    skips.extend(problems)
+    task = get_task(cfg)
+    labels = task.labels(rows)
+    rows = usable_rows(rows, cfg, labels, skips, training=False)
+    return ManifestRows(rows, total, task, labels, skips)
+
+
 def preprocess(
     manifest: str | Path,
     out: str | Path,
@@ -60,13 +85,8 @@ def preprocess(
     """
     out = claim_dir(out)
     set_decode_log(out / "decode.log")
-    skips = SkipLog()
-    rows, problems = read_manifest(manifest, strict=cfg.strict)
-    total = len(rows) + len(problems)
-    skips.extend(problems)
-    task = get_task(cfg)
-    labels = task.labels(rows)
-    rows = usable_rows(rows, cfg, labels, skips, training=False)
+    m = manifest_rows(manifest, cfg)
+    rows, total, task, labels, skips = m.rows, m.total, m.task, m.labels, m.skips
     ds = decode_rows(rows, cfg, skips=skips)
     names = shard_names(shards)
     count = 0
