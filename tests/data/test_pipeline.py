@@ -204,3 +204,20 @@ def test_a_script_exits_with_an_iterator_still_open(sample_data, decoder):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "read one batch" in done.stdout
+
+
+def test_strict_mode_raises_on_an_untrimmed_row_that_does_not_fit_its_video(sample_data, tmp_path):
+    from vdg_tf.data.pipeline import usable_rows
+
+    good, _ = read_manifest(sample_data["manifest_eval"])  # 2 s clips
+    m = tmp_path / "m.jsonl"
+    m.write_text(json.dumps({"video": str(good[0].video),
+                             "segments": [{"start": 8, "end": 14, "label": "jump"}]}) + "\n")  # fmt: skip
+    rows, _ = read_manifest(m)
+    loose = dataclasses.replace(CFG, task="localisation")
+    skips = SkipLog()
+    assert usable_rows(rows, loose, ["background", "jump"], skips, training=True) == []
+    assert skips.count == 1 and "ends after the video" in skips.summary(1)
+    strict = dataclasses.replace(loose, strict=True)
+    with pytest.raises(ValueError, match=r"segment 8-14 s \(jump\) ends after the video"):
+        usable_rows(rows, strict, ["background", "jump"], SkipLog(), training=True)

@@ -126,23 +126,28 @@ def _windows_of(
 ) -> list[ClipRow]:
     """An untrimmed row's labelled windows (`Task.parts`); a video with no duration to cut,
     or too short for one window, is skipped and counted, and so is each part of a row the
-    task leaves out (a bad box), by reason."""
+    task leaves out (a bad box), by reason; in strict mode each of these raises."""
+
+    def skip(message: str) -> list[ClipRow]:
+        if cfg.strict:
+            raise ValueError(message)
+        skips.add(row.key, message)
+        return []
+
     try:
         duration = video_duration(row.video)
     except DecodeError as e:
-        skips.add(row.key, f"{row.place}: {e}")
-        return []
+        return skip(f"{row.place}: {e}")
     try:
         clips, left_out = task.parts(row, duration, cfg.audio.seconds, labels or None)
     except ValueError as e:  # the row does not fit its video
-        skips.add(row.key, str(e))
-        return []
+        return skip(str(e))
     for i, (reason, message) in enumerate(left_out):
+        if cfg.strict:
+            raise ValueError(message)
         skips.skip_part((*row.key, i), reason, message)
     if not clips:
-        skips.add(
-            row.key, f"{row.place}: no whole {cfg.audio.seconds:g} s window in {duration:.1f} s"
-        )
+        return skip(f"{row.place}: no whole {cfg.audio.seconds:g} s window in {duration:.1f} s")
     return clips
 
 
