@@ -131,7 +131,7 @@ def evaluate(
             report["ablation"] = modality_ablation(
                 predict, ds, cfg.model.modalities, task, bundle.labels
             )
-        if task.untrimmed:
+        if task.untrimmed and not task.per_frame:  # a per-frame task's rows have no segments
             report.update(segment_figures(model, bundle, data_path, trust_model))
     name = _name(model)
     title = f"{name} on {Path(data).name}"
