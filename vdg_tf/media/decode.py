@@ -25,6 +25,7 @@ from vdg_tf.config import AudioSpec, VideoSpec
 from vdg_tf.media.convert import audio_window, fit_audio, resize, thread_scaler, to_mono
 
 SEEK_AFTER_S = 2.0  # below this, decoding from the start is cheaper than a seek
+NO_INDEX_FORMATS = {"mpegts", "mpeg", "flv"}  # demuxers with no index to seek in
 MAX_BAD_FRACTION = 0.25  # `DataConfig.max_bad_packet_fraction`'s default
 
 
@@ -272,9 +273,13 @@ def _decode_streams(
     """One demux pass that stops as soon as it has what the clip needs: the frames nearest
     the target times, and the audio window `audio_window` gives (resampled to mono).
 
-    Frames without a timestamp (raw streams) are timed by their order at the stream's
-    frame duration. Returns frames, samples, has_audio, the last frame time, `_Health`.
+    `lo`/`hi` count from the video stream's first timestamp (`stream_origin`), as players
+    and `read_windows` count; frames without a timestamp (raw streams) are timed by their
+    order at the stream's frame duration. Returns frames, samples, has_audio, the last
+    frame time (from the origin too), `_Health`.
     """
+    origin = stream_origin(container)
+    lo, hi = lo + origin, hi + origin  # the stream's own clock from here on
     vs, aus, resampler, streams = _open_streams(container, audio, lo, read_audio, threads)
     health = _Health()
     step = None  # seconds a frame without a timestamp lasts, measured when first needed
@@ -333,7 +338,9 @@ def _decode_streams(
         problem = f" ({health.bad} of {health.packets} packets failed)" if health.bad else ""
         raise DecodeError(path, f"no decodable video frames{problem}")
     if not in_window:
-        raise DecodeError(path, f"start {lo:g} s is past the end of the clip ({last_t:.2f} s)")
+        raise DecodeError(
+            path, f"start {lo - origin:g} s is past the end of the clip ({last_t - origin:.2f} s)"
+        )
     if not video_done:  # the video ended inside the window: was it cut short?
         health.missing = _past_early_end(container, times, last_t, hi)
     while k < len(times):  # targets past the last frame hold the last frame
@@ -341,7 +348,26 @@ def _decode_streams(
         k += 1
     samples = _joined_audio(chunks, audio_t0, alo, audio)
     last = last_t if not video_done else hi
-    return np.stack(picked), samples, bool(chunks), last, health
+    return np.stack(picked), samples, bool(chunks), last - origin, health
+
+
+def _has_index(container: av.container.InputContainer) -> bool:
+    """Whether a seek lands on a keyframe: not in a raw stream (no duration stated) nor in
+    a streaming container (MPEG-TS, MPEG-PS, FLV), where FFmpeg seeks by byte position to
+    any packet and the frames up to the next keyframe do not decode (a long GOP: none)."""
+    return (
+        stated_duration(container) is not None
+        and container.format.name.split(",")[0] not in NO_INDEX_FORMATS
+    )
+
+
+def stream_origin(container: av.container.InputContainer) -> float:
+    """Seconds on the video stream's clock of its first frame: 0 for most files, anything
+    for a recording cut from a live stream (MPEG-TS) or a stream without timestamps (0)."""
+    vs = container.streams.video[0]
+    if vs.start_time is None or not vs.time_base:
+        return 0.0
+    return float(vs.start_time * vs.time_base)
 
 
 def _open_streams(container, audio: AudioSpec, lo: float, read_audio: bool, threads: int):
@@ -360,7 +386,7 @@ def _open_streams(container, audio: AudioSpec, lo: float, read_audio: bool, thre
     if aus is not None:
         streams.append(aus)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
-    if lo > SEEK_AFTER_S and stated_duration(container) is not None:  # raw streams: no index
+    if lo - stream_origin(container) > SEEK_AFTER_S and _has_index(container):
         container.seek(int(lo * av.time_base), backward=True)
     return vs, aus, resampler, streams
 
