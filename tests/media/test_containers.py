@@ -108,35 +108,36 @@ def test_h264_frames_between_targets_are_not_decoded(tmp_path):
     assert frames_out(skip=False) == 24 and frames_out(skip=True) < 24
 
 
-def test_times_count_from_the_first_frame_in_a_stream_that_starts_late(tmp_path):
+@pytest.mark.parametrize("video_at, audio_at", [(10.0, 10.0), (11.0, 10.0)])
+def test_times_count_from_the_clock_start_of_a_recording_that_starts_late(
+    tmp_path, video_at, audio_at
+):
     """A recording cut from a live stream starts its clock anywhere (here 10 s): `start`/`end`
-    count from its first frame, as players and `read_windows` count, so its window 3-4 s
-    holds the same frames as the file whose clock starts at 0."""
+    count from its first timestamp, as players and `ffmpeg -ss` count (video that starts 1 s
+    after the audio is 1 s into the clock), so its window 3-4 s holds the frames the same
+    file with its clock at 0 holds there."""
     import av
 
     fps, n = 12, 72
     frames = np.repeat((np.arange(n) * 255 // n).astype(np.uint8)[:, None, None, None], 32, 1)
     frames = np.repeat(np.repeat(frames, 32, 2), 3, axis=3)
-    write_clip(tmp_path / "grey.mp4", frames, fps, None)
+    audio = render_audio(np.random.default_rng(0), "low", 7.0, 48000)
+    write_clip(tmp_path / "grey.mp4", frames, fps, audio, 48000)
     with av.open(str(tmp_path / "grey.mp4")) as inp, av.open(str(tmp_path / "late.ts"), "w") as out:
-        vs = inp.streams.video[0]
-        stream = out.add_stream_from_template(vs)
-        for packet in inp.demux(vs):
+        mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
             if packet.dts is None:
                 continue
-            shift = int(10 / packet.time_base)
+            at = video_at if packet.stream.type == "video" else audio_at
+            shift = int(at / packet.time_base)
             packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
-            packet.stream = stream
+            packet.stream = mapping[packet.stream.index]
             out.mux(packet)
-    with av.open(str(tmp_path / "late.ts")) as c:
-        assert float(c.streams.video[0].start_time * c.streams.video[0].time_base) > 9.9
+    lead = video_at - audio_at  # where the video starts on the file's own clock
     spec = VideoSpec(frames=4, size=32)
-    mp4 = decode_clip(str(tmp_path / "grey.mp4"), spec, AS, start=3.0, end=4.0)
+    mp4 = decode_clip(str(tmp_path / "grey.mp4"), spec, AS, start=3.0 - lead, end=4.0 - lead)
     late = decode_clip(str(tmp_path / "late.ts"), spec, AS, start=3.0, end=4.0)
     np.testing.assert_array_equal(late.frames, mp4.frames)
-    assert late.duration == pytest.approx(1.0)
-    whole = decode_clip(str(tmp_path / "late.ts"), spec, AS)  # no bounds: the whole video
-    assert whole.duration == pytest.approx(n / fps, abs=0.1)
-    np.testing.assert_array_equal(
-        whole.frames, decode_clip(str(tmp_path / "grey.mp4"), spec, AS).frames
-    )
+    assert late.duration == pytest.approx(1.0) and late.has_audio
+    whole = decode_clip(str(tmp_path / "late.ts"), spec, AS)  # no bounds: the whole file
+    assert whole.duration == pytest.approx(n / fps + lead, abs=0.15)

@@ -13,7 +13,13 @@ import av
 
 from vdg_tf.config import DataConfig
 from vdg_tf.manifest import ClipRow
-from vdg_tf.media.decode import FrameSkipper, clip_bounds, require_decoder, sample_times
+from vdg_tf.media.decode import (
+    FrameSkipper,
+    clip_bounds,
+    clock_origin,
+    require_decoder,
+    sample_times,
+)
 
 
 def decode_only(row: ClipRow, cfg: DataConfig, threads: int = 1) -> int:
@@ -32,7 +38,8 @@ def decode_only(row: ClipRow, cfg: DataConfig, threads: int = 1) -> int:
 def _decoded_frames(row: ClipRow, cfg: DataConfig, threads: int) -> int:
     with av.open(row.video) as c:
         require_decoder(c.streams.video[0], row.video)  # a DecodeError is a ValueError
-        lo, hi = clip_bounds(c, row.start, row.end)
+        origin = clock_origin(c)  # frame times are on the container's clock
+        lo, hi = (t + origin for t in clip_bounds(c, row.start, row.end))
         streams = [c.streams.video[0], *c.streams.audio[:1]]
         streams[0].codec_context.thread_count = threads
         if threads != 1:

@@ -107,6 +107,10 @@ def _measure(bundle, target: str, work: Path, manifest, ds, calibration_samples:
     outputs = predict_tflite(path, ds)[1]
     row = {"target": target, "ms": latency_ms(path), "bytes": r.bytes}
     if batch is None:
-        ms = latency_ms(path, batch=PREDICT_BATCH)
-        row.update(batch=PREDICT_BATCH, ms_per_window_batch=ms / PREDICT_BATCH)
+        try:
+            ms = latency_ms(path, batch=PREDICT_BATCH)
+        except ValueError as e:  # an input whose batch stayed fixed: batch 1 only
+            log.warning("--target auto: %s not timed at batch %d: %s", target, PREDICT_BATCH, e)
+        else:
+            row.update(batch=PREDICT_BATCH, ms_per_window_batch=ms / PREDICT_BATCH)
     return row, outputs

@@ -122,8 +122,8 @@ def video_duration(path: str) -> float:
 
 
 def probe_duration(path: str) -> tuple[float | None, int]:
-    """The video stream's end time in seconds and its packet count, by demuxing the whole
-    file without decoding (a fraction of a decode's cost).
+    """The video stream's end in seconds (from `clock_origin`) and its packet count, by
+    demuxing the whole file without decoding (a fraction of a decode's cost).
 
     The end is the last packet's presentation time plus its duration; packets without
     timestamps (a raw H.264 stream) add up their durations, or count at the stream's rate.
@@ -131,6 +131,7 @@ def probe_duration(path: str) -> tuple[float | None, int]:
     """
     with av.open(path) as container:
         vs = container.streams.video[0]
+        origin = clock_origin(container)
         tb = float(vs.time_base) if vs.time_base else None
         stamped_end, summed, packets = None, 0.0, 0
         with contextlib.suppress(av.FFmpegError):
@@ -145,7 +146,7 @@ def probe_duration(path: str) -> tuple[float | None, int]:
                     stamped_end = end if stamped_end is None else max(stamped_end, end)
         rate = vs.guessed_rate or vs.average_rate
     if stamped_end is not None:
-        return stamped_end, packets
+        return stamped_end - origin, packets
     if summed:
         return summed, packets
     if packets and rate:
@@ -273,12 +274,12 @@ def _decode_streams(
     """One demux pass that stops as soon as it has what the clip needs: the frames nearest
     the target times, and the audio window `audio_window` gives (resampled to mono).
 
-    `lo`/`hi` count from the video stream's first timestamp (`stream_origin`), as players
-    and `read_windows` count; frames without a timestamp (raw streams) are timed by their
+    `lo`/`hi` count from the container's first timestamp (`clock_origin`), as players
+    count; frames without a timestamp (raw streams) are timed by their
     order at the stream's frame duration. Returns frames, samples, has_audio, the last
     frame time (from the origin too), `_Health`.
     """
-    origin = stream_origin(container)
+    origin = clock_origin(container)
     lo, hi = lo + origin, hi + origin  # the stream's own clock from here on
     vs, aus, resampler, streams = _open_streams(container, audio, lo, read_audio, threads)
     health = _Health()
@@ -361,13 +362,13 @@ def _has_index(container: av.container.InputContainer) -> bool:
     )
 
 
-def stream_origin(container: av.container.InputContainer) -> float:
-    """Seconds on the video stream's clock of its first frame: 0 for most files, anything
-    for a recording cut from a live stream (MPEG-TS) or a stream without timestamps (0)."""
-    vs = container.streams.video[0]
-    if vs.start_time is None or not vs.time_base:
+def clock_origin(container: av.container.InputContainer) -> float:
+    """Seconds on the container's clock of its first timestamp (its earliest stream): what
+    `container.duration`, players and `ffmpeg -ss` count from. 0 for most files; anything
+    for a recording cut from a live stream (MPEG-TS); 0 without timestamps."""
+    if container.start_time is None:
         return 0.0
-    return float(vs.start_time * vs.time_base)
+    return container.start_time / av.time_base
 
 
 def _open_streams(container, audio: AudioSpec, lo: float, read_audio: bool, threads: int):
@@ -386,7 +387,7 @@ def _open_streams(container, audio: AudioSpec, lo: float, read_audio: bool, thre
     if aus is not None:
         streams.append(aus)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
-    if lo - stream_origin(container) > SEEK_AFTER_S and _has_index(container):
+    if lo - clock_origin(container) > SEEK_AFTER_S and _has_index(container):
         container.seek(int(lo * av.time_base), backward=True)
     return vs, aus, resampler, streams
 

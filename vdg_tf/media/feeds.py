@@ -102,8 +102,10 @@ class FeedProcess:
             with contextlib.suppress(OSError):
                 self.proc.stdout.close()
         if said_end:  # the worker exits once it has said how the source ended: reap it here
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            try:
                 self.proc.wait(REAP_WAIT_S)
+            except subprocess.TimeoutExpired:  # stuck in its teardown (a network source)
+                self.stop()
         else:
             code = self.proc.wait()
             how = f"killed by signal {-code}" if code and code < 0 else f"exit status {code}"
