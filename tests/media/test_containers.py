@@ -141,3 +141,42 @@ def test_times_count_from_the_clock_start_of_a_recording_that_starts_late(
     assert late.duration == pytest.approx(1.0) and late.has_audio
     whole = decode_clip(str(tmp_path / "late.ts"), spec, AS)  # no bounds: the whole file
     assert whole.duration == pytest.approx(n / fps + lead, abs=0.15)
+
+
+@pytest.mark.parametrize("gop", [12, 1000])
+def test_a_window_deep_in_mpeg_ts_holds_the_frames_of_the_indexed_file(tmp_path, gop):
+    """MPEG-TS has no index: it is seeked 5 s before a window and decoded from the next
+    keyframe (a 1 s GOP), or, when that keyframe comes after the window (one keyframe in
+    the file), decoded from the start; both give the frames the indexed mp4 gives."""
+    import av
+
+    fps, n = 12, 360
+    levels = (np.arange(n) * 255 // n).astype(np.uint8)
+    with av.open(str(tmp_path / "ramp.mp4"), "w") as out:
+        vs = out.add_stream("h264", rate=fps)
+        vs.width = vs.height = 32
+        vs.pix_fmt = "yuv420p"
+        vs.codec_context.gop_size = gop
+        vs.options = {"sc_threshold": "0", "keyint_min": str(gop)}
+        for level in levels:
+            img = np.full((32, 32, 3), level, np.uint8)
+            for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    with av.open(str(tmp_path / "ramp.mp4")) as inp, av.open(str(tmp_path / "ramp.ts"), "w") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        keys = 0
+        for packet in inp.demux():
+            if packet.dts is None:
+                continue
+            keys += packet.is_keyframe
+            packet.stream = stream
+            out.mux(packet)
+    assert keys == (1 if gop > n else n // gop)
+    spec = VideoSpec(frames=4, size=32)
+    mp4 = decode_clip(str(tmp_path / "ramp.mp4"), spec, AS, start=22.0, end=23.0)
+    ts = decode_clip(str(tmp_path / "ramp.ts"), spec, AS, start=22.0, end=23.0, threads=1)
+    np.testing.assert_array_equal(ts.frames, mp4.frames)
+    want = (np.array([265, 268, 271, 274]) * 255 // n).astype(float)  # frames 264-275
+    np.testing.assert_allclose(ts.frames.reshape(4, -1).mean(1), want, atol=3)

@@ -26,6 +26,13 @@ from vdg_tf.media.convert import audio_window, fit_audio, resize, thread_scaler,
 
 SEEK_AFTER_S = 2.0  # below this, decoding from the start is cheaper than a seek
 NO_INDEX_FORMATS = {"mpegts", "mpeg", "flv"}  # demuxers with no index to seek in
+NO_INDEX_BACKOFF_S = 5.0  # these are seeked this far before a window: past a camera's GOP
+
+
+class _SeekMissed(Exception):
+    """A seek landed after the window's first target (the next keyframe came too late)."""
+
+
 MAX_BAD_FRACTION = 0.25  # `DataConfig.max_bad_packet_fraction`'s default
 
 
@@ -184,10 +191,15 @@ def decode_clip(
         with av.open(path) as container:
             require_video(container, path)
             lo, hi = clip_bounds(container, start, end)
-            frames, samples, has_audio, last, health = _decode_streams(
-                container, path, video, audio, lo, hi, rng, audio_path is None, threads,
-                skip_unneeded,
-            )  # fmt: skip
+            args = (path, video, audio, lo, hi, rng, audio_path is None, threads, skip_unneeded)
+            try:
+                decoded = _decode_streams(container, *args)
+            except _SeekMissed:
+                decoded = None
+        if decoded is None:  # the seek landed past the window: once more from the start
+            with av.open(path) as container:
+                decoded = _decode_streams(container, *args, seek=False)
+        frames, samples, has_audio, last, health = decoded
     except DecodeError:
         raise
     except (av.FFmpegError, OSError, ValueError, IndexError) as e:
@@ -269,19 +281,23 @@ def require_decoder(stream: av.stream.Stream, path: str) -> None:
 
 
 def _decode_streams(
-    container, path, video, audio, lo, hi, rng, read_audio: bool, threads=0, skip_unneeded=True
-):
+    container, path, video, audio, lo, hi, rng, read_audio: bool, threads=0, skip_unneeded=True,
+    seek=True,
+):  # fmt: skip
     """One demux pass that stops as soon as it has what the clip needs: the frames nearest
     the target times, and the audio window `audio_window` gives (resampled to mono).
 
     `lo`/`hi` count from the container's first timestamp (`clock_origin`), as players
     count; frames without a timestamp (raw streams) are timed by their
     order at the stream's frame duration. Returns frames, samples, has_audio, the last
-    frame time (from the origin too), `_Health`.
+    frame time (from the origin too), `_Health`. `seek`: start near `lo` where the
+    container allows it (`_SeekMissed` when the first frame decoded came after a target).
     """
     origin = clock_origin(container)
     lo, hi = lo + origin, hi + origin  # the stream's own clock from here on
-    vs, aus, resampler, streams = _open_streams(container, audio, lo, read_audio, threads)
+    vs, aus, resampler, streams = _open_streams(container, audio, read_audio, threads)
+    seeked = seek and _seek(container, lo)
+    first_t = None  # the first decoded frame's time: after a seek, it must not pass a target
     health = _Health()
     step = None  # seconds a frame without a timestamp lasts, measured when first needed
     times = sample_times(lo, hi, video, rng)
@@ -311,6 +327,7 @@ def _decode_streams(
                     step = step or _frame_step(container)
                     t = shown * step
                 shown += 1
+                first_t = t if first_t is None else first_t
                 last_t = max(last_t, t)
                 if t < lo - 1e-3:
                     prev = frame
@@ -335,6 +352,8 @@ def _decode_streams(
                     audio_end += rs.samples / audio.sample_rate
         if video_done and (aus is None or audio_end >= ahi):
             break
+    if seeked and (first_t is None or first_t > times[0] + 1e-3):
+        raise _SeekMissed
     if prev is None:
         problem = f" ({health.bad} of {health.packets} packets failed)" if health.bad else ""
         raise DecodeError(path, f"no decodable video frames{problem}")
@@ -353,13 +372,10 @@ def _decode_streams(
 
 
 def _has_index(container: av.container.InputContainer) -> bool:
-    """Whether a seek lands on a keyframe: not in a raw stream (no duration stated) nor in
-    a streaming container (MPEG-TS, MPEG-PS, FLV), where FFmpeg seeks by byte position to
-    any packet and the frames up to the next keyframe do not decode (a long GOP: none)."""
-    return (
-        stated_duration(container) is not None
-        and container.format.name.split(",")[0] not in NO_INDEX_FORMATS
-    )
+    """Whether a seek lands on a keyframe: not in a streaming container (MPEG-TS, MPEG-PS,
+    FLV), where FFmpeg seeks by byte position to any packet and the frames up to the next
+    keyframe do not decode (a long GOP: none)."""
+    return container.format.name.split(",")[0] not in NO_INDEX_FORMATS
 
 
 def clock_origin(container: av.container.InputContainer) -> float:
@@ -371,10 +387,9 @@ def clock_origin(container: av.container.InputContainer) -> float:
     return container.start_time / av.time_base
 
 
-def _open_streams(container, audio: AudioSpec, lo: float, read_audio: bool, threads: int):
+def _open_streams(container, audio: AudioSpec, read_audio: bool, threads: int):
     """The streams one decode pass reads: the video stream with its decode threads set,
-    the audio stream (None: not read) with its mono resampler, and the demux list of both.
-    Seeks near `lo` first when the container has an index to seek in."""
+    the audio stream (None: not read) with its mono resampler, and the demux list of both."""
     vs = container.streams.video[0]
     if threads == 1:
         vs.codec_context.thread_count = 1
@@ -387,9 +402,25 @@ def _open_streams(container, audio: AudioSpec, lo: float, read_audio: bool, thre
     if aus is not None:
         streams.append(aus)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=audio.sample_rate)
-    if lo - clock_origin(container) > SEEK_AFTER_S and _has_index(container):
-        container.seek(int(lo * av.time_base), backward=True)
     return vs, aus, resampler, streams
+
+
+def _seek(container, lo: float) -> bool:
+    """Seek to just before `lo` (the container's clock) when that beats decoding from the
+    start: to `lo` in an indexed container (backward: a keyframe at or before it), or
+    `NO_INDEX_BACKOFF_S` before it in a streaming one (`_has_index`), whose seek lands on
+    any packet and decodes from the next keyframe. Whether it sought."""
+    into = lo - clock_origin(container)
+    if stated_duration(container) is None:  # a raw stream: nothing to seek by
+        return False
+    if not _has_index(container):
+        if into <= SEEK_AFTER_S + NO_INDEX_BACKOFF_S:
+            return False
+        lo -= NO_INDEX_BACKOFF_S
+    elif into <= SEEK_AFTER_S:
+        return False
+    container.seek(int(lo * av.time_base), backward=True)
+    return True
 
 
 def _joined_audio(chunks: list, audio_t0: float | None, alo: float, audio: AudioSpec) -> np.ndarray:
