@@ -10,9 +10,8 @@ import pytest
 
 from tests.helpers import vdg
 from vdg_tf.export.auto import CANDIDATES, agreement_score, choose
-from vdg_tf.export.litert import LiteRTModel
+from vdg_tf.export.litert import PREDICT_BATCH, LiteRTModel
 from vdg_tf.export.tflite import read_metadata
-from vdg_tf.runtime.predict import PREDICT_BATCH
 from vdg_tf.tasks import get_task
 
 

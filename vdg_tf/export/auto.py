@@ -25,6 +25,7 @@ from vdg_tf.bundle import Bundle
 from vdg_tf.data.inputs import resolve_data
 from vdg_tf.data.sources import dataset_from
 from vdg_tf.export.inspect import latency_ms
+from vdg_tf.export.litert import PREDICT_BATCH
 from vdg_tf.export.verify import agreement, predict_tflite
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,6 @@ def measure_candidates(
 def _measure(bundle, target: str, work: Path, manifest, ds, calibration_samples: int, batch):
     """One target exported into `work`, timed, and run over `ds`: (row, outputs)."""
     from vdg_tf.export.api import export  # the one export path (api imports this module)
-    from vdg_tf.runtime.predict import PREDICT_BATCH
 
     path = work / f"{target}.tflite"
     r = export(bundle, target, path, data=manifest, calibration_samples=calibration_samples,

@@ -11,6 +11,8 @@ from ai_edge_litert.interpreter import Interpreter
 from vdg_tf._quiet import silenced_stderr
 from vdg_tf.models.serving import OUTPUT_NAME
 
+PREDICT_BATCH = 16  # windows in one model call when predicting (a dynamic-batch export, Keras)
+
 
 def open_signature(path: Path, num_threads: int | None = None) -> tuple:
     """(interpreter, `serving_default` runner) of the `.tflite` at `path`, LiteRT's own

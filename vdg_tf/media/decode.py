@@ -286,13 +286,9 @@ def _decode_streams(
 ):  # fmt: skip
     """One demux pass that stops as soon as it has what the clip needs: the frames nearest
     the target times, and the audio window `audio_window` gives (resampled to mono).
-
-    `lo`/`hi` count from the container's first timestamp (`clock_origin`), as players
-    count; frames without a timestamp (raw streams) are timed by their
-    order at the stream's frame duration. Returns frames, samples, has_audio, the last
-    frame time (from the origin too), `_Health`. `seek`: start near `lo` where the
-    container allows it (`_SeekMissed` when the first frame decoded came after a target).
-    """
+    `lo`/`hi` count from `clock_origin`; frames without a timestamp (raw streams) are timed
+    by their order. `seek`: start near `lo` (`_SeekMissed` if a target came before the
+    first frame). Returns frames, samples, has_audio, the last frame time, `_Health`."""
     origin = clock_origin(container)
     lo, hi = lo + origin, hi + origin  # the stream's own clock from here on
     vs, aus, resampler, streams = _open_streams(container, audio, read_audio, threads)
@@ -307,9 +303,7 @@ def _decode_streams(
     picked: list[np.ndarray | None] = [None] * len(times)
     prev = None
     k = 0
-    chunks: list[np.ndarray] = []
-    audio_t0 = None
-    audio_end = 0.0  # time the decoded audio reaches
+    sound = _AudioTake(resampler, audio.sample_rate)
     last_t = 0.0
     video_done = False
     shown = 0  # frames the decoder gave out, for timing frames without a timestamp
@@ -342,15 +336,10 @@ def _decode_streams(
                 if k == len(times) or t >= hi:
                     video_done = True
                     break
-        elif aus is not None and audio_end < ahi:
+        elif aus is not None and sound.end < ahi:
             for frame in health.decode(packet):
-                for rs in to_mono(frame, resampler, audio.sample_rate):
-                    if audio_t0 is None:
-                        audio_t0 = float(rs.time) if rs.time is not None else 0.0
-                        audio_end = audio_t0
-                    chunks.append(np.frombuffer(rs.planes[0], np.float32, rs.samples))
-                    audio_end += rs.samples / audio.sample_rate
-        if video_done and (aus is None or audio_end >= ahi):
+                sound.add(frame)
+        if video_done and (aus is None or sound.end >= ahi):
             break
     if seeked and (first_t is None or first_t > times[0] + 1e-3):
         raise _SeekMissed
@@ -366,9 +355,26 @@ def _decode_streams(
     while k < len(times):  # targets past the last frame hold the last frame
         picked[k] = resize(prev, video.size, video.resize, scaler)
         k += 1
-    samples = _joined_audio(chunks, audio_t0, alo, audio)
+    samples = _joined_audio(sound.chunks, sound.t0, alo, audio)
     last = last_t if not video_done else hi
-    return np.stack(picked), samples, bool(chunks), last - origin, health
+    return np.stack(picked), samples, bool(sound.chunks), last - origin, health
+
+
+class _AudioTake:
+    """The mono audio one pass decodes: its chunks, the first one's time, the time reached."""
+
+    def __init__(self, resampler, rate: int):
+        self.resampler, self.rate = resampler, rate
+        self.chunks: list[np.ndarray] = []
+        self.t0: float | None = None
+        self.end = 0.0
+
+    def add(self, frame) -> None:
+        for rs in to_mono(frame, self.resampler, self.rate):
+            if self.t0 is None:
+                self.t0 = self.end = float(rs.time) if rs.time is not None else 0.0
+            self.chunks.append(np.frombuffer(rs.planes[0], np.float32, rs.samples))
+            self.end += rs.samples / self.rate
 
 
 def _has_index(container: av.container.InputContainer) -> bool:

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from vdg_tf.bundle import Bundle
 from vdg_tf.data.pipeline import fixed_features, model_inputs
+from vdg_tf.export.litert import PREDICT_BATCH
 from vdg_tf.manifest import read_manifest
 from vdg_tf.media.decode import DecodeError, sample_times
 from vdg_tf.media.windows import Window, Windows, read_windows
@@ -260,9 +261,6 @@ def jobs_from(inputs: list[str], text: str = "") -> tuple[list[Job], list[str]]:
         else:
             jobs.append(Job(item, text))
     return jobs, problems
-
-
-PREDICT_BATCH = 16  # windows in one model call (a dynamic-batch export, or Keras)
 
 
 @dataclass
