@@ -303,9 +303,10 @@ def _add_benchmark_detection(bsub) -> None:
 def cmd_benchmark_feeds(a: argparse.Namespace) -> tuple[dict, str]:
     from vdg_tf.bench.feeds import run_feeds_benchmark
 
+    nice = {} if a.decode_nice is None else {"decode_nice": a.decode_nice}
     r = run_feeds_benchmark(a.model, a.video, feeds=a.feeds, search=a.max, seconds=a.seconds,
                             window=a.window, stride=a.stride, max_latency=a.max_latency,
-                            trust_model=a.trust_model)  # fmt: skip
+                            trust_model=a.trust_model, **nice)  # fmt: skip
     return r.to_dict(), r.format()
 
 
@@ -326,6 +327,9 @@ def _add_benchmark_feeds(bsub) -> None:
     sp.add_argument("--window", type=float, help="window seconds (default: the model's audio span)")
     sp.add_argument("--stride", type=float, default=0.5, help="seconds between windows")
     sp.add_argument("--max-latency", type=float, help="latency budget a window (default: stride)")
+    sp.add_argument("--decode-nice", type=int,
+                    help="how much nicer the decoders run than the model (default: "
+                         "vdg_tf.media.feeds.DECODE_NICE, 10; 0: the same priority)")  # fmt: skip
     _add_trust_model(sp)
 
 

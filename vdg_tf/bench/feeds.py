@@ -22,11 +22,13 @@ import io
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 
+from vdg_tf.media.feeds import DECODE_NICE
 from vdg_tf.media.wire import widen
 from vdg_tf.results import Result
 from vdg_tf.runtime.feeds import FeedEngine, FeedSettings, named
@@ -153,11 +155,13 @@ def _quantiles(seconds: list[float]) -> tuple[float | None, float | None]:
 
 
 def run_feeds(p: Predictor, ts, due, feeds: int, seconds: float, window: float, stride: float,
-              fps: float, max_latency: float | None = None, batch: int = 16) -> dict:  # fmt: skip
+              fps: float, max_latency: float | None = None, batch: int = 16,
+              decode_nice: int = DECODE_NICE) -> dict:  # fmt: skip
     """One trial: `feeds` live feeds of the MPEG-TS for `seconds`; its figures."""
     player = Player(ts, due, feeds, seconds, stride)
     run, cpu, t0 = PredictRun(), [(0.0, 0.0)], [0.0]
-    settings = FeedSettings(window, stride, True, max_latency, batch, timeout_s=5.0)
+    settings = FeedSettings(window, stride, True, max_latency, batch, timeout_s=5.0,
+                            decode_nice=decode_nice)  # fmt: skip
 
     made: list[tuple[str, float, float]] = []  # (feed, window end, when predicted)
 
@@ -200,6 +204,11 @@ def run_feeds(p: Predictor, ts, due, feeds: int, seconds: float, window: float, 
         # if this process had them to itself is cores / (2 windows/s x this)
         "cpu_ms_per_window": round(1000 * (own + kids) / max(run.windows, 1), 2),
         "failed": len(run.failed),
+        # the profile of a miss: model call times, and the windows dropped by start time
+        "model_call_ms_p50": _quantiles(engine.calls)[0],
+        "model_call_ms_max": round(1000 * max(engine.calls), 1) if engine.calls else None,
+        "drops_by_window_start": dict(sorted(Counter(
+            str(t) for s in run.sources for t in s["drops"]).items(), key=lambda kv: float(kv[0]))),
         "realtime": run.dropped == 0 and not run.failed and p95 is not None
         and max(p95, e95 or 0.0) < 1000 * stride,
     }  # fmt: skip
@@ -216,6 +225,7 @@ class FeedsBenchmark(Result):
     stride: float
     seconds: float
     fps: float
+    decode_nice: int = DECODE_NICE
     runs: list[dict] = field(default_factory=list)
     max_realtime_feeds: int | None = None
     # the feeds this machine's cores could follow at the CPU a window cost here (median
@@ -259,6 +269,7 @@ def run_feeds_benchmark(
     max_latency: float | None = None,
     start: int = 8,
     limit: int = 128,
+    decode_nice: int = DECODE_NICE,
     trust_model: bool = False,
 ) -> FeedsBenchmark:
     """Play `video` as `feeds` live feeds (default 2) for `seconds` each, or with `search`
@@ -275,10 +286,11 @@ def run_feeds_benchmark(
     p = Predictor(model, trust_model=trust_model)
     window = window or p.bundle.config.data.audio.seconds
     ts, due, fps = looped_ts(video, seconds + window)
-    r = FeedsBenchmark(str(model), str(video), window, stride, seconds, fps)
+    r = FeedsBenchmark(str(model), str(video), window, stride, seconds, fps, decode_nice)
 
     def trial(n: int) -> bool:
-        r.runs.append(run_feeds(p, ts, due, n, seconds, window, stride, fps, max_latency))
+        r.runs.append(run_feeds(p, ts, due, n, seconds, window, stride, fps, max_latency,
+                                decode_nice=decode_nice))  # fmt: skip
         return r.runs[-1]["realtime"]
 
     if not search:

@@ -143,8 +143,7 @@ def preprocess_beam(
             "(it moves protobuf from 7.x to 6.x)"
         )
     out = claim_dir(out)
-    m = manifest_rows(manifest, cfg)
-    rows, total, task, labels, skips = m.rows, m.total, m.task, m.labels, m.skips
+    rows, total, task, labels, skips = manifest_rows(manifest, cfg)
     (out / DEAD_LETTER).unlink(missing_ok=True)  # an earlier run's list is not this run's
     options = pipeline_options(runner, beam_options)
     logger.info("preprocess: %d clips on Beam's %s", len(rows), runner)

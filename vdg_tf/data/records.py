@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import tensorflow as tf
 from tqdm import tqdm
@@ -46,8 +46,7 @@ def encode_example(clip: dict, names: list[str], value: float) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-@dataclass
-class ManifestRows:
+class ManifestRows(NamedTuple):
     """The rows of a manifest to preprocess: those usable, how many it held, its task,
     labels, and the skip log its bad rows are already counted in."""
 
@@ -85,8 +84,7 @@ def preprocess(
     """
     out = claim_dir(out)
     set_decode_log(out / "decode.log")
-    m = manifest_rows(manifest, cfg)
-    rows, total, task, labels, skips = m.rows, m.total, m.task, m.labels, m.skips
+    rows, total, task, labels, skips = manifest_rows(manifest, cfg)
     ds = decode_rows(rows, cfg, skips=skips)
     names = shard_names(shards)
     count = 0

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from vdg_tf.media.convert import fit_audio
-from vdg_tf.media.feeds import FeedJob, FeedProcess
+from vdg_tf.media.feeds import DECODE_NICE, FeedJob, FeedProcess
 from vdg_tf.media.windows import Window
 from vdg_tf.runtime.incremental import IncrementalRunner, ring_outputs
 from vdg_tf.runtime.stream_state import CausalRunner, make_runner
@@ -103,6 +103,7 @@ class FeedSettings:
     events: object = None  # predict.Events
     segments: float | None = None
     follow: bool = True
+    decode_nice: int = DECODE_NICE  # how much nicer the decoders run than this process
 
 
 class _Feed:
@@ -201,6 +202,7 @@ class FeedEngine:
         self.cond = threading.Condition()
         self.feeds: dict[str, _Feed] = {}
         self.est_s = 0.0  # seconds of the last model call: what answering a window takes
+        self.calls: list[float] = []  # seconds of every model call (the benchmark's profile)
         self.budget = s.max_latency if s.max_latency is not None else s.stride
         self.stopping = False
 
@@ -218,7 +220,8 @@ class FeedEngine:
         try:
             for feed in self.feeds.values():
                 job = FeedJob(feed.src.source, cfg.video, cfg.audio, self.s.window,
-                              self.s.stride, self.s.follow, self.s.timeout_s)  # fmt: skip
+                              self.s.stride, self.s.follow, self.s.timeout_s,
+                              self.s.decode_nice)  # fmt: skip
                 try:
                     feed.proc = FeedProcess(feed.src.name, job, self._on_message)
                 except OSError as e:
@@ -317,6 +320,7 @@ class FeedEngine:
         out = self.model.outputs(groups)
         done = time.monotonic()
         self.est_s = 0.5 * self.est_s + 0.5 * (done - t)
+        self.calls.append(done - t)
         row = 0
         for feed, ws in groups:
             outputs, row = out[row : row + len(ws)], row + len(ws)
